@@ -1,0 +1,98 @@
+package api
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/nexus/nexus/fsm/command"
+	"github.com/nexus/nexus/registry"
+)
+
+// Writer commits encoded commands through Raft. The cluster package implements
+// it: on the leader it applies, on a follower it forwards to the leader, and in
+// both cases it returns only once the command has applied on this node too.
+//
+// Errors: command.ErrNoLeader (surely not applied: 503), command.ErrOutcomeUnknown
+// (dispatched, answer lost: 504), command.ErrNotApplied (committed on the leader
+// but not yet applied here: 504). A business error is a Result with Err set.
+type Writer interface {
+	Apply(ctx context.Context, cmd []byte) (*command.Result, error)
+}
+
+// Reader gives the local replica.
+type Reader interface {
+	Store() *registry.Store
+}
+
+// RaftStatus is the Raft view of this node.
+type RaftStatus struct {
+	State        string       `json:"state"`
+	Term         uint64       `json:"term"`
+	Leader       string       `json:"leader"`
+	CommitIndex  uint64       `json:"commit_index"`
+	AppliedIndex uint64       `json:"applied_index"`
+	LastContact  time.Duration `json:"-"`
+	Servers      []RaftServer `json:"-"`
+}
+
+// RaftServer is one server of the Raft configuration.
+type RaftServer struct {
+	ID       string `json:"id"`
+	Address  string `json:"address"`
+	Suffrage string `json:"suffrage"`
+	Leader   bool   `json:"leader"`
+}
+
+// Member is one gossip member as GET /cluster/members shows it.
+type Member struct {
+	Name        string `json:"name"`
+	Address     string `json:"address"`
+	Status      string `json:"status"`
+	Raft        string `json:"raft"`
+	HTTPAddr    string `json:"http_addr"`
+	GatewayAddr string `json:"gateway_addr"`
+	Version     string `json:"version,omitempty"`
+}
+
+// LeaderInfo is the known leader.
+type LeaderInfo struct {
+	Node     string `json:"node"`
+	RaftAddr string `json:"raft_addr"`
+	HTTPAddr string `json:"http_addr"`
+}
+
+// Cluster answers questions about membership and Raft state.
+type Cluster interface {
+	NodeName() string
+	Raft() RaftStatus
+	Members() []Member
+	// Leader returns the known leader, or ok=false when there is none.
+	Leader() (LeaderInfo, bool)
+	// Ready reports whether this node knows a leader and has applied up to
+	// the commit index it learned from it.
+	Ready() bool
+	// Leave makes this node leave the cluster for good (POST /cluster/leave).
+	Leave(ctx context.Context) error
+	// Forwarded applies a command forwarded by a follower; authenticated by
+	// the cluster secret (mac over the body). Only the leader accepts it.
+	Forwarded(ctx context.Context, mac string, cmd []byte) (*command.Result, error)
+}
+
+// Deps are what the admin API needs; cmd wires them.
+type Deps struct {
+	Writer   Writer
+	Reader   Reader
+	Cluster  Cluster
+	Codec    *command.Codec
+	Logger   *slog.Logger
+	Registry prometheus.Registerer
+	Gatherer prometheus.Gatherer
+	Version  string
+	// MaxBodyBytes limits request bodies (default 1 MiB; 413 above).
+	MaxBodyBytes int
+	// Now is the proposer clock stamped into commands (default time.Now).
+	Now func() time.Time
+}

@@ -1,0 +1,59 @@
+package command
+
+import (
+	"encoding/json"
+	"errors"
+)
+
+// Result is what applying a command answered. A business error (CAS conflict,
+// unknown service) is a Result with Err set, never a failed Apply: the entry is
+// committed either way and every replica reaches the same answer.
+type Result struct {
+	// Index is the Raft index of the entry that carried the command.
+	Index uint64 `json:"index"`
+	// Created is true when the command created the object (201 vs 200).
+	Created bool `json:"created,omitempty"`
+	// Value is the answer body: an applied object, a list, or a count. After
+	// forwarding it arrives as json.RawMessage.
+	Value any `json:"value,omitempty"`
+	// Err is a business error; the write changed nothing.
+	Err *Error `json:"error,omitempty"`
+}
+
+// Error is a business error of a command, in the API error shape.
+type Error struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// Business error codes that Apply can answer.
+const (
+	CodeNotFound     = "not_found"
+	CodeCASConflict  = "cas_conflict"
+	CodeTypeConflict = "type_conflict"
+	CodeConflict     = "conflict"
+	CodeInvalid      = "invalid"
+)
+
+// Write outcomes that are not business answers. They cross from cluster to api
+// through this leaf package so that api never imports the cluster.
+var (
+	// ErrNoLeader means the write was surely not applied: safe to retry.
+	ErrNoLeader = errors.New("no leader")
+	// ErrOutcomeUnknown means the write was dispatched and its outcome was lost
+	// (leadership lost, timeout): it may or may not have been applied.
+	ErrOutcomeUnknown = errors.New("outcome unknown")
+	// ErrNotApplied means the leader committed the write but this node did not
+	// apply it in time, so answering would break read-your-writes.
+	ErrNotApplied = errors.New("committed but not applied on this node")
+)
+
+// RawValue returns the value as JSON bytes.
+func (r *Result) RawValue() ([]byte, error) {
+	if raw, ok := r.Value.(json.RawMessage); ok {
+		return raw, nil
+	}
+	return json.Marshal(r.Value)
+}

@@ -1,0 +1,138 @@
+// Package registry is the domain of Nexus: the types of the service catalog, the
+// configuration store and gateway routes, their validation, and the in-memory
+// state store (go-memdb) that the Raft FSM mutates and every reader queries.
+//
+// It needs only the standard library and go-memdb: no network, no Raft, no clock.
+package registry
+
+import "encoding/json"
+
+// Health statuses of an instance or a check, from best to worst.
+const (
+	StatusPassing  = "passing"
+	StatusWarning  = "warning"
+	StatusCritical = "critical"
+)
+
+// Check kinds.
+const (
+	CheckTTL  = "ttl"
+	CheckHTTP = "http"
+	CheckTCP  = "tcp"
+)
+
+// Instance is one registered instance of a service. The node that received the
+// registration owns it and runs its checks.
+type Instance struct {
+	ID                      string            `json:"id" msgpack:"id"`
+	Service                 string            `json:"service" msgpack:"service"`
+	Type                    string            `json:"type" msgpack:"type"`
+	Address                 string            `json:"address" msgpack:"address"`
+	Port                    int               `json:"port" msgpack:"port"`
+	Tags                    []string          `json:"tags" msgpack:"tags"`
+	Metadata                map[string]string `json:"metadata" msgpack:"metadata"`
+	Node                    string            `json:"node" msgpack:"node"`
+	Status                  string            `json:"status" msgpack:"status"`
+	Checks                  []Check           `json:"checks" msgpack:"checks"`
+	DependsOn               []string          `json:"depends_on" msgpack:"depends_on"`
+	DeregisterCriticalAfter string            `json:"deregister_critical_after,omitempty" msgpack:"dca"`
+	CreateIndex             uint64            `json:"create_index" msgpack:"ci"`
+	ModifyIndex             uint64            `json:"modify_index" msgpack:"mi"`
+}
+
+// Check is a health check definition plus its last observed result.
+type Check struct {
+	Kind     string `json:"kind" msgpack:"kind"`
+	TTL      string `json:"ttl,omitempty" msgpack:"ttl"`
+	HTTP     string `json:"http,omitempty" msgpack:"http"`
+	TCP      string `json:"tcp,omitempty" msgpack:"tcp"`
+	Interval string `json:"interval,omitempty" msgpack:"interval"`
+	Timeout  string `json:"timeout,omitempty" msgpack:"timeout"`
+	Status   string `json:"status" msgpack:"status"`
+	Output   string `json:"output" msgpack:"output"`
+}
+
+// Service is the catalog record of a service name: its single type and the
+// indexes of the last change to any of its instances (deletions included).
+type Service struct {
+	Name        string `json:"name" msgpack:"name"`
+	Type        string `json:"type" msgpack:"type"`
+	CreateIndex uint64 `json:"create_index" msgpack:"ci"`
+	ModifyIndex uint64 `json:"modify_index" msgpack:"mi"`
+}
+
+// ConfigEntry is one key of the configuration store. Value is any JSON value,
+// kept as the compacted bytes the client sent.
+type ConfigEntry struct {
+	Key         string          `json:"key" msgpack:"key"`
+	Value       json.RawMessage `json:"value" msgpack:"value"`
+	CreateIndex uint64          `json:"-" msgpack:"ci"`
+	ModifyIndex uint64          `json:"modify_index" msgpack:"mi"`
+}
+
+// Route is a gateway route. Durations are kept as the strings the user gave
+// (validated on write) so that what is read back is what was written.
+type Route struct {
+	ID             string            `json:"id" msgpack:"id"`
+	Hosts          []string          `json:"hosts" msgpack:"hosts"`
+	Paths          []string          `json:"paths" msgpack:"paths"`
+	Match          string            `json:"match" msgpack:"match"`
+	Methods        []string          `json:"methods" msgpack:"methods"`
+	Service        string            `json:"service" msgpack:"service"`
+	StripPath      bool              `json:"strip_path" msgpack:"strip_path"`
+	PreserveHost   bool              `json:"preserve_host" msgpack:"preserve_host"`
+	Priority       int               `json:"priority" msgpack:"priority"`
+	LoadBalancer   string            `json:"load_balancer" msgpack:"lb"`
+	HashOn         string            `json:"hash_on,omitempty" msgpack:"hash_on"`
+	Timeout        string            `json:"timeout" msgpack:"timeout"`
+	Retries        *int              `json:"retries" msgpack:"retries"`
+	RateLimit      *RateLimit        `json:"rate_limit,omitempty" msgpack:"rate_limit"`
+	CircuitBreaker *CircuitBreaker   `json:"circuit_breaker,omitempty" msgpack:"cb"`
+	Cache          *CachePolicy      `json:"cache,omitempty" msgpack:"cache"`
+	CORS           *CORSPolicy       `json:"cors,omitempty" msgpack:"cors"`
+	Auth           *AuthPolicy       `json:"auth,omitempty" msgpack:"auth"`
+	Compression    *Compression      `json:"compression,omitempty" msgpack:"compression"`
+	Metadata       map[string]string `json:"metadata,omitempty" msgpack:"metadata"`
+	CreateIndex    uint64            `json:"create_index" msgpack:"ci"`
+	ModifyIndex    uint64            `json:"modify_index" msgpack:"mi"`
+}
+
+// RateLimit is a token bucket per key.
+type RateLimit struct {
+	RPS   float64 `json:"rps" msgpack:"rps"`
+	Burst int     `json:"burst" msgpack:"burst"`
+	Key   string  `json:"key" msgpack:"key"`
+	Scope string  `json:"scope" msgpack:"scope"`
+}
+
+// CircuitBreaker opens per instance after consecutive failures.
+type CircuitBreaker struct {
+	ConsecutiveFailures int    `json:"consecutive_failures" msgpack:"cf"`
+	OpenFor             string `json:"open_for" msgpack:"open_for"`
+}
+
+// CachePolicy enables the response cache of a route.
+type CachePolicy struct {
+	TTL string `json:"ttl" msgpack:"ttl"`
+}
+
+// CORSPolicy configures CORS answers of a route.
+type CORSPolicy struct {
+	Origins          []string `json:"origins" msgpack:"origins"`
+	Methods          []string `json:"methods,omitempty" msgpack:"methods"`
+	Headers          []string `json:"headers,omitempty" msgpack:"headers"`
+	Credentials      bool     `json:"credentials,omitempty" msgpack:"credentials"`
+	MaxAge           string   `json:"max_age,omitempty" msgpack:"max_age"`
+	ExposeHeaders    []string `json:"expose_headers,omitempty" msgpack:"expose"`
+}
+
+// AuthPolicy selects the authentication plugin of a route.
+type AuthPolicy struct {
+	Type         string   `json:"type" msgpack:"type"` // jwt | key
+	ForwardClaims []string `json:"forward_claims,omitempty" msgpack:"fc"`
+}
+
+// Compression enables response compression of a route.
+type Compression struct {
+	Enabled bool `json:"enabled" msgpack:"enabled"`
+}
