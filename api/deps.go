@@ -29,13 +29,13 @@ type Reader interface {
 
 // RaftStatus is the Raft view of this node.
 type RaftStatus struct {
-	State        string       `json:"state"`
-	Term         uint64       `json:"term"`
-	Leader       string       `json:"leader"`
-	CommitIndex  uint64       `json:"commit_index"`
-	AppliedIndex uint64       `json:"applied_index"`
+	State        string        `json:"state"`
+	Term         uint64        `json:"term"`
+	Leader       string        `json:"leader"`
+	CommitIndex  uint64        `json:"commit_index"`
+	AppliedIndex uint64        `json:"applied_index"`
 	LastContact  time.Duration `json:"-"`
-	Servers      []RaftServer `json:"-"`
+	Servers      []RaftServer  `json:"-"`
 }
 
 // RaftServer is one server of the Raft configuration.

@@ -118,17 +118,17 @@ type CachePolicy struct {
 
 // CORSPolicy configures CORS answers of a route.
 type CORSPolicy struct {
-	Origins          []string `json:"origins" msgpack:"origins"`
-	Methods          []string `json:"methods,omitempty" msgpack:"methods"`
-	Headers          []string `json:"headers,omitempty" msgpack:"headers"`
-	Credentials      bool     `json:"credentials,omitempty" msgpack:"credentials"`
-	MaxAge           string   `json:"max_age,omitempty" msgpack:"max_age"`
-	ExposeHeaders    []string `json:"expose_headers,omitempty" msgpack:"expose"`
+	Origins       []string `json:"origins" msgpack:"origins"`
+	Methods       []string `json:"methods,omitempty" msgpack:"methods"`
+	Headers       []string `json:"headers,omitempty" msgpack:"headers"`
+	Credentials   bool     `json:"credentials,omitempty" msgpack:"credentials"`
+	MaxAge        string   `json:"max_age,omitempty" msgpack:"max_age"`
+	ExposeHeaders []string `json:"expose_headers,omitempty" msgpack:"expose"`
 }
 
 // AuthPolicy selects the authentication plugin of a route.
 type AuthPolicy struct {
-	Type         string   `json:"type" msgpack:"type"` // jwt | key
+	Type          string   `json:"type" msgpack:"type"` // jwt | key
 	ForwardClaims []string `json:"forward_claims,omitempty" msgpack:"fc"`
 }
 
