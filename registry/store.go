@@ -138,6 +138,9 @@ func (tx *Tx) Commit() { tx.txn.Commit() }
 // Abort discards a transaction; safe after Commit.
 func (tx *Tx) Abort() { tx.txn.Abort() }
 
+// SetIndex moves a write transaction to the next Raft entry of a batch.
+func (tx *Tx) SetIndex(idx uint64) { tx.index = idx }
+
 // Index returns the Raft index of a write transaction.
 func (tx *Tx) Index() uint64 { return tx.index }
 
@@ -414,11 +417,15 @@ type ConfigWrite struct {
 // ConfigSet writes every key or none: a CAS mismatch on any key aborts all.
 // One key must not appear twice in one write.
 func (tx *Tx) ConfigSet(writes []ConfigWrite) ([]ConfigEntry, []*ConfigEntry, *Error) {
+	if len(writes) == 0 {
+		// The FSM answers entries[0]: an empty write must be refused here.
+		return nil, nil, invalid("entries", "at least one entry is required")
+	}
 	seen := make(map[string]bool, len(writes))
 	prevs := make([]*ConfigEntry, len(writes))
 	for i, w := range writes {
 		if seen[w.Key] {
-			return nil, nil, errorf(CodeInvalid, "entries: key %q appears twice", w.Key)
+			return nil, nil, invalid("entries", "key %q appears twice", w.Key)
 		}
 		seen[w.Key] = true
 		prev := tx.ConfigGet(nil, w.Key)

@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 
 	"github.com/hashicorp/go-msgpack/v2/codec"
@@ -191,7 +192,24 @@ func NewCodec() *Codec {
 	h.TypeInfos = codec.NewTypeInfos([]string{"msgpack"})
 	h.RawToString = true
 	h.WriteExt = true
+	// Canonical sorts map keys so that snapshots of equal states are equal bytes.
+	h.Canonical = true
 	return &Codec{handle: h, bufs: sync.Pool{New: func() any { return new(bytes.Buffer) }}}
+}
+
+// EncodeValue encodes a bare msgpack value (snapshots use it).
+func (c *Codec) EncodeValue(w io.Writer, v any) error {
+	return codec.NewEncoder(w, c.handle).Encode(v)
+}
+
+// DecodeValue decodes a bare msgpack value from r.
+func (c *Codec) DecodeValue(r io.Reader, v any) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("command: decode: %v", p)
+		}
+	}()
+	return codec.NewDecoder(r, c.handle).Decode(v)
 }
 
 // Encode returns [type][version][payload] for msg.

@@ -1,0 +1,277 @@
+package cluster_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/nexus/nexus/cluster"
+	"github.com/nexus/nexus/fsm"
+	"github.com/nexus/nexus/fsm/command"
+	"github.com/nexus/nexus/registry"
+	"github.com/nexus/nexus/storage"
+)
+
+// testNode is one in-process node: real Raft over TCP, real memberlist, the
+// real FSM, and a minimal HTTP endpoint for forwarded writes and read indexes.
+type testNode struct {
+	name    string
+	node    *cluster.Node
+	machine *fsm.FSM
+	store   *registry.Store
+	http    *fasthttp.Server
+	dd      *storage.DataDir
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+type ports struct{ raft, gossip, http int }
+
+func startNode(t *testing.T, name, dir string, p ports, expect int, join []string) *testNode {
+	t.Helper()
+	dd, err := storage.Open(dir, name, testWriter{t})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := registry.NewStore()
+	codec := command.NewCodec()
+	machine := fsm.New(fsm.Deps{Store: store, Codec: codec})
+	identity := func() (string, string) {
+		tx := store.ReadTxn()
+		defer tx.Abort()
+		if m := tx.ClusterMeta(); m != nil {
+			return m.ClusterID, m.Secret
+		}
+		return "", ""
+	}
+	httpAddr := "127.0.0.1:" + strconv.Itoa(p.http)
+	node, err := cluster.New(cluster.Config{
+		Node: name, BindAddr: "127.0.0.1", RaftPort: p.raft, GossipPort: p.gossip, HTTPAddr: httpAddr,
+		BootstrapExpect: expect, Join: join, Version: "test",
+		HeartbeatTimeout: 300 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond,
+		LeaderLeaseTimeout: 150 * time.Millisecond, CommitTimeout: 5 * time.Millisecond,
+		ApplyTimeout: 5 * time.Second, ReconcileInterval: 500 * time.Millisecond,
+		DataDir: dd, FSM: machine,
+		Hooks: cluster.Hooks{
+			Noop: func() []byte { b, _ := codec.Encode(command.TypeNoop, &command.Noop{}); return b },
+			ClusterInit: func(id, secret string) []byte {
+				b, _ := codec.Encode(command.TypeClusterInit, &command.ClusterInit{ClusterID: id, Secret: secret})
+				return b
+			},
+			Identity: identity,
+		},
+		Logger:    slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})).With("node", name),
+		LogOutput: testWriter{t}, LogLevel: slog.LevelWarn,
+	})
+	if err != nil {
+		dd.Close()
+		t.Fatal(err)
+	}
+	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		mac := string(ctx.Request.Header.Peek(cluster.ForwardMACHeader))
+		switch string(ctx.Path()) {
+		case cluster.ForwardPath:
+			res, err := node.Forwarded(context.Background(), mac, ctx.PostBody())
+			switch {
+			case errors.Is(err, command.ErrNoLeader):
+				ctx.SetStatusCode(503)
+			case err != nil:
+				ctx.SetStatusCode(504)
+			default:
+				b, _ := json.Marshal(res)
+				ctx.SetBody(b)
+			}
+		case cluster.ReadIndexPath:
+			idx, err := node.ForwardedReadIndex(context.Background(), mac, ctx.PostBody())
+			if err != nil {
+				ctx.SetStatusCode(503)
+				return
+			}
+			ctx.SetBodyString(strconv.FormatUint(idx, 10))
+		}
+	}}
+	ln, err := net.Listen("tcp", httpAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	return &testNode{name: name, node: node, machine: machine, store: store, http: srv, dd: dd}
+}
+
+func (n *testNode) stop() {
+	_ = n.node.Shutdown(context.Background())
+	_ = n.http.Shutdown()
+	_ = n.dd.Close()
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(p))
+	return len(p), nil
+}
+
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("timed out after %s waiting for %s", timeout, what)
+}
+
+func configSet(t *testing.T, key, value string) []byte {
+	t.Helper()
+	b, err := command.NewCodec().Encode(command.TypeConfigSet, &command.ConfigSet{
+		Meta: command.Meta{Actor: "test", Time: time.Now().UnixNano()}, Entries: []command.ConfigOp{{Key: key, Value: []byte(value)}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func configValue(s *registry.Store, key string) string {
+	tx := s.ReadTxn()
+	defer tx.Abort()
+	if e := tx.ConfigGet(nil, key); e != nil {
+		return string(e.Value)
+	}
+	return ""
+}
+
+func TestThreeNodesReplicateForwardAndFailOver(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three nodes")
+	}
+	names := []string{"a", "b", "c"}
+	ps := make([]ports, 3)
+	var join []string
+	for i := range ps {
+		ps[i] = ports{raft: freePort(t), gossip: freePort(t), http: freePort(t)}
+		join = append(join, fmt.Sprintf("127.0.0.1:%d", ps[i].gossip))
+	}
+	nodes := make([]*testNode, 3)
+	dirs := make([]string, 3)
+	for i, name := range names {
+		dirs[i] = t.TempDir()
+		nodes[i] = startNode(t, name, dirs[i], ps[i], 3, join)
+	}
+	defer func() {
+		for _, n := range nodes {
+			if n != nil {
+				n.stop()
+			}
+		}
+	}()
+
+	leaderIdx := func() int {
+		for i, n := range nodes {
+			if n != nil && n.node.Raft().State == "leader" && n.node.Ready() {
+				return i
+			}
+		}
+		return -1
+	}
+	waitFor(t, "a leader with its barrier applied", 15*time.Second, func() bool { return leaderIdx() >= 0 })
+	waitFor(t, "three voters", 10*time.Second, func() bool {
+		return len(nodes[leaderIdx()].node.Raft().Servers) == 3
+	})
+	li := leaderIdx()
+	follower := (li + 1) % 3
+
+	// The cluster identity is replicated before followers can forward.
+	waitFor(t, "cluster identity on every node", 10*time.Second, func() bool {
+		for _, n := range nodes {
+			if n.dd.ClusterID() == "" {
+				return false
+			}
+		}
+		return true
+	})
+
+	// A write on a follower is forwarded, and applied on that follower
+	// before it answers (read-your-writes).
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := nodes[follower].node.Apply(ctx, configSet(t, "k1", `"v1"`))
+	if err != nil {
+		t.Fatalf("forwarded write: %v", err)
+	}
+	if res.Err != nil || res.Index == 0 {
+		t.Fatalf("forwarded write result: %+v", res)
+	}
+	if got := configValue(nodes[follower].store, "k1"); got != `"v1"` {
+		t.Fatalf("follower answered before applying its own write: %q", got)
+	}
+	waitFor(t, "k1 on every node", 5*time.Second, func() bool {
+		for _, n := range nodes {
+			if configValue(n.store, "k1") != `"v1"` {
+				return false
+			}
+		}
+		return true
+	})
+
+	// Linearizable reads through a follower.
+	if err := nodes[follower].node.ConsistentRead(ctx); err != nil {
+		t.Fatalf("consistent read on follower: %v", err)
+	}
+
+	// Stop the leader (SIGTERM path: transfer leadership, no leave).
+	old := nodes[li]
+	old.stop()
+	nodes[li] = nil
+	waitFor(t, "a new leader", 15*time.Second, func() bool { li2 := leaderIdx(); return li2 >= 0 && li2 != li })
+	survivor := -1
+	for i, n := range nodes {
+		if n != nil {
+			survivor = i
+		}
+	}
+	if _, err := nodes[survivor].node.Apply(ctx, configSet(t, "k2", `"v2"`)); err != nil {
+		t.Fatalf("write after failover: %v", err)
+	}
+
+	// The stopped node restarts from its data dir, does not bootstrap again,
+	// and catches up.
+	nodes[li] = startNode(t, names[li], dirs[li], ps[li], 3, join)
+	waitFor(t, "restarted node catches up", 15*time.Second, func() bool {
+		return configValue(nodes[li].store, "k2") == `"v2"` && configValue(nodes[li].store, "k1") == `"v1"`
+	})
+	if got := len(nodes[leaderIdx()].node.Raft().Servers); got != 3 {
+		t.Fatalf("raft servers after restart: %d, want 3", got)
+	}
+}
+
+func TestDataDirOfAnotherNodeIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	dd, err := storage.Open(dir, "n1", testWriter{t})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dd.Close()
+	_, err = storage.Open(dir, "n2", testWriter{t})
+	if !errors.Is(err, storage.ErrForeignDataDir) {
+		t.Fatalf("open by another node: %v, want ErrForeignDataDir", err)
+	}
+}

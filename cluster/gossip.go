@@ -1,0 +1,253 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log"
+	"log/slog"
+	"net"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// nodeMeta is what a node tells its peers through gossip (<= 512 bytes).
+type nodeMeta struct {
+	Role      string `json:"role"`            // "server"
+	RaftAddr  string `json:"raft"`            // host:port of the Raft transport
+	HTTPAddr  string `json:"http"`            // admin API
+	Gateway   string `json:"gw"`              // gateway listener
+	Version   string `json:"v"`               // build version
+	ClusterID string `json:"cid,omitempty"`   // set once the node belongs to a cluster
+	HasState  bool   `json:"state,omitempty"` // holds Raft state: never bootstrap with it
+	Expect    int    `json:"expect,omitempty"`
+}
+
+// Member statuses.
+const (
+	StatusAlive  = "alive"
+	StatusFailed = "failed"
+	StatusLeft   = "left"
+)
+
+type memberState struct {
+	Name    string
+	Addr    string
+	Status  string
+	Meta    nodeMeta
+	Changed time.Time
+}
+
+type memberEvent struct {
+	name   string
+	status string
+}
+
+// gossip tracks the members memberlist told us about, including failed and
+// left ones, which memberlist itself forgets.
+type gossip struct {
+	n *Node
+
+	mu      sync.RWMutex
+	members map[string]*memberState
+	meta    nodeMeta
+}
+
+func (n *Node) startGossip() error {
+	g := &gossip{n: n, members: map[string]*memberState{}}
+	g.meta = nodeMeta{
+		Role: "server", RaftAddr: n.raftAddr(), HTTPAddr: n.cfg.HTTPAddr, Gateway: n.cfg.GatewayAddr,
+		Version: n.cfg.Version, ClusterID: n.cfg.DataDir.ClusterID(), HasState: n.hasState(), Expect: n.cfg.BootstrapExpect,
+	}
+	n.gossip = g
+
+	mc := memberlist.DefaultLANConfig()
+	mc.Name = n.cfg.Node
+	mc.BindAddr = n.cfg.BindAddr
+	mc.BindPort = n.cfg.GossipPort
+	mc.AdvertiseAddr = n.cfg.AdvertiseAddr
+	mc.AdvertisePort = n.cfg.GossipPort
+	// LAN tuning: detect a dead node in about 2-3 s instead of ~5 s.
+	mc.ProbeInterval = 500 * time.Millisecond
+	mc.ProbeTimeout = 250 * time.Millisecond
+	mc.GossipInterval = 100 * time.Millisecond
+	mc.SuspicionMult = 3
+	mc.Delegate = g
+	mc.Events = g
+	mc.Merge = g
+	mc.Alive = g
+	mc.Logger = log.New(&logWriter{logger: n.logger.With("component", "gossip")}, "", 0)
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		return fmt.Errorf("gossip on %s:%d: %w", n.cfg.BindAddr, n.cfg.GossipPort, err)
+	}
+	n.ml = ml
+	return nil
+}
+
+// setMeta updates what this node gossips and pushes it to peers.
+func (g *gossip) setMeta(update func(m *nodeMeta)) {
+	g.mu.Lock()
+	before := g.meta
+	update(&g.meta)
+	changed := before != g.meta
+	g.mu.Unlock()
+	if changed && g.n.ml != nil {
+		if err := g.n.ml.UpdateNode(5 * time.Second); err != nil {
+			g.n.logger.Warn("gossip meta update failed", "err", err)
+		}
+	}
+}
+
+func (g *gossip) localMeta() nodeMeta {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return g.meta
+}
+
+// NodeMeta implements memberlist.Delegate.
+func (g *gossip) NodeMeta(limit int) []byte {
+	b, _ := json.Marshal(g.localMeta())
+	if len(b) > limit {
+		g.n.logger.Error("gossip meta too large", "bytes", len(b), "limit", limit)
+		return nil
+	}
+	return b
+}
+
+// NotifyMsg, GetBroadcasts, LocalState and MergeRemoteState: no user data
+// travels over gossip yet.
+func (g *gossip) NotifyMsg([]byte)                           {}
+func (g *gossip) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+func (g *gossip) LocalState(join bool) []byte                { return nil }
+func (g *gossip) MergeRemoteState(buf []byte, join bool)     {}
+
+func parseMeta(b []byte) (nodeMeta, bool) {
+	var m nodeMeta
+	if len(b) == 0 || json.Unmarshal(b, &m) != nil {
+		return m, false
+	}
+	return m, true
+}
+
+// NotifyMerge refuses to merge with a cluster that has another identity:
+// a data dir of cluster A must never join cluster B.
+func (g *gossip) NotifyMerge(peers []*memberlist.Node) error {
+	for _, p := range peers {
+		if err := g.checkPeer(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// NotifyAlive refuses a single peer of another cluster.
+func (g *gossip) NotifyAlive(p *memberlist.Node) error { return g.checkPeer(p) }
+
+func (g *gossip) checkPeer(p *memberlist.Node) error {
+	if p.Name == g.n.cfg.Node {
+		return nil
+	}
+	m, ok := parseMeta(p.Meta)
+	if !ok {
+		return fmt.Errorf("peer %s sent no nexus metadata", p.Name)
+	}
+	mine := g.localMeta().ClusterID
+	if mine != "" && m.ClusterID != "" && mine != m.ClusterID {
+		g.n.logger.Error("refusing peer of another cluster", "peer", p.Name, "peer_cluster", m.ClusterID, "cluster", mine)
+		return fmt.Errorf("peer %s belongs to cluster %s, this node to %s", p.Name, m.ClusterID, mine)
+	}
+	return nil
+}
+
+// NotifyJoin implements memberlist.EventDelegate.
+func (g *gossip) NotifyJoin(node *memberlist.Node) { g.record(node, StatusAlive) }
+
+// NotifyUpdate implements memberlist.EventDelegate.
+func (g *gossip) NotifyUpdate(node *memberlist.Node) { g.record(node, StatusAlive) }
+
+// NotifyLeave implements memberlist.EventDelegate: a node that left on
+// purpose is "left", one that stopped answering is "failed".
+func (g *gossip) NotifyLeave(node *memberlist.Node) {
+	status := StatusFailed
+	if node.State == memberlist.StateLeft {
+		status = StatusLeft
+	}
+	g.record(node, status)
+}
+
+func (g *gossip) record(node *memberlist.Node, status string) {
+	meta, _ := parseMeta(node.Meta)
+	g.mu.Lock()
+	prev := g.members[node.Name]
+	g.members[node.Name] = &memberState{
+		Name: node.Name, Addr: net.JoinHostPort(node.Addr.String(), strconv.Itoa(int(node.Port))),
+		Status: status, Meta: meta, Changed: time.Now(),
+	}
+	g.mu.Unlock()
+	if prev == nil || prev.Status != status {
+		g.n.logger.Info("member "+status, "member", node.Name, "addr", node.Addr.String())
+	}
+	// Never block memberlist: the leader also reconciles periodically.
+	select {
+	case g.n.events <- memberEvent{name: node.Name, status: status}:
+	default:
+	}
+}
+
+// snapshot returns every known member sorted by name.
+func (g *gossip) snapshot() []memberState {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	out := make([]memberState, 0, len(g.members))
+	for _, m := range g.members {
+		out = append(out, *m)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+func (g *gossip) member(name string) (memberState, bool) {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	m, ok := g.members[name]
+	if !ok {
+		return memberState{}, false
+	}
+	return *m, true
+}
+
+// memberByRaftAddr finds the member that advertises a Raft address.
+func (g *gossip) memberByRaftAddr(addr string) (memberState, bool) {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	for _, m := range g.members {
+		if m.Meta.RaftAddr == addr {
+			return *m, true
+		}
+	}
+	return memberState{}, false
+}
+
+// logWriter turns memberlist's "[LEVEL] memberlist: msg" lines into slog.
+type logWriter struct{ logger *slog.Logger }
+
+func (w *logWriter) Write(p []byte) (int, error) {
+	line := strings.TrimSpace(string(p))
+	level := slog.LevelInfo
+	for prefix, l := range map[string]slog.Level{"[DEBUG]": slog.LevelDebug, "[INFO]": slog.LevelInfo, "[WARN]": slog.LevelWarn, "[ERR]": slog.LevelError, "[ERROR]": slog.LevelError} {
+		if strings.HasPrefix(line, prefix) {
+			level = l
+			line = strings.TrimSpace(strings.TrimPrefix(line, prefix))
+			break
+		}
+	}
+	line = strings.TrimPrefix(line, "memberlist: ")
+	w.logger.Log(context.Background(), level, line)
+	return len(p), nil
+}

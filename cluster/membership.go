@@ -1,0 +1,314 @@
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"sort"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// joinLoop retries --join until this node has met another member. Joining
+// the node itself is allowed and simply does not count.
+func (n *Node) joinLoop() {
+	defer n.wg.Done()
+	if len(n.cfg.Join) == 0 {
+		return
+	}
+	backoff := 200 * time.Millisecond
+	for {
+		if n.ml.NumMembers() > 1 {
+			return
+		}
+		var others []string
+		for _, a := range n.cfg.Join {
+			if a != n.gossipAddr() {
+				others = append(others, a)
+			}
+		}
+		if len(others) == 0 {
+			return
+		}
+		joined, err := n.ml.Join(others)
+		if joined > 0 && n.ml.NumMembers() > 1 {
+			n.logger.Info("joined cluster", "contacted", joined, "members", n.ml.NumMembers())
+			return
+		}
+		n.logger.Debug("join failed, retrying", "join", others, "err", err, "backoff", backoff)
+		select {
+		case <-n.stopCh:
+			return
+		case <-time.After(backoff):
+		}
+		if backoff < 5*time.Second {
+			backoff *= 2
+		}
+	}
+}
+
+func (n *Node) gossipAddr() string {
+	return joinHostPort(n.cfg.AdvertiseAddr, n.cfg.GossipPort)
+}
+
+// bootstrapLoop bootstraps Raft exactly once in the cluster's life: when this
+// node has no Raft state and sees --bootstrap-expect servers, none of which
+// holds Raft state, it bootstraps with all of them. Every one of them reaches
+// the same configuration, so whoever bootstraps first, the result is the same.
+func (n *Node) bootstrapLoop() {
+	defer n.wg.Done()
+	if n.cfg.BootstrapExpect <= 0 || n.hasState() {
+		return
+	}
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-n.stopCh:
+			return
+		case <-tick.C:
+		}
+		if n.hasState() {
+			return
+		}
+		servers, blocked := n.bootstrapCandidates()
+		if blocked != "" {
+			n.logger.Info("not bootstrapping: a peer already holds Raft state; waiting to be added by its leader", "peer", blocked)
+			return
+		}
+		if len(servers) < n.cfg.BootstrapExpect {
+			continue
+		}
+		f := n.raft.BootstrapCluster(raft.Configuration{Servers: servers})
+		if err := f.Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+			n.logger.Error("bootstrap failed", "err", err)
+			continue
+		}
+		ids := make([]string, len(servers))
+		for i, s := range servers {
+			ids[i] = string(s.ID)
+		}
+		n.logger.Info("bootstrapped raft cluster", "servers", ids)
+		n.gossip.setMeta(func(m *nodeMeta) { m.HasState = true })
+		return
+	}
+}
+
+// bootstrapCandidates lists alive servers (this node included) as voters,
+// sorted by id. blocked names a peer that already holds Raft state.
+func (n *Node) bootstrapCandidates() ([]raft.Server, string) {
+	servers := []raft.Server{{Suffrage: raft.Voter, ID: raft.ServerID(n.cfg.Node), Address: raft.ServerAddress(n.raftAddr())}}
+	for _, m := range n.gossip.snapshot() {
+		if m.Name == n.cfg.Node || m.Status != StatusAlive || m.Meta.Role != "server" {
+			continue
+		}
+		if m.Meta.HasState || m.Meta.ClusterID != "" {
+			return nil, m.Name
+		}
+		servers = append(servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(m.Name), Address: raft.ServerAddress(m.Meta.RaftAddr)})
+	}
+	sort.Slice(servers, func(i, j int) bool { return servers[i].ID < servers[j].ID })
+	return servers, ""
+}
+
+// leaderLoop runs leader duties while this node leads: a barrier of its own
+// term, the cluster identity on first election, and reconciling gossip
+// members into Raft voters.
+func (n *Node) leaderLoop() {
+	defer n.wg.Done()
+	leaderCh := n.raft.LeaderCh()
+	var cancel context.CancelFunc
+	stopLeading := func() {
+		if cancel != nil {
+			cancel()
+			cancel = nil
+		}
+	}
+	defer stopLeading()
+	for {
+		select {
+		case <-n.stopCh:
+			return
+		case isLeader := <-leaderCh:
+			stopLeading()
+			n.m.leaderChanges.Inc()
+			if isLeader {
+				n.logger.Info("became leader", "term", n.term())
+				ctx, c := context.WithCancel(context.Background())
+				cancel = c
+				n.wg.Add(1)
+				go func() {
+					defer n.wg.Done()
+					n.lead(ctx)
+				}()
+			} else {
+				n.mu.Lock()
+				n.termStarted = 0
+				n.mu.Unlock()
+				n.logger.Info("lost leadership")
+			}
+		}
+	}
+}
+
+func (n *Node) lead(ctx context.Context) {
+	// A barrier: once an entry of our own term has applied, our state holds
+	// everything the old leader acknowledged.
+	for {
+		_, err := n.applyLocal(ctx, n.cfg.Hooks.Noop())
+		if err == nil {
+			break
+		}
+		n.logger.Warn("leader barrier failed", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	n.mu.Lock()
+	n.termStarted = n.term()
+	n.mu.Unlock()
+	if id, _ := n.cfg.Hooks.Identity(); id == "" {
+		if _, err := n.applyLocal(ctx, n.cfg.Hooks.ClusterInit(randomHex(16), randomHex(32))); err != nil {
+			n.logger.Error("recording cluster identity failed", "err", err)
+		}
+	}
+	n.reconcile()
+	tick := time.NewTicker(n.cfg.ReconcileInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-n.events:
+		case <-tick.C:
+		}
+		n.reconcile()
+	}
+}
+
+// reconcile makes Raft membership follow gossip: alive servers of this
+// cluster become voters, servers that left are removed. Failed servers stay
+// (a stop is not a leave); removing them is an operator's or autopilot's call.
+func (n *Node) reconcile() {
+	if n.raft.State() != raft.Leader {
+		return
+	}
+	cfg, err := n.configuration()
+	if err != nil {
+		n.logger.Warn("reconcile: reading configuration failed", "err", err)
+		return
+	}
+	inRaft := map[string]raft.Server{}
+	for _, s := range cfg.Servers {
+		inRaft[string(s.ID)] = s
+	}
+	clusterID, _ := n.cfg.Hooks.Identity()
+	for _, m := range n.gossip.snapshot() {
+		if m.Name == n.cfg.Node || m.Meta.Role != "server" {
+			continue
+		}
+		cur, present := inRaft[m.Name]
+		switch m.Status {
+		case StatusAlive:
+			if m.Meta.ClusterID != "" && clusterID != "" && m.Meta.ClusterID != clusterID {
+				continue
+			}
+			if present && string(cur.Address) == m.Meta.RaftAddr && cur.Suffrage == raft.Voter {
+				continue
+			}
+			f := n.raft.AddVoter(raft.ServerID(m.Name), raft.ServerAddress(m.Meta.RaftAddr), 0, n.cfg.ApplyTimeout)
+			if err := waitFuture(context.Background(), f, n.cfg.ApplyTimeout); err != nil {
+				n.logger.Warn("adding voter failed", "member", m.Name, "err", err)
+			} else {
+				n.logger.Info("added voter", "member", m.Name, "raft_addr", m.Meta.RaftAddr)
+			}
+		case StatusLeft:
+			if !present {
+				continue
+			}
+			f := n.raft.RemoveServer(raft.ServerID(m.Name), 0, n.cfg.ApplyTimeout)
+			if err := waitFuture(context.Background(), f, n.cfg.ApplyTimeout); err != nil {
+				n.logger.Warn("removing server that left failed", "member", m.Name, "err", err)
+			} else {
+				n.logger.Info("removed server that left", "member", m.Name)
+			}
+		}
+	}
+}
+
+// Leave makes this node leave for good: it hands over leadership, tells the
+// cluster it leaves through gossip so that the leader removes it from Raft,
+// and waits until it is out of the configuration.
+func (n *Node) Leave(ctx context.Context) error {
+	n.mu.Lock()
+	n.leaving = true
+	n.mu.Unlock()
+	if n.raft.State() == raft.Leader && n.numVoters() > 1 {
+		if err := waitFuture(ctx, n.raft.LeadershipTransfer(), 10*time.Second); err != nil {
+			return err
+		}
+	}
+	if err := n.ml.Leave(5 * time.Second); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		cfg, err := n.configuration()
+		if err == nil {
+			still := false
+			for _, s := range cfg.Servers {
+				if string(s.ID) == n.cfg.Node {
+					still = true
+				}
+			}
+			if !still || len(cfg.Servers) == 1 {
+				n.logger.Info("left the cluster")
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return errors.New("timed out waiting for the leader to remove this node from raft")
+}
+
+func randomHex(nbytes int) string {
+	b := make([]byte, nbytes)
+	if _, err := rand.Read(b); err != nil {
+		panic("crypto/rand failed: " + err.Error())
+	}
+	return hex.EncodeToString(b)
+}
+
+// identityLoop records the cluster id in the data dir and in gossip once the
+// bootstrap entry has applied here, so that this node never merges with
+// another cluster and never takes part in a second bootstrap.
+func (n *Node) identityLoop() {
+	defer n.wg.Done()
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-n.stopCh:
+			return
+		case <-tick.C:
+		}
+		id, _ := n.cfg.Hooks.Identity()
+		if id == "" {
+			continue
+		}
+		if err := n.cfg.DataDir.SetClusterID(id); err != nil {
+			n.logger.Error("cluster identity conflict", "err", err)
+			return
+		}
+		n.gossip.setMeta(func(m *nodeMeta) { m.ClusterID = id; m.HasState = true })
+		return
+	}
+}

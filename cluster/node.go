@@ -1,0 +1,302 @@
+// Package cluster owns Raft and gossip: it bootstraps the cluster once,
+// joins members, turns gossip membership into Raft voters on the leader,
+// applies writes on the leader or forwards them to it, and reports the state
+// of both. Nothing outside this package imports hashicorp/raft's runtime or
+// memberlist.
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/memberlist"
+	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/nexus/nexus/storage"
+)
+
+// FSM is the state machine the cluster drives. Beyond raft.FSM it reports
+// how far it has applied, so that a node answers a write only once it has
+// applied it too.
+type FSM interface {
+	raft.BatchingFSM
+	AppliedIndex() uint64
+	WaitApplied(ctx context.Context, idx uint64) error
+}
+
+// Hooks are the few domain facts the cluster needs without importing the
+// domain: how to encode its two system commands and where the cluster
+// identity lives once applied.
+type Hooks struct {
+	// Noop encodes a no-op command (a barrier of the leader's own term).
+	Noop func() []byte
+	// ClusterInit encodes the command that records the cluster identity.
+	ClusterInit func(clusterID, secret string) []byte
+	// Identity returns the applied cluster id and forwarding secret, or "".
+	Identity func() (clusterID, secret string)
+}
+
+// Config of a node.
+type Config struct {
+	Node            string
+	BindAddr        string
+	AdvertiseAddr   string
+	RaftPort        int
+	GossipPort      int
+	HTTPAddr        string // advertised to peers for forwarding
+	GatewayAddr     string
+	BootstrapExpect int
+	Join            []string
+	Version         string
+
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
+	LeaderLeaseTimeout time.Duration
+	CommitTimeout      time.Duration
+	SnapshotThreshold  uint64
+	SnapshotInterval   time.Duration
+	// ApplyTimeout bounds every wait on a Raft future of a write.
+	ApplyTimeout time.Duration
+	// ReconcileInterval is how often the leader repairs Raft membership
+	// from gossip even without events.
+	ReconcileInterval time.Duration
+
+	DataDir  *storage.DataDir
+	FSM      FSM
+	Hooks    Hooks
+	Logger   *slog.Logger
+	LogLevel slog.Level
+	// LogOutput receives raft's own hclog lines (JSON).
+	LogOutput  io.Writer
+	Registerer prometheus.Registerer
+}
+
+// Node is one member of the cluster.
+type Node struct {
+	cfg    Config
+	logger *slog.Logger
+	raft   *raft.Raft
+	trans  *raft.NetworkTransport
+	ml     *memberlist.Memberlist
+	gossip *gossip
+	fwd    *forwarder
+	m      *metrics
+
+	events chan memberEvent
+	stopCh chan struct{}
+	wg     sync.WaitGroup
+
+	mu          sync.Mutex
+	leaving     bool
+	stopped     bool
+	termStarted uint64 // set once the leader's barrier of its term applied
+}
+
+// New starts Raft and gossip. It returns once both listen; bootstrap and
+// join go on in the background.
+func New(cfg Config) (*Node, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.ApplyTimeout == 0 {
+		cfg.ApplyTimeout = 10 * time.Second
+	}
+	if cfg.ReconcileInterval == 0 {
+		cfg.ReconcileInterval = 5 * time.Second
+	}
+	if cfg.AdvertiseAddr == "" {
+		cfg.AdvertiseAddr = cfg.BindAddr
+	}
+	if cfg.Registerer == nil {
+		cfg.Registerer = prometheus.NewRegistry()
+	}
+	n := &Node{
+		cfg:    cfg,
+		logger: cfg.Logger,
+		events: make(chan memberEvent, 256),
+		stopCh: make(chan struct{}),
+	}
+	n.m = newMetrics(cfg.Registerer, n)
+	if err := n.startRaft(); err != nil {
+		return nil, err
+	}
+	if err := n.startGossip(); err != nil {
+		n.shutdownRaft()
+		return nil, err
+	}
+	n.fwd = newForwarder(n)
+	n.wg.Add(4)
+	go n.joinLoop()
+	go n.bootstrapLoop()
+	go n.leaderLoop()
+	go n.identityLoop()
+	return n, nil
+}
+
+func (n *Node) raftAddr() string {
+	return net.JoinHostPort(n.cfg.AdvertiseAddr, strconv.Itoa(n.cfg.RaftPort))
+}
+
+func (n *Node) startRaft() error {
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(n.cfg.Node)
+	if n.cfg.HeartbeatTimeout > 0 {
+		rc.HeartbeatTimeout = n.cfg.HeartbeatTimeout
+	}
+	if n.cfg.ElectionTimeout > 0 {
+		rc.ElectionTimeout = n.cfg.ElectionTimeout
+	}
+	if n.cfg.LeaderLeaseTimeout > 0 {
+		rc.LeaderLeaseTimeout = n.cfg.LeaderLeaseTimeout
+	}
+	if n.cfg.CommitTimeout > 0 {
+		rc.CommitTimeout = n.cfg.CommitTimeout
+	}
+	if n.cfg.SnapshotThreshold > 0 {
+		rc.SnapshotThreshold = n.cfg.SnapshotThreshold
+	}
+	if n.cfg.SnapshotInterval > 0 {
+		rc.SnapshotInterval = n.cfg.SnapshotInterval
+	}
+	// Concurrency is what fills batches: let the leader take many applies
+	// into one append and one fsync.
+	rc.BatchApplyCh = true
+	rc.MaxAppendEntries = 256
+	rc.TrailingLogs = 10240
+	rc.Logger = hclog.New(&hclog.LoggerOptions{
+		Name: "raft", Output: n.cfg.LogOutput, JSONFormat: true, Level: hclogLevel(n.cfg.LogLevel),
+	})
+
+	bind := net.JoinHostPort(n.cfg.BindAddr, strconv.Itoa(n.cfg.RaftPort))
+	adv, err := net.ResolveTCPAddr("tcp", n.raftAddr())
+	if err != nil {
+		return fmt.Errorf("raft advertise address: %w", err)
+	}
+	trans, err := raft.NewTCPTransportWithLogger(bind, adv, 8, 10*time.Second, rc.Logger.Named("transport"))
+	if err != nil {
+		return fmt.Errorf("raft transport on %s: %w", bind, err)
+	}
+	n.trans = trans
+	r, err := raft.NewRaft(rc, n.cfg.FSM, n.cfg.DataDir.Store, n.cfg.DataDir.Store, n.cfg.DataDir.Snapshots, trans)
+	if err != nil {
+		trans.Close()
+		return fmt.Errorf("raft: %w", err)
+	}
+	n.raft = r
+	return nil
+}
+
+// hasState reports whether this node holds Raft state: then it never
+// bootstraps again.
+func (n *Node) hasState() bool {
+	ok, err := raft.HasExistingState(n.cfg.DataDir.Store, n.cfg.DataDir.Store, n.cfg.DataDir.Snapshots)
+	return err == nil && ok
+}
+
+func hclogLevel(l slog.Level) hclog.Level {
+	switch {
+	case l <= slog.LevelDebug:
+		return hclog.Debug
+	case l <= slog.LevelInfo:
+		return hclog.Info
+	case l <= slog.LevelWarn:
+		return hclog.Warn
+	}
+	return hclog.Error
+}
+
+// Shutdown stops the node without leaving: it hands leadership over when it
+// is the leader, stops gossip without a leave message (peers see it failed)
+// and closes Raft. Safe to call twice.
+func (n *Node) Shutdown(ctx context.Context) error {
+	n.mu.Lock()
+	if n.stopped {
+		n.mu.Unlock()
+		return nil
+	}
+	n.stopped = true
+	n.mu.Unlock()
+
+	if n.raft.State() == raft.Leader && n.numVoters() > 1 {
+		f := n.raft.LeadershipTransfer()
+		if err := waitFuture(ctx, f, 5*time.Second); err != nil {
+			n.logger.Warn("leadership transfer failed", "err", err)
+		} else {
+			n.logger.Info("leadership transferred before stopping")
+		}
+	}
+	close(n.stopCh)
+	var errs []error
+	if err := n.ml.Shutdown(); err != nil {
+		errs = append(errs, fmt.Errorf("gossip: %w", err))
+	}
+	errs = append(errs, n.shutdownRaft())
+	n.wg.Wait()
+	n.fwd.close()
+	return errors.Join(errs...)
+}
+
+func (n *Node) shutdownRaft() error {
+	f := n.raft.Shutdown()
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("raft shutdown: %w", err)
+		}
+	case <-time.After(10 * time.Second):
+		return errors.New("raft shutdown timed out")
+	}
+	return n.trans.Close()
+}
+
+func (n *Node) numVoters() int {
+	cfg, err := n.configuration()
+	if err != nil {
+		return 0
+	}
+	v := 0
+	for _, s := range cfg.Servers {
+		if s.Suffrage == raft.Voter {
+			v++
+		}
+	}
+	return v
+}
+
+func (n *Node) configuration() (raft.Configuration, error) {
+	f := n.raft.GetConfiguration()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := waitFuture(ctx, f, 5*time.Second); err != nil {
+		return raft.Configuration{}, err
+	}
+	return f.Configuration(), nil
+}
+
+// waitFuture waits on a Raft future, bounded by ctx and timeout: a future
+// can wait forever when the leader shuts down mid-apply (hashicorp/raft#498).
+func waitFuture(ctx context.Context, f raft.Future, timeout time.Duration) error {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return context.DeadlineExceeded
+	}
+}

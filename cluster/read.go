@@ -1,0 +1,109 @@
+package cluster
+
+import (
+	"context"
+	"crypto/hmac"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/valyala/fasthttp"
+)
+
+// ReadIndexPath is the admin API path where followers ask the leader for a
+// read index.
+const ReadIndexPath = "/internal/read-index"
+
+// ErrNotReadyForReads means the leader has not yet applied an entry of its
+// own term, so its commit index may lag what the old leader acknowledged.
+var ErrNotReadyForReads = errors.New("leader has not applied its term barrier yet")
+
+// ReadIndex returns an index such that every write acknowledged before the
+// call is at or below it (the leader's commit index, confirmed by a quorum).
+// Only the leader answers.
+func (n *Node) ReadIndex(ctx context.Context) (uint64, error) {
+	if n.raft.State() != raft.Leader {
+		return 0, ErrNoLeader
+	}
+	n.mu.Lock()
+	started := n.termStarted
+	n.mu.Unlock()
+	if started == 0 || started != n.term() {
+		return 0, ErrNotReadyForReads
+	}
+	idx := n.raft.CommitIndex()
+	if err := waitFuture(ctx, n.raft.VerifyLeader(), n.cfg.ApplyTimeout); err != nil {
+		return 0, fmt.Errorf("%w: leadership not confirmed: %v", ErrNoLeader, err)
+	}
+	return idx, nil
+}
+
+// ForwardedReadIndex answers a follower's read-index request, authenticated
+// like forwarded writes (the MAC covers the request's nonce).
+func (n *Node) ForwardedReadIndex(ctx context.Context, mac string, nonce []byte) (uint64, error) {
+	_, secret := n.cfg.Hooks.Identity()
+	if secret == "" || !hmac.Equal([]byte(mac), []byte(sign(secret, nonce))) {
+		return 0, ErrBadMAC
+	}
+	return n.ReadIndex(ctx)
+}
+
+// ConsistentRead returns once this node has applied everything committed
+// before the call: a linearizable read can then use the local replica.
+func (n *Node) ConsistentRead(ctx context.Context) error {
+	var idx uint64
+	var err error
+	if n.raft.State() == raft.Leader {
+		idx, err = n.ReadIndex(ctx)
+	} else {
+		idx, err = n.remoteReadIndex(ctx)
+	}
+	if err != nil {
+		return err
+	}
+	if err := n.cfg.FSM.WaitApplied(ctx, idx); err != nil {
+		return fmt.Errorf("%w: waiting to apply index %d: %v", ErrNoLeader, idx, err)
+	}
+	return nil
+}
+
+func (n *Node) remoteReadIndex(ctx context.Context) (uint64, error) {
+	addr, id := n.raft.LeaderWithID()
+	if addr == "" {
+		return 0, ErrNoLeader
+	}
+	m, ok := n.leaderMember(string(id), string(addr))
+	if !ok || m.Meta.HTTPAddr == "" {
+		return 0, ErrNoLeader
+	}
+	_, secret := n.cfg.Hooks.Identity()
+	if secret == "" {
+		return 0, ErrNoLeader
+	}
+	nonce := []byte(n.cfg.Node + ":" + strconv.FormatInt(time.Now().UnixNano(), 10))
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI("http://" + m.Meta.HTTPAddr + ReadIndexPath)
+	req.Header.SetMethod(fasthttp.MethodPost)
+	req.Header.Set(ForwardMACHeader, sign(secret, nonce))
+	req.SetBodyRaw(nonce)
+	timeout := n.cfg.ApplyTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+	}
+	if err := n.fwd.client.DoTimeout(req, resp, timeout); err != nil {
+		return 0, fmt.Errorf("%w: asking %s for a read index: %v", ErrNoLeader, m.Name, err)
+	}
+	if resp.StatusCode() != fasthttp.StatusOK {
+		return 0, fmt.Errorf("%w: leader %s answered %d to a read-index request", ErrNoLeader, m.Name, resp.StatusCode())
+	}
+	idx, err := strconv.ParseUint(string(resp.Body()), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%w: bad read index from %s", ErrNoLeader, m.Name)
+	}
+	return idx, nil
+}

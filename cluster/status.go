@@ -1,0 +1,231 @@
+package cluster
+
+import (
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// NodeName returns this node's name (its Raft server id).
+func (n *Node) NodeName() string { return n.cfg.Node }
+
+func (n *Node) term() uint64 {
+	t, _ := strconv.ParseUint(n.raft.Stats()["term"], 10, 64)
+	return t
+}
+
+// RaftInfo is the Raft view of this node.
+type RaftInfo struct {
+	State        string
+	Term         uint64
+	Leader       string
+	LeaderAddr   string
+	CommitIndex  uint64
+	AppliedIndex uint64
+	LastContact  time.Duration
+	Servers      []ServerInfo
+}
+
+// ServerInfo is one server of the Raft configuration.
+type ServerInfo struct {
+	ID       string
+	Address  string
+	Suffrage string
+	Leader   bool
+}
+
+// Raft returns the Raft view of this node.
+func (n *Node) Raft() RaftInfo {
+	addr, id := n.raft.LeaderWithID()
+	info := RaftInfo{
+		State:        stateName(n.raft.State()),
+		Term:         n.term(),
+		Leader:       string(id),
+		LeaderAddr:   string(addr),
+		CommitIndex:  n.raft.CommitIndex(),
+		AppliedIndex: n.cfg.FSM.AppliedIndex(),
+	}
+	if n.raft.State() != raft.Leader {
+		if lc := n.raft.LastContact(); !lc.IsZero() {
+			info.LastContact = time.Since(lc)
+		}
+	}
+	if cfg, err := n.configuration(); err == nil {
+		for _, s := range cfg.Servers {
+			info.Servers = append(info.Servers, ServerInfo{
+				ID: string(s.ID), Address: string(s.Address), Suffrage: suffrageName(s.Suffrage), Leader: s.ID == id,
+			})
+		}
+	}
+	return info
+}
+
+func stateName(s raft.RaftState) string {
+	switch s {
+	case raft.Leader:
+		return "leader"
+	case raft.Follower:
+		return "follower"
+	case raft.Candidate:
+		return "candidate"
+	case raft.Shutdown:
+		return "shutdown"
+	}
+	return "unknown"
+}
+
+func suffrageName(s raft.ServerSuffrage) string {
+	switch s {
+	case raft.Voter:
+		return "voter"
+	case raft.Nonvoter:
+		return "nonvoter"
+	}
+	return "staging"
+}
+
+// MemberInfo is one member as gossip and Raft see it.
+type MemberInfo struct {
+	Name        string
+	Address     string
+	Status      string
+	Raft        string
+	HTTPAddr    string
+	GatewayAddr string
+	Version     string
+}
+
+// Members returns gossip members side by side with their Raft role. Raft
+// servers that gossip never saw are listed as failed.
+func (n *Node) Members() []MemberInfo {
+	roles := map[string]string{}
+	_, leaderID := n.raft.LeaderWithID()
+	if cfg, err := n.configuration(); err == nil {
+		for _, s := range cfg.Servers {
+			role := suffrageName(s.Suffrage)
+			if s.ID == leaderID {
+				role = "leader"
+			}
+			roles[string(s.ID)] = role
+		}
+	}
+	seen := map[string]bool{}
+	var out []MemberInfo
+	self := n.gossip.localMeta()
+	out = append(out, MemberInfo{
+		Name: n.cfg.Node, Address: n.gossipAddr(), Status: StatusAlive, Raft: roleOr(roles, n.cfg.Node),
+		HTTPAddr: self.HTTPAddr, GatewayAddr: self.Gateway, Version: self.Version,
+	})
+	seen[n.cfg.Node] = true
+	for _, m := range n.gossip.snapshot() {
+		if seen[m.Name] {
+			continue
+		}
+		seen[m.Name] = true
+		out = append(out, MemberInfo{
+			Name: m.Name, Address: m.Addr, Status: m.Status, Raft: roleOr(roles, m.Name),
+			HTTPAddr: m.Meta.HTTPAddr, GatewayAddr: m.Meta.Gateway, Version: m.Meta.Version,
+		})
+	}
+	for id, role := range roles {
+		if !seen[id] {
+			out = append(out, MemberInfo{Name: id, Status: StatusFailed, Raft: role})
+		}
+	}
+	sortMembers(out)
+	return out
+}
+
+func roleOr(roles map[string]string, id string) string {
+	if r, ok := roles[id]; ok {
+		return r
+	}
+	return "none"
+}
+
+func sortMembers(ms []MemberInfo) {
+	for i := 1; i < len(ms); i++ {
+		for j := i; j > 0 && ms[j].Name < ms[j-1].Name; j-- {
+			ms[j], ms[j-1] = ms[j-1], ms[j]
+		}
+	}
+}
+
+// LeaderInfo is the known leader.
+type LeaderInfo struct {
+	Node     string
+	RaftAddr string
+	HTTPAddr string
+}
+
+// Leader returns the leader this node knows, if any.
+func (n *Node) Leader() (LeaderInfo, bool) {
+	addr, id := n.raft.LeaderWithID()
+	if id == "" {
+		return LeaderInfo{}, false
+	}
+	li := LeaderInfo{Node: string(id), RaftAddr: string(addr)}
+	if string(id) == n.cfg.Node {
+		li.HTTPAddr = n.cfg.HTTPAddr
+	} else if m, ok := n.leaderMember(string(id), string(addr)); ok {
+		li.HTTPAddr = m.Meta.HTTPAddr
+	}
+	return li, true
+}
+
+// Ready reports whether this node knows a leader, has applied everything it
+// knows to be committed, and (on the leader) has applied its term barrier.
+func (n *Node) Ready() bool {
+	_, id := n.raft.LeaderWithID()
+	if id == "" {
+		return false
+	}
+	if n.raft.State() == raft.Leader {
+		n.mu.Lock()
+		started := n.termStarted != 0
+		n.mu.Unlock()
+		return started
+	}
+	return n.cfg.FSM.AppliedIndex() >= n.raft.CommitIndex()
+}
+
+// Done is closed when the node has been stopped.
+func (n *Node) Done() <-chan struct{} { return n.stopCh }
+
+type metrics struct {
+	leaderChanges prometheus.Counter
+	applyLatency  *prometheus.HistogramVec
+}
+
+func newMetrics(reg prometheus.Registerer, n *Node) *metrics {
+	m := &metrics{
+		leaderChanges: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "nexus_raft_leadership_changes_total", Help: "Times this node gained or lost leadership.",
+		}),
+		applyLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "nexus_raft_apply_duration_seconds", Help: "Time to commit and apply a write, forwarding included, by outcome.",
+			Buckets: []float64{.001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5, 10},
+		}, []string{"outcome"}),
+	}
+	reg.MustRegister(m.leaderChanges, m.applyLatency)
+	return m
+}
+
+func (m *metrics) observeApply(start time.Time, err error) {
+	outcome := "ok"
+	switch {
+	case err == nil:
+	case isErr(err, ErrNoLeader):
+		outcome = "no_leader"
+	case isErr(err, ErrNotApplied):
+		outcome = "not_applied"
+	default:
+		outcome = "unknown"
+	}
+	m.applyLatency.WithLabelValues(outcome).Observe(time.Since(start).Seconds())
+}
+
+func isErr(err, target error) bool { return errors.Is(err, target) }

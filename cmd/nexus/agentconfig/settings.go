@@ -1,0 +1,184 @@
+package agentconfig
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+)
+
+type kind int
+
+const (
+	kindString kind = iota
+	kindBool
+	kindInt
+	kindUint64
+	kindDuration
+	kindBytes // int, plain bytes or with a KiB/MiB/GiB suffix
+	kindList  // []string of join addresses
+)
+
+// setting describes one setting. Its YAML key is key, its flag key with "-"
+// for "_", its environment variable NEXUS_ + upper-case key.
+type setting struct {
+	key     string
+	kind    kind
+	arg     string // argument name shown in Usage, e.g. "N"
+	usage   string
+	def     string // default shown in Usage; "" shows none
+	notFile bool   // not accepted in the YAML file (config itself)
+	field   func(c *Config) any
+}
+
+func (s *setting) flagName() string { return strings.ReplaceAll(s.key, "_", "-") }
+func (s *setting) envName() string  { return "NEXUS_" + strings.ToUpper(s.key) }
+
+// settingsTable lists the settings in the order Usage shows them and
+// Validate checks them. It is built per call: the package has no globals.
+func settingsTable() []setting {
+	d := func(v time.Duration) string { return v.String() }
+	return []setting{
+		{key: "dev", kind: kindBool, usage: "single node: data in a fresh temp dir, bootstraps itself, all listeners on 127.0.0.1",
+			field: func(c *Config) any { return &c.Dev }},
+		{key: "node", arg: "NAME", usage: "unique node name, also the Raft server ID", def: `host name; "dev" with --dev`,
+			field: func(c *Config) any { return &c.Node }},
+		{key: "data_dir", arg: "DIR", usage: "where the Raft log, snapshots and node id live; required unless --dev",
+			field: func(c *Config) any { return &c.DataDir }},
+		{key: "bind", arg: "IP", usage: "address for Raft and gossip", def: defaultBind,
+			field: func(c *Config) any { return &c.Bind }},
+		{key: "advertise", arg: "IP", usage: "address peers use to reach this node", def: "--bind",
+			field: func(c *Config) any { return &c.Advertise }},
+		{key: "raft_port", kind: kindInt, arg: "N", usage: "Raft transport port (TCP)", def: strconv.Itoa(defaultRaftPort),
+			field: func(c *Config) any { return &c.RaftPort }},
+		{key: "gossip_port", kind: kindInt, arg: "N", usage: "memberlist port (TCP+UDP)", def: strconv.Itoa(defaultGossipPort),
+			field: func(c *Config) any { return &c.GossipPort }},
+		{key: "http_addr", arg: "HOST:PORT", usage: "admin REST API listen address", def: defaultHTTPAddr,
+			field: func(c *Config) any { return &c.HTTPAddr }},
+		{key: "gateway_addr", arg: "HOST:PORT", usage: "API gateway listen address", def: defaultGatewayAddr,
+			field: func(c *Config) any { return &c.GatewayAddr }},
+		{key: "bootstrap_expect", kind: kindInt, arg: "N", usage: "wait until N servers see each other via gossip, then bootstrap Raft once", def: "0; 1 with --dev",
+			field: func(c *Config) any { return &c.BootstrapExpect }},
+		{key: "join", kind: kindList, arg: "HOST[:PORT]", usage: "gossip address of a member (port " + strconv.Itoa(defaultGossipPort) + " if omitted); repeatable; NEXUS_JOIN and YAML take a list",
+			field: func(c *Config) any { return &c.Join }},
+		{key: "config", arg: "FILE", usage: "YAML file with the same settings (keys as the flags, _ for -)", notFile: true,
+			field: func(c *Config) any { return &c.ConfigFile }},
+		{key: "postgres_url", arg: "URL", usage: "PostgreSQL audit archive; empty = off (DATABASE_URL is not read)",
+			field: func(c *Config) any { return &c.PostgresURL }},
+		{key: "gateway_access_log", kind: kindBool, usage: "log one JSON line per gateway request",
+			field: func(c *Config) any { return &c.GatewayAccessLog }},
+		{key: "log_level", arg: "LEVEL", usage: "debug, info, warn or error", def: defaultLogLevel,
+			field: func(c *Config) any { return &c.LogLevel }},
+		{key: "log_format", arg: "FORMAT", usage: "json or text", def: defaultLogFormat,
+			field: func(c *Config) any { return &c.LogFormat }},
+		{key: "raft_heartbeat_timeout", kind: kindDuration, arg: "DURATION", usage: "Raft heartbeat timeout (at least 50ms)", def: d(defaultHeartbeat),
+			field: func(c *Config) any { return &c.RaftHeartbeatTimeout }},
+		{key: "raft_election_timeout", kind: kindDuration, arg: "DURATION", usage: "Raft election timeout (at least 50ms and the heartbeat timeout)", def: d(defaultElection),
+			field: func(c *Config) any { return &c.RaftElectionTimeout }},
+		{key: "raft_leader_lease_timeout", kind: kindDuration, arg: "DURATION", usage: "Raft leader lease timeout (at most the heartbeat timeout)", def: d(defaultLeaderLease),
+			field: func(c *Config) any { return &c.RaftLeaderLeaseTimeout }},
+		{key: "raft_commit_timeout", kind: kindDuration, arg: "DURATION", usage: "Raft commit timeout (at most the heartbeat timeout)", def: d(defaultCommit),
+			field: func(c *Config) any { return &c.RaftCommitTimeout }},
+		{key: "raft_snapshot_threshold", kind: kindUint64, arg: "N", usage: "Raft log entries between snapshots", def: strconv.Itoa(defaultSnapshotThresh),
+			field: func(c *Config) any { return &c.RaftSnapshotThreshold }},
+		{key: "raft_snapshot_interval", kind: kindDuration, arg: "DURATION", usage: "how often Raft checks whether to snapshot", def: d(defaultSnapshotInterval),
+			field: func(c *Config) any { return &c.RaftSnapshotInterval }},
+		{key: "max_body_bytes", kind: kindBytes, arg: "BYTES", usage: "largest admin API request body, 1KiB..64MiB (plain bytes, or a KiB/MiB suffix)", def: "1MiB",
+			field: func(c *Config) any { return &c.MaxBodyBytes }},
+		{key: "apply_timeout", kind: kindDuration, arg: "DURATION", usage: "bound on waiting for a Raft write", def: d(defaultApplyTimeout),
+			field: func(c *Config) any { return &c.ApplyTimeout }},
+	}
+}
+
+// raw is one source's value for a setting, before parsing.
+type raw struct {
+	s    string   // scalar value
+	list []string // kindList value
+	src  string   // where it came from, for errors: "--raft-port", "NEXUS_RAFT_PORT", ...
+}
+
+// layer maps setting keys to the values one source gives.
+type layer map[string]raw
+
+// apply parses r and stores it in c. Syntax errors name the setting and the
+// source; range checks are left to Validate, after all sources are merged.
+func (s *setting) apply(c *Config, r raw) error {
+	bad := func(what string) error {
+		return settingErr(s.key, "%q is not %s (from %s)", r.s, what, r.src)
+	}
+	v := strings.TrimSpace(r.s)
+	switch p := s.field(c).(type) {
+	case *string:
+		*p = r.s
+	case *bool:
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return bad("a boolean (true or false)")
+		}
+		*p = b
+	case *int:
+		if s.kind == kindBytes {
+			n, ok := parseBytes(v)
+			if !ok {
+				return bad(`a byte count such as "1048576" or "1MiB"`)
+			}
+			*p = n
+			return nil
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return bad("an integer")
+		}
+		*p = n
+	case *uint64:
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return bad("a non-negative integer")
+		}
+		*p = n
+	case *time.Duration:
+		dur, err := time.ParseDuration(v)
+		if err != nil {
+			return bad(`a duration such as "500ms" or "10s"`)
+		}
+		*p = dur
+	case *[]string:
+		out := make([]string, 0, len(r.list))
+		for _, a := range r.list {
+			n, err := normalizeJoin(a)
+			if err != nil {
+				return settingErr(s.key, "%q %s (from %s)", a, err, r.src)
+			}
+			out = append(out, n)
+		}
+		*p = out
+	default:
+		panic(fmt.Sprintf("agentconfig: setting %s has unsupported type %T", s.key, p))
+	}
+	return nil
+}
+
+// parseBytes parses a plain byte count or one with a B, KiB, MiB or GiB
+// suffix (case-insensitive).
+func parseBytes(s string) (int, bool) {
+	mult := int64(1)
+	lower := strings.ToLower(s)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"kib", 1 << 10}, {"mib", 1 << 20}, {"gib", 1 << 30}, {"b", 1}} {
+		if strings.HasSuffix(lower, u.suffix) {
+			s, mult = strings.TrimSpace(s[:len(s)-len(u.suffix)]), u.mult
+			break
+		}
+	}
+	if s == "" || strings.IndexFunc(s, func(r rune) bool { return r < '0' || r > '9' }) >= 0 {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n > int64(math.MaxInt)/mult {
+		return 0, false
+	}
+	return int(n * mult), true
+}
