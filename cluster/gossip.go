@@ -26,6 +26,10 @@ type nodeMeta struct {
 	ClusterID string `json:"cid,omitempty"`   // set once the node belongs to a cluster
 	HasState  bool   `json:"state,omitempty"` // holds Raft state: never bootstrap with it
 	Expect    int    `json:"expect,omitempty"`
+	// Leaving is gossiped just before a node leaves for good, because
+	// memberlist does not tell its event delegate whether a node left or
+	// failed.
+	Leaving bool `json:"leaving,omitempty"`
 }
 
 // Member statuses.
@@ -81,7 +85,7 @@ func (n *Node) startGossip() error {
 	mc.Events = g
 	mc.Merge = g
 	mc.Alive = g
-	mc.Logger = log.New(&logWriter{logger: n.logger.With("component", "gossip")}, "", 0)
+	mc.Logger = log.New(&logWriter{logger: n.logger.With("subsystem", "gossip")}, "", 0)
 	ml, err := memberlist.Create(mc)
 	if err != nil {
 		return fmt.Errorf("gossip on %s:%d: %w", n.cfg.BindAddr, n.cfg.GossipPort, err)
@@ -175,16 +179,28 @@ func (g *gossip) NotifyUpdate(node *memberlist.Node) { g.record(node, StatusAliv
 // purpose is "left", one that stopped answering is "failed".
 func (g *gossip) NotifyLeave(node *memberlist.Node) {
 	status := StatusFailed
-	if node.State == memberlist.StateLeft {
+	meta, _ := parseMeta(node.Meta)
+	g.mu.RLock()
+	if prev, ok := g.members[node.Name]; ok && prev.Meta.Leaving {
+		meta.Leaving = true
+	}
+	g.mu.RUnlock()
+	if meta.Leaving {
 		status = StatusLeft
 	}
 	g.record(node, status)
 }
 
 func (g *gossip) record(node *memberlist.Node, status string) {
+	if node.Name == g.n.cfg.Node {
+		return
+	}
 	meta, _ := parseMeta(node.Meta)
 	g.mu.Lock()
 	prev := g.members[node.Name]
+	if status == StatusLeft {
+		meta.Leaving = true
+	}
 	g.members[node.Name] = &memberState{
 		Name: node.Name, Addr: net.JoinHostPort(node.Addr.String(), strconv.Itoa(int(node.Port))),
 		Status: status, Meta: meta, Changed: time.Now(),

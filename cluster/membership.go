@@ -252,6 +252,8 @@ func (n *Node) Leave(ctx context.Context) error {
 			return err
 		}
 	}
+	// Tell peers this is a leave, not a failure, then broadcast the leave.
+	n.gossip.setMeta(func(m *nodeMeta) { m.Leaving = true })
 	if err := n.ml.Leave(5 * time.Second); err != nil {
 		return err
 	}

@@ -1,0 +1,200 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/nexus/nexus/api"
+	"github.com/nexus/nexus/cluster"
+	"github.com/nexus/nexus/cmd/nexus/agentconfig"
+	"github.com/nexus/nexus/fsm"
+	"github.com/nexus/nexus/fsm/command"
+	"github.com/nexus/nexus/registry"
+	"github.com/nexus/nexus/storage"
+)
+
+// runAgent runs one node until SIGTERM/SIGINT (stop, exit 0) or a completed
+// `nexus leave`. Configuration errors are one line on stderr, exit 1.
+func runAgent(args []string, stderr io.Writer) int {
+	cfg, err := agentconfig.Load(args, os.Getenv, os.ReadFile, os.Hostname, func() (string, error) {
+		return os.MkdirTemp("", "nexus-dev-")
+	})
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(stderr, agentconfig.Usage())
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "nexus agent:", err)
+		return 1
+	}
+	logger := newLogger(cfg, stderr)
+	if err := agent(cfg, logger, stderr); err != nil {
+		logger.Error("agent stopped with an error", "err", err)
+		fmt.Fprintln(stderr, "nexus agent:", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(cfg *agentconfig.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewJSONHandler(w, opts)
+	if cfg.LogFormat == "text" {
+		h = slog.NewTextHandler(w, opts)
+	}
+	return slog.New(h).With("node", cfg.Node)
+}
+
+func agent(cfg *agentconfig.Config, logger *slog.Logger, stderr io.Writer) error {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	if cfg.Dev {
+		defer os.RemoveAll(cfg.DataDir)
+	}
+	dd, err := storage.Open(cfg.DataDir, cfg.Node, stderr)
+	if err != nil {
+		return err
+	}
+	defer dd.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	store := registry.NewStore()
+	codec := command.NewCodec()
+	machine := fsm.New(fsm.Deps{Store: store, Codec: codec, Logger: logger.With("component", "fsm")})
+	ident := &identity{store: store}
+
+	node, err := cluster.New(cluster.Config{
+		Node: cfg.Node, BindAddr: cfg.Bind, AdvertiseAddr: cfg.Advertise,
+		RaftPort: cfg.RaftPort, GossipPort: cfg.GossipPort,
+		HTTPAddr: advertisedHTTP(cfg), GatewayAddr: cfg.GatewayAddr,
+		BootstrapExpect: cfg.BootstrapExpect, Join: cfg.Join, Version: version,
+		HeartbeatTimeout: cfg.RaftHeartbeatTimeout, ElectionTimeout: cfg.RaftElectionTimeout,
+		LeaderLeaseTimeout: cfg.RaftLeaderLeaseTimeout, CommitTimeout: cfg.RaftCommitTimeout,
+		SnapshotThreshold: cfg.RaftSnapshotThreshold, SnapshotInterval: cfg.RaftSnapshotInterval,
+		ApplyTimeout: cfg.ApplyTimeout,
+		DataDir:      dd, FSM: machine,
+		Hooks: cluster.Hooks{
+			Noop: func() []byte {
+				b, _ := codec.Encode(command.TypeNoop, &command.Noop{Meta: command.Meta{Node: cfg.Node, Time: time.Now().UnixNano()}})
+				return b
+			},
+			ClusterInit: func(id, secret string) []byte {
+				b, _ := codec.Encode(command.TypeClusterInit, &command.ClusterInit{
+					Meta: command.Meta{Actor: "system", Node: cfg.Node, Time: time.Now().UnixNano()}, ClusterID: id, Secret: secret,
+				})
+				return b
+			},
+			Identity: ident.get,
+		},
+		Logger: logger.With("component", "cluster"), LogLevel: level, LogOutput: stderr,
+		Registerer: reg,
+	})
+	if err != nil {
+		return err
+	}
+
+	left := make(chan struct{})
+	adapter := &clusterAdapter{node: node, machine: machine, codec: codec, left: left, logger: logger}
+	srv, err := api.New(api.Deps{
+		Writer: node, Reader: machine, Cluster: adapter, Codec: codec,
+		Logger: logger.With("component", "api"), Registry: reg, Gatherer: reg,
+		Version: version, MaxBodyBytes: cfg.MaxBodyBytes, ApplyTimeout: cfg.ApplyTimeout,
+		Consistency: node,
+	})
+	if err != nil {
+		_ = node.Shutdown(context.Background())
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		_ = node.Shutdown(context.Background())
+		return fmt.Errorf("admin API on %s: %w", cfg.HTTPAddr, err)
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	logger.Info("nexus agent started", "version", version, "http_addr", cfg.HTTPAddr, "raft_addr", cfg.RaftAddr(),
+		"gossip_addr", cfg.GossipAddr(), "data_dir", cfg.DataDir, "bootstrap_expect", cfg.BootstrapExpect, "dev", cfg.Dev)
+
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+
+	var runErr error
+	select {
+	case s := <-sigs:
+		logger.Info("stopping (not leaving)", "signal", s.String())
+	case <-left:
+		logger.Info("left the cluster; stopping")
+	case err := <-serveErr:
+		runErr = fmt.Errorf("admin API: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	go func() {
+		// A second signal forces the exit.
+		select {
+		case <-sigs:
+			logger.Warn("second signal: exiting now")
+			os.Exit(1)
+		case <-ctx.Done():
+		}
+	}()
+	if err := node.Shutdown(ctx); err != nil {
+		logger.Warn("cluster shutdown", "err", err)
+	}
+	if err := srv.Shutdown(ctx); err != nil {
+		logger.Warn("admin API shutdown", "err", err)
+	}
+	logger.Info("stopped")
+	return runErr
+}
+
+// advertisedHTTP is the admin API address peers forward writes to: the
+// advertise IP when the API listens on all interfaces.
+func advertisedHTTP(cfg *agentconfig.Config) string {
+	host, port, err := net.SplitHostPort(cfg.HTTPAddr)
+	if err != nil {
+		return cfg.HTTPAddr
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		return net.JoinHostPort(cfg.Advertise, port)
+	}
+	return cfg.HTTPAddr
+}
+
+// identity caches the cluster id and forwarding secret once applied.
+type identity struct {
+	store *registry.Store
+	v     atomic.Pointer[registry.ClusterMeta]
+}
+
+func (i *identity) get() (string, string) {
+	if m := i.v.Load(); m != nil {
+		return m.ClusterID, m.Secret
+	}
+	tx := i.store.ReadTxn()
+	defer tx.Abort()
+	m := tx.ClusterMeta()
+	if m == nil {
+		return "", ""
+	}
+	i.v.Store(m)
+	return m.ClusterID, m.Secret
+}
