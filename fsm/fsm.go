@@ -125,7 +125,8 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 func (f *FSM) applyOne(tx *registry.Tx, l *raft.Log) (command.Type, *command.Result) {
 	t, msg, err := f.codec.Decode(l.Data)
 	if err != nil {
-		if errors.Is(err, command.ErrUnknownType) && t&command.SkippableFlag != 0 {
+		unknown := errors.Is(err, command.ErrUnknownType) || errors.Is(err, command.ErrUnknownVersion)
+		if unknown && t&command.SkippableFlag != 0 {
 			f.logger.Warn("skipping unknown skippable command", "type", uint8(t), "index", l.Index)
 			return t, nil
 		}

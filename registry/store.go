@@ -354,7 +354,7 @@ func (tx *Tx) touchService(service string) error {
 }
 
 // SetStatus changes the status of an instance and of its checks. It returns
-// the previous and new copies; no change when the status is the same.
+// the previous and new copies. Callers commit only status changes.
 func (tx *Tx) SetStatus(service, id, status, output string) (*Instance, *Instance, *Error) {
 	prev := tx.Instance(nil, service, id)
 	if prev == nil {

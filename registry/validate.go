@@ -23,7 +23,7 @@ const (
 
 var (
 	namePattern    = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
-	idPattern      = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`)
+	idPattern      = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,255}$`)
 	keyPattern     = regexp.MustCompile(`^[A-Za-z0-9._/-]{1,512}$`)
 	hostPattern    = regexp.MustCompile(`^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*(:[0-9]{1,5})?$`)
 	methodPattern  = regexp.MustCompile(`^[A-Z]{1,20}$`)
@@ -86,7 +86,7 @@ func (r *RegisterRequest) Instance(node string) (Instance, *Error) {
 		id = fmt.Sprintf("%s-%s-%d", r.Name, r.Address, r.Port)
 	}
 	if !idPattern.MatchString(id) {
-		return zero, invalid("id", "%q must match [A-Za-z0-9][A-Za-z0-9._:-]{0,127}", id)
+		return zero, invalid("id", "%q must match [A-Za-z0-9][A-Za-z0-9._:-]{0,255}", id)
 	}
 	if len(r.Tags) > MaxTags {
 		return zero, invalid("tags", "at most %d tags", MaxTags)
@@ -254,7 +254,7 @@ func NormalizeRoute(r Route) (Route, *Error) {
 		return r, invalid("id", "is required")
 	}
 	if !idPattern.MatchString(r.ID) {
-		return r, invalid("id", "%q must match [A-Za-z0-9][A-Za-z0-9._:-]{0,127}", r.ID)
+		return r, invalid("id", "%q must match [A-Za-z0-9][A-Za-z0-9._:-]{0,255}", r.ID)
 	}
 	if r.Service == "" {
 		return r, invalid("service", "is required")
