@@ -79,6 +79,19 @@ type Cluster interface {
 	// Forwarded applies a command forwarded by a follower; authenticated by
 	// the cluster secret (mac over the body). Only the leader accepts it.
 	Forwarded(ctx context.Context, mac string, cmd []byte) (*command.Result, error)
+	// ForwardedReadIndex answers a follower's read-index request (leader only).
+	ForwardedReadIndex(ctx context.Context, mac string, nonce []byte) (uint64, error)
+	// Contact is cheap (called on every response): whether a leader is
+	// known and how long ago this node heard from it (0 on the leader).
+	Contact() (knownLeader bool, lastContact time.Duration)
+}
+
+// ConsistentReader makes a read linearizable: it returns once this node's
+// replica has applied everything committed before the call (read index on
+// the leader, through the leader on a follower). The cluster package
+// implements it. An error means no leader could confirm (503 no_leader).
+type ConsistentReader interface {
+	ConsistentRead(ctx context.Context) error
 }
 
 // Deps are what the admin API needs; cmd wires them.
@@ -95,4 +108,16 @@ type Deps struct {
 	MaxBodyBytes int
 	// Now is the proposer clock stamped into commands (default time.Now).
 	Now func() time.Time
+
+	// Consistency serves ?consistent reads; nil answers them from the local
+	// replica (as ?stale).
+	Consistency ConsistentReader
+	// ApplyTimeout bounds the wait of a write on Raft and of a consistent
+	// read (default 10s); past it a write answers 504 outcome_unknown.
+	ApplyTimeout time.Duration
+	// ReadTimeout, WriteTimeout and IdleTimeout configure the HTTP server
+	// (defaults 30s, 30s, 2m). Blocking queries are not bounded by them.
+	ReadTimeout  time.Duration
+	WriteTimeout time.Duration
+	IdleTimeout  time.Duration
 }

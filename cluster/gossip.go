@@ -95,14 +95,15 @@ func (n *Node) startGossip() error {
 }
 
 // setMeta updates what this node gossips and pushes it to peers.
-func (g *gossip) setMeta(update func(m *nodeMeta)) {
+// It waits up to wait for the broadcast (memberlist waits forever on 0).
+func (g *gossip) setMeta(wait time.Duration, update func(m *nodeMeta)) {
 	g.mu.Lock()
 	before := g.meta
 	update(&g.meta)
 	changed := before != g.meta
 	g.mu.Unlock()
 	if changed && g.n.ml != nil {
-		if err := g.n.ml.UpdateNode(5 * time.Second); err != nil {
+		if err := g.n.ml.UpdateNode(wait); err != nil {
 			g.n.logger.Warn("gossip meta update failed", "err", err)
 		}
 	}

@@ -91,7 +91,7 @@ func (n *Node) bootstrapLoop() {
 			ids[i] = string(s.ID)
 		}
 		n.logger.Info("bootstrapped raft cluster", "servers", ids)
-		n.gossip.setMeta(func(m *nodeMeta) { m.HasState = true })
+		n.gossip.setMeta(2*time.Second, func(m *nodeMeta) { m.HasState = true })
 		return
 	}
 }
@@ -253,7 +253,7 @@ func (n *Node) Leave(ctx context.Context) error {
 		}
 	}
 	// Tell peers this is a leave, not a failure, then broadcast the leave.
-	n.gossip.setMeta(func(m *nodeMeta) { m.Leaving = true })
+	n.gossip.setMeta(3*time.Second, func(m *nodeMeta) { m.Leaving = true })
 	if err := n.ml.Leave(5 * time.Second); err != nil {
 		return err
 	}
@@ -310,7 +310,7 @@ func (n *Node) identityLoop() {
 			n.logger.Error("cluster identity conflict", "err", err)
 			return
 		}
-		n.gossip.setMeta(func(m *nodeMeta) { m.ClusterID = id; m.HasState = true })
+		n.gossip.setMeta(2*time.Second, func(m *nodeMeta) { m.ClusterID = id; m.HasState = true })
 		return
 	}
 }

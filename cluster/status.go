@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"strconv"
 	"time"
@@ -176,20 +177,40 @@ func (n *Node) Leader() (LeaderInfo, bool) {
 	return li, true
 }
 
-// Ready reports whether this node knows a leader, has applied everything it
-// knows to be committed, and (on the leader) has applied its term barrier.
+// Ready reports whether this node knows a leader and has applied everything
+// committed before the call: the leader once its term barrier applied, a
+// follower once it applied the leader's read index. A restarted follower's
+// own commit index says nothing until the leader's first append reaches it,
+// so it asks the leader.
 func (n *Node) Ready() bool {
 	_, id := n.raft.LeaderWithID()
 	if id == "" {
 		return false
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
 	if n.raft.State() == raft.Leader {
 		n.mu.Lock()
-		started := n.termStarted != 0
+		started := n.termStarted
 		n.mu.Unlock()
-		return started
+		return started != 0 && started == n.term()
 	}
-	return n.cfg.FSM.AppliedIndex() >= n.raft.CommitIndex()
+	idx, err := n.remoteReadIndex(ctx)
+	return err == nil && n.cfg.FSM.AppliedIndex() >= idx
+}
+
+// Contact is cheap enough for every response: whether a leader is known and
+// how long ago this node heard from it (0 on the leader).
+func (n *Node) Contact() (bool, time.Duration) {
+	_, id := n.raft.LeaderWithID()
+	if n.raft.State() == raft.Leader {
+		return true, 0
+	}
+	var since time.Duration
+	if lc := n.raft.LastContact(); !lc.IsZero() {
+		since = time.Since(lc)
+	}
+	return id != "", since
 }
 
 // Done is closed when the node has been stopped.

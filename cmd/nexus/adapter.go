@@ -57,6 +57,12 @@ func (a *clusterAdapter) Leader() (api.LeaderInfo, bool) {
 
 func (a *clusterAdapter) Ready() bool { return a.node.Ready() }
 
+func (a *clusterAdapter) Contact() (bool, time.Duration) { return a.node.Contact() }
+
+func (a *clusterAdapter) ForwardedReadIndex(ctx context.Context, mac string, nonce []byte) (uint64, error) {
+	return a.node.ForwardedReadIndex(ctx, mac, nonce)
+}
+
 func (a *clusterAdapter) Forwarded(ctx context.Context, mac string, cmd []byte) (*command.Result, error) {
 	return a.node.Forwarded(ctx, mac, cmd)
 }

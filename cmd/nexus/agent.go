@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -10,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -156,11 +158,22 @@ func agent(cfg *agentconfig.Config, logger *slog.Logger, stderr io.Writer) error
 		case <-ctx.Done():
 		}
 	}()
+	// A stop that hangs is a bug worth a goroutine dump in the log.
+	watchdog := time.AfterFunc(10*time.Second, func() {
+		var buf bytes.Buffer
+		_ = pprof.Lookup("goroutine").WriteTo(&buf, 1)
+		logger.Error("shutdown is taking more than 10s", "goroutines", buf.String())
+	})
+	defer watchdog.Stop()
+	// Stop taking API requests first (in-flight ones finish while Raft still
+	// runs), then hand leadership over and close Raft.
+	apiCtx, apiCancel := context.WithTimeout(ctx, 5*time.Second)
+	if err := srv.Shutdown(apiCtx); err != nil {
+		logger.Warn("admin API shutdown", "err", err)
+	}
+	apiCancel()
 	if err := node.Shutdown(ctx); err != nil {
 		logger.Warn("cluster shutdown", "err", err)
-	}
-	if err := srv.Shutdown(ctx); err != nil {
-		logger.Warn("admin API shutdown", "err", err)
 	}
 	logger.Info("stopped")
 	return runErr

@@ -1,0 +1,168 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strconv"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/nexus/nexus/fsm/command"
+)
+
+// GET /health
+func (s *Server) getHealth(ctx *fasthttp.RequestCtx, rc *reqCtx) {
+	writeJSON(ctx, fasthttp.StatusOK, struct {
+		Status string `json:"status"`
+		Node   string `json:"node"`
+	}{"ok", s.cluster.NodeName()})
+}
+
+// GET /ready
+func (s *Server) getReady(ctx *fasthttp.RequestCtx, rc *reqCtx) {
+	if !s.cluster.Ready() {
+		writeError(ctx, &apiError{status: fasthttp.StatusServiceUnavailable, code: CodeNotReady,
+			message: "this node has no leader or has not applied up to its commit index yet", retryAfter: true})
+		return
+	}
+	writeJSON(ctx, fasthttp.StatusOK, struct {
+		Status string `json:"status"`
+	}{"ready"})
+}
+
+// statusBody is GET /status.
+type statusBody struct {
+	Node          string     `json:"node"`
+	Version       string     `json:"version"`
+	Raft          RaftStatus `json:"raft"`
+	Members       []Member   `json:"members"`
+	Services      int        `json:"services"`
+	Instances     int        `json:"instances"`
+	Routes        int        `json:"routes"`
+	ConfigEntries int        `json:"config_entries"`
+}
+
+// GET /status
+func (s *Server) getStatus(ctx *fasthttp.RequestCtx, rc *reqCtx) {
+	st := s.cluster.Raft()
+	b := statusBody{Node: s.cluster.NodeName(), Version: s.version, Raft: st, Members: s.cluster.Members()}
+	if b.Members == nil {
+		b.Members = []Member{}
+	}
+	tx := s.reader.Store().ReadTxn()
+	b.Services, b.Instances, b.ConfigEntries, b.Routes = tx.Counts()
+	tx.Abort()
+	rc.index = st.AppliedIndex
+	writeJSON(ctx, fasthttp.StatusOK, b)
+}
+
+// GET /metrics
+func (s *Server) getMetrics(ctx *fasthttp.RequestCtx, rc *reqCtx) {
+	s.metrics.handler(ctx)
+}
+
+// GET /cluster/members
+func (s *Server) getMembers(ctx *fasthttp.RequestCtx, rc *reqCtx) {
+	m := s.cluster.Members()
+	if m == nil {
+		m = []Member{}
+	}
+	writeJSON(ctx, fasthttp.StatusOK, m)
+}
+
+// GET /cluster/leader
+func (s *Server) getLeader(ctx *fasthttp.RequestCtx, rc *reqCtx) {
+	l, ok := s.cluster.Leader()
+	if !ok {
+		writeError(ctx, errNoLeader("no known leader"))
+		return
+	}
+	writeJSON(ctx, fasthttp.StatusOK, l)
+}
+
+// raftBody is GET /cluster/raft.
+type raftBody struct {
+	Term         uint64       `json:"term"`
+	CommitIndex  uint64       `json:"commit_index"`
+	AppliedIndex uint64       `json:"applied_index"`
+	Servers      []RaftServer `json:"servers"`
+}
+
+// GET /cluster/raft
+func (s *Server) getRaft(ctx *fasthttp.RequestCtx, rc *reqCtx) {
+	st := s.cluster.Raft()
+	b := raftBody{Term: st.Term, CommitIndex: st.CommitIndex, AppliedIndex: st.AppliedIndex, Servers: st.Servers}
+	if b.Servers == nil {
+		b.Servers = []RaftServer{}
+	}
+	rc.index = st.AppliedIndex
+	writeJSON(ctx, fasthttp.StatusOK, b)
+}
+
+// POST /cluster/leave
+func (s *Server) postLeave(ctx *fasthttp.RequestCtx, rc *reqCtx) {
+	lctx, cancel := context.WithTimeout(context.Background(), leaveTimeout)
+	err := s.cluster.Leave(lctx)
+	cancel()
+	if err != nil {
+		if errors.Is(err, command.ErrNoLeader) {
+			writeError(ctx, errNoLeader("cannot leave without a leader: "+err.Error()))
+			return
+		}
+		s.log.Error("leave failed", "request_id", rc.id, "err", err)
+		writeError(ctx, errInternal("leave failed: "+err.Error()))
+		return
+	}
+	writeJSON(ctx, fasthttp.StatusOK, struct {
+		Left bool `json:"left"`
+	}{true})
+}
+
+// POST /internal/forward: a follower forwards an encoded command; the
+// cluster authenticates it (MAC over the body) and applies it on the leader.
+// The answer is the JSON of the command.Result, business errors included.
+func (s *Server) postForward(ctx *fasthttp.RequestCtx, rc *reqCtx) {
+	mac := string(ctx.Request.Header.Peek(HeaderForwardMAC))
+	// Raft keeps the command after this handler returns: never hand it
+	// fasthttp's reused body buffer.
+	cmd := bytes.Clone(ctx.PostBody())
+	fctx, cancel := context.WithTimeout(context.Background(), s.applyTimeout)
+	res, err := s.cluster.Forwarded(fctx, mac, cmd)
+	cancel()
+	switch {
+	case err == nil && res == nil:
+		writeError(ctx, errInternal("the forwarded write returned no result"))
+	case err == nil:
+		rc.index = res.Index
+		writeJSON(ctx, fasthttp.StatusOK, res)
+	case errors.Is(err, command.ErrNoLeader):
+		writeError(ctx, errNoLeader("no leader: "+err.Error()))
+	case errors.Is(err, command.ErrOutcomeUnknown), errors.Is(err, command.ErrNotApplied),
+		errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		writeError(ctx, errOutcomeUnknown("the forwarded write may or may not have been applied: "+err.Error()))
+	default:
+		writeError(ctx, &apiError{status: fasthttp.StatusForbidden, code: CodeForbidden, message: err.Error()})
+	}
+}
+
+// POST /internal/read-index: a follower asks the leader for a read index
+// (ReadIndex of a linearizable read); authenticated like forwarded writes.
+func (s *Server) postReadIndex(ctx *fasthttp.RequestCtx, rc *reqCtx) {
+	mac := string(ctx.Request.Header.Peek(HeaderForwardMAC))
+	nonce := bytes.Clone(ctx.PostBody())
+	rctx, cancel := context.WithTimeout(context.Background(), s.applyTimeout)
+	idx, err := s.cluster.ForwardedReadIndex(rctx, mac, nonce)
+	cancel()
+	switch {
+	case err == nil:
+		rc.index = idx
+		ctx.SetStatusCode(fasthttp.StatusOK)
+		ctx.SetContentType("text/plain")
+		ctx.SetBodyString(strconv.FormatUint(idx, 10))
+	case errors.Is(err, command.ErrNoLeader), errors.Is(err, context.DeadlineExceeded):
+		writeError(ctx, errNoLeader("no read index: "+err.Error()))
+	default:
+		writeError(ctx, &apiError{status: fasthttp.StatusForbidden, code: CodeForbidden, message: err.Error()})
+	}
+}

@@ -1,0 +1,245 @@
+package api
+
+import (
+	"net/url"
+	"strings"
+
+	"github.com/valyala/fasthttp"
+)
+
+// endpoint is one path pattern and its handler per method.
+type endpoint struct {
+	pattern                string
+	get, post, put, delete handlerFunc
+	allow                  string
+}
+
+func (e *endpoint) handler(method []byte) handlerFunc {
+	switch string(method) {
+	case fasthttp.MethodGet:
+		return e.get
+	case fasthttp.MethodPost:
+		return e.post
+	case fasthttp.MethodPut:
+		return e.put
+	case fasthttp.MethodDelete:
+		return e.delete
+	}
+	return nil
+}
+
+func (e *endpoint) computeAllow() {
+	var m []string
+	if e.get != nil {
+		m = append(m, fasthttp.MethodGet)
+	}
+	if e.post != nil {
+		m = append(m, fasthttp.MethodPost)
+	}
+	if e.put != nil {
+		m = append(m, fasthttp.MethodPut)
+	}
+	if e.delete != nil {
+		m = append(m, fasthttp.MethodDelete)
+	}
+	e.allow = strings.Join(m, ", ")
+}
+
+// endpoints is the routing table, built once in New.
+type endpoints struct {
+	health, ready, status, metrics             endpoint
+	services, register, service, serviceHealth endpoint
+	instance, heartbeat, discover              endpoint
+	configList, configKey                      endpoint
+	routes, route                              endpoint
+	members, leader, raft, leave               endpoint
+	forward                                    endpoint
+	readIndex                                  endpoint
+	all                                        []*endpoint
+}
+
+func (s *Server) buildEndpoints() endpoints {
+	e := endpoints{
+		health:        endpoint{pattern: "/health", get: s.getHealth},
+		ready:         endpoint{pattern: "/ready", get: s.getReady},
+		status:        endpoint{pattern: "/status", get: s.getStatus},
+		metrics:       endpoint{pattern: "/metrics", get: s.getMetrics},
+		services:      endpoint{pattern: "/services", get: s.listServices},
+		register:      endpoint{pattern: "/services/register", post: s.registerInstance, get: s.getService, delete: s.deregisterService},
+		service:       endpoint{pattern: "/services/{name}", get: s.getService, delete: s.deregisterService},
+		serviceHealth: endpoint{pattern: "/services/{name}/health", get: s.getServiceHealth},
+		instance:      endpoint{pattern: "/services/{name}/instances/{id}", delete: s.deregisterInstance},
+		heartbeat:     endpoint{pattern: "/services/{name}/instances/{id}/heartbeat", put: s.heartbeat},
+		discover:      endpoint{pattern: "/discover/{type}", get: s.discover},
+		configList:    endpoint{pattern: "/config", get: s.listConfig, post: s.postConfig},
+		configKey:     endpoint{pattern: "/config/{key}", get: s.getConfig, put: s.putConfig, delete: s.deleteConfig},
+		routes:        endpoint{pattern: "/gateway/routes", get: s.listRoutes, post: s.createRoute},
+		route:         endpoint{pattern: "/gateway/routes/{id}", get: s.getRoute, put: s.putRoute, delete: s.deleteRoute},
+		members:       endpoint{pattern: "/cluster/members", get: s.getMembers},
+		leader:        endpoint{pattern: "/cluster/leader", get: s.getLeader},
+		raft:          endpoint{pattern: "/cluster/raft", get: s.getRaft},
+		leave:         endpoint{pattern: "/cluster/leave", post: s.postLeave},
+		forward:       endpoint{pattern: "/internal/forward", post: s.postForward},
+		readIndex:     endpoint{pattern: "/internal/read-index", post: s.postReadIndex},
+	}
+	e.all = []*endpoint{&e.health, &e.ready, &e.status, &e.metrics, &e.services, &e.register, &e.service,
+		&e.serviceHealth, &e.instance, &e.heartbeat, &e.discover, &e.configList, &e.configKey, &e.routes,
+		&e.route, &e.members, &e.leader, &e.raft, &e.leave, &e.forward, &e.readIndex}
+	for _, ep := range e.all {
+		ep.computeAllow()
+	}
+	return e
+}
+
+// pathParams are the unescaped parameters of a matched path.
+type pathParams struct{ name, instance, key string }
+
+// route matches the raw (still escaped) request path against the table.
+// It returns nil for an unknown path, or an error for a bad escape.
+func (s *Server) route(ctx *fasthttp.RequestCtx) (*endpoint, pathParams, *apiError) {
+	var p pathParams
+	raw := string(ctx.URI().PathOriginal())
+	if raw == "" || raw[0] != '/' {
+		return nil, p, nil
+	}
+	rest := raw[1:]
+	first, tail, _ := strings.Cut(rest, "/")
+	e := &s.eps
+	switch first {
+	case "health", "ready", "status", "metrics":
+		if tail != "" || strings.HasSuffix(rest, "/") {
+			return nil, p, nil
+		}
+		switch first {
+		case "health":
+			return &e.health, p, nil
+		case "ready":
+			return &e.ready, p, nil
+		case "status":
+			return &e.status, p, nil
+		default:
+			return &e.metrics, p, nil
+		}
+	case "config":
+		if rest == "config" {
+			return &e.configList, p, nil
+		}
+		key, err := url.PathUnescape(tail)
+		if err != nil {
+			return &e.configKey, p, badEscape()
+		}
+		p.key = key
+		return &e.configKey, p, nil
+	}
+
+	segs := strings.Split(rest, "/")
+	for i, sg := range segs {
+		if sg == "" {
+			return nil, p, nil
+		}
+		if strings.IndexByte(sg, '%') >= 0 {
+			u, err := url.PathUnescape(sg)
+			if err != nil {
+				return nil, p, badEscape()
+			}
+			segs[i] = u
+		}
+	}
+	switch segs[0] {
+	case "services":
+		switch {
+		case len(segs) == 1:
+			return &e.services, p, nil
+		case len(segs) == 2:
+			p.name = segs[1]
+			if segs[1] == "register" {
+				return &e.register, p, nil
+			}
+			return &e.service, p, nil
+		case len(segs) == 3 && segs[2] == "health":
+			p.name = segs[1]
+			return &e.serviceHealth, p, nil
+		case len(segs) == 4 && segs[2] == "instances":
+			p.name, p.instance = segs[1], segs[3]
+			return &e.instance, p, nil
+		case len(segs) == 5 && segs[2] == "instances" && segs[4] == "heartbeat":
+			p.name, p.instance = segs[1], segs[3]
+			return &e.heartbeat, p, nil
+		}
+	case "discover":
+		if len(segs) == 2 {
+			p.name = segs[1]
+			return &e.discover, p, nil
+		}
+	case "gateway":
+		if len(segs) >= 2 && segs[1] == "routes" {
+			switch len(segs) {
+			case 2:
+				return &e.routes, p, nil
+			case 3:
+				p.name = segs[2]
+				return &e.route, p, nil
+			}
+		}
+	case "cluster":
+		if len(segs) == 2 {
+			switch segs[1] {
+			case "members":
+				return &e.members, p, nil
+			case "leader":
+				return &e.leader, p, nil
+			case "raft":
+				return &e.raft, p, nil
+			case "leave":
+				return &e.leave, p, nil
+			}
+		}
+	case "internal":
+		if len(segs) == 2 && segs[1] == "forward" {
+			return &e.forward, p, nil
+		}
+		if len(segs) == 2 && segs[1] == "read-index" {
+			return &e.readIndex, p, nil
+		}
+	}
+	return nil, p, nil
+}
+
+func badEscape() *apiError {
+	return &apiError{status: fasthttp.StatusBadRequest, code: "invalid", message: "path: invalid URL escape", field: "path"}
+}
+
+// dispatch routes a request to its handler.
+func (s *Server) dispatch(ctx *fasthttp.RequestCtx, rc *reqCtx) {
+	ep, p, perr := s.route(ctx)
+	if ep == nil {
+		if perr != nil {
+			writeError(ctx, perr)
+			return
+		}
+		writeError(ctx, errNotFound("no such endpoint: "+string(ctx.Method())+" "+string(ctx.Path())))
+		return
+	}
+	rc.route = ep.pattern
+	h := ep.handler(ctx.Method())
+	if h == nil {
+		ctx.Response.Header.Set("Allow", ep.allow)
+		writeError(ctx, &apiError{status: fasthttp.StatusMethodNotAllowed, code: "method_not_allowed",
+			message: "method " + string(ctx.Method()) + " is not allowed on " + ep.pattern + "; allowed: " + ep.allow})
+		return
+	}
+	if perr != nil {
+		writeError(ctx, perr)
+		return
+	}
+	rc.name, rc.instance, rc.key = p.name, p.instance, p.key
+	rc.isWrite = !ctx.IsGet() && !ctx.IsHead()
+	if rc.isWrite && len(ctx.PostBody()) > s.maxBody {
+		// Serve enforces the limit while reading; this covers Handler()
+		// used on its own.
+		s.metrics.rejected.WithLabelValues("body_too_large").Inc()
+		writeError(ctx, errBodyTooLarge(s.maxBody))
+		return
+	}
+	h(ctx, rc)
+}

@@ -1,0 +1,281 @@
+package api
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/hashicorp/go-memdb"
+	"github.com/valyala/fasthttp"
+
+	"github.com/nexus/nexus/fsm/command"
+	"github.com/nexus/nexus/registry"
+)
+
+const tableServices = "services"
+
+// serviceView is a service as GET /services and GET /services/{name} show it.
+type serviceView struct {
+	Name      string              `json:"name"`
+	Type      string              `json:"type"`
+	Tags      []string            `json:"tags"`
+	Instances []registry.Instance `json:"instances"`
+}
+
+func newServiceView(svc *registry.Service, insts []registry.Instance) serviceView {
+	if insts == nil {
+		insts = []registry.Instance{}
+	}
+	return serviceView{Name: svc.Name, Type: svc.Type, Tags: registry.ServiceTags(insts), Instances: insts}
+}
+
+// serviceHealth is GET /services/{name}/health.
+type serviceHealth struct {
+	Service   string           `json:"service"`
+	Status    string           `json:"status"`
+	Passing   int              `json:"passing"`
+	Warning   int              `json:"warning"`
+	Critical  int              `json:"critical"`
+	Instances []instanceHealth `json:"instances"`
+}
+
+type instanceHealth struct {
+	ID     string `json:"id"`
+	Node   string `json:"node"`
+	Status string `json:"status"`
+	Output string `json:"output"`
+}
+
+// POST /services/register
+func (s *Server) registerInstance(ctx *fasthttp.RequestCtx, rc *reqCtx) {
+	var req registry.RegisterRequest
+	if e := decodeJSON(ctx.PostBody(), &req); e != nil {
+		s.reject(ctx, e)
+		return
+	}
+	inst, verr := req.Instance(s.cluster.NodeName())
+	if verr != nil {
+		s.reject(ctx, fromRegistry(verr))
+		return
+	}
+	s.commit(ctx, rc, command.TypeRegisterInstance, &command.RegisterInstance{Meta: s.meta(rc), Instance: inst}, true)
+}
+
+// GET /services
+func (s *Server) listServices(ctx *fasthttp.RequestCtx, rc *reqCtx) {
+	lo, e := parseListOpts(ctx.QueryArgs())
+	if e != nil {
+		writeError(ctx, e)
+		return
+	}
+	s.serveRead(ctx, rc, func(tx *registry.Tx, ws memdb.WatchSet) readResult {
+		// The table index moves on every change of a service or instance,
+		// so it is the only watch a list needs.
+		res := readResult{index: tx.TableIndex(ws, tableServices)}
+		out := make([]serviceView, 0)
+		for _, svc := range tx.Services(nil) {
+			if lo.after != "" && svc.Name <= lo.after {
+				continue
+			}
+			if len(out) == lo.limit {
+				res.next = out[len(out)-1].Name
+				break
+			}
+			out = append(out, newServiceView(&svc, tx.ServiceInstances(nil, svc.Name)))
+		}
+		res.body = out
+		return res
+	})
+}
+
+// GET /services/{name}
+func (s *Server) getService(ctx *fasthttp.RequestCtx, rc *reqCtx) {
+	name := rc.name
+	s.serveRead(ctx, rc, func(tx *registry.Tx, ws memdb.WatchSet) readResult {
+		svc := tx.Service(ws, name)
+		if svc == nil {
+			return readResult{index: tx.TableIndex(ws, tableServices), err: errNotFound(fmt.Sprintf("service %q not found", name))}
+		}
+		return readResult{index: svc.ModifyIndex, body: newServiceView(svc, tx.ServiceInstances(nil, name))}
+	})
+}
+
+// GET /services/{name}/health
+func (s *Server) getServiceHealth(ctx *fasthttp.RequestCtx, rc *reqCtx) {
+	name := rc.name
+	s.serveRead(ctx, rc, func(tx *registry.Tx, ws memdb.WatchSet) readResult {
+		svc := tx.Service(ws, name)
+		if svc == nil {
+			return readResult{index: tx.TableIndex(ws, tableServices), err: errNotFound(fmt.Sprintf("service %q not found", name))}
+		}
+		insts := tx.ServiceInstances(nil, name)
+		h := serviceHealth{Service: name, Status: registry.StatusPassing, Instances: make([]instanceHealth, 0, len(insts))}
+		for i := range insts {
+			in := &insts[i]
+			switch in.Status {
+			case registry.StatusPassing:
+				h.Passing++
+			case registry.StatusWarning:
+				h.Warning++
+			default:
+				h.Critical++
+			}
+			if statusRank(in.Status) > statusRank(h.Status) {
+				h.Status = in.Status
+			}
+			out := ""
+			if len(in.Checks) > 0 {
+				out = in.Checks[0].Output
+			}
+			h.Instances = append(h.Instances, instanceHealth{ID: in.ID, Node: in.Node, Status: in.Status, Output: out})
+		}
+		return readResult{index: svc.ModifyIndex, body: h}
+	})
+}
+
+// statusRank orders statuses from best to worst; unknown counts as critical.
+func statusRank(s string) int {
+	switch s {
+	case registry.StatusPassing:
+		return 0
+	case registry.StatusWarning:
+		return 1
+	}
+	return 2
+}
+
+// GET /discover/{type}?tag=T&service=S&all=true
+func (s *Server) discover(ctx *fasthttp.RequestCtx, rc *reqCtx) {
+	args := ctx.QueryArgs()
+	lo, e := parseListOpts(args)
+	if e != nil {
+		writeError(ctx, e)
+		return
+	}
+	all, e := boolArg(args, "all")
+	if e != nil {
+		writeError(ctx, e)
+		return
+	}
+	var afterSvc, afterID string
+	if lo.after != "" {
+		var ok bool
+		if afterSvc, afterID, ok = strings.Cut(lo.after, "/"); !ok {
+			writeError(ctx, errInvalid("after", "%q must be a SERVICE/ID cursor", lo.after))
+			return
+		}
+	}
+	var tags []string
+	for _, t := range args.PeekMulti("tag") {
+		tags = append(tags, string(t))
+	}
+	service := string(args.Peek("service"))
+	typ := rc.name
+	s.serveRead(ctx, rc, func(tx *registry.Tx, ws memdb.WatchSet) readResult {
+		res := readResult{index: tx.TableIndex(ws, tableServices)}
+		out := make([]registry.Instance, 0)
+		for _, in := range tx.InstancesByType(nil, typ) {
+			if lo.after != "" && (in.Service < afterSvc || (in.Service == afterSvc && in.ID <= afterID)) {
+				continue
+			}
+			if !all && in.Status != registry.StatusPassing {
+				continue
+			}
+			if service != "" && in.Service != service {
+				continue
+			}
+			if !hasTags(&in, tags) {
+				continue
+			}
+			if len(out) == lo.limit {
+				last := out[len(out)-1]
+				res.next = last.Service + "/" + last.ID
+				break
+			}
+			out = append(out, in)
+		}
+		res.body = out
+		return res
+	})
+}
+
+func hasTags(in *registry.Instance, tags []string) bool {
+	for _, t := range tags {
+		if !in.HasTag(t) {
+			return false
+		}
+	}
+	return true
+}
+
+// DELETE /services/{name}
+func (s *Server) deregisterService(ctx *fasthttp.RequestCtx, rc *reqCtx) {
+	if !registry.ValidName(rc.name) {
+		s.reject(ctx, errInvalid("name", "%q is not a valid service name", rc.name))
+		return
+	}
+	s.commit(ctx, rc, command.TypeDeregisterService, &command.DeregisterService{Meta: s.meta(rc), Service: rc.name}, false)
+}
+
+// DELETE /services/{name}/instances/{id}
+func (s *Server) deregisterInstance(ctx *fasthttp.RequestCtx, rc *reqCtx) {
+	if !registry.ValidName(rc.name) {
+		s.reject(ctx, errInvalid("name", "%q is not a valid service name", rc.name))
+		return
+	}
+	s.commit(ctx, rc, command.TypeDeregisterInstance,
+		&command.DeregisterInstance{Meta: s.meta(rc), Service: rc.name, ID: rc.instance}, false)
+}
+
+// heartbeatRequest is the optional body of a heartbeat.
+type heartbeatRequest struct {
+	Status *string `json:"status"`
+	Output string  `json:"output"`
+}
+
+// maxOutput bounds the check output a heartbeat stores.
+const maxOutput = 4 << 10
+
+// PUT /services/{name}/instances/{id}/heartbeat
+//
+// Minimal until health checks land: an unknown instance is 404; a status in
+// the body that differs from the stored one is committed (SetStatus).
+func (s *Server) heartbeat(ctx *fasthttp.RequestCtx, rc *reqCtx) {
+	var req heartbeatRequest
+	if body := ctx.PostBody(); len(strings.TrimSpace(string(body))) > 0 {
+		if e := decodeJSON(body, &req); e != nil {
+			s.reject(ctx, e)
+			return
+		}
+	}
+	if req.Status != nil {
+		switch *req.Status {
+		case registry.StatusPassing, registry.StatusWarning, registry.StatusCritical:
+		default:
+			s.reject(ctx, errInvalid("status", "%q must be passing, warning or critical", *req.Status))
+			return
+		}
+	}
+	if len(req.Output) > maxOutput {
+		req.Output = strings.ToValidUTF8(req.Output[:maxOutput], "")
+	}
+	tx := s.reader.Store().ReadTxn()
+	cur := tx.Instance(nil, rc.name, rc.instance)
+	var idx uint64
+	if cur == nil {
+		idx = tx.TableIndex(nil, tableServices)
+	}
+	tx.Abort()
+	if cur == nil {
+		rc.index = idx
+		s.reject(ctx, errNotFound(fmt.Sprintf("instance %q of service %q not found", rc.instance, rc.name)))
+		return
+	}
+	if req.Status == nil || *req.Status == cur.Status {
+		rc.index = cur.ModifyIndex
+		writeJSON(ctx, fasthttp.StatusOK, cur)
+		return
+	}
+	s.commit(ctx, rc, command.TypeSetStatus, &command.SetStatus{
+		Meta: s.meta(rc), Service: rc.name, ID: rc.instance, Status: *req.Status, Output: req.Output,
+	}, false)
+}
