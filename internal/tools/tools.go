@@ -5,6 +5,10 @@ package tools
 
 import (
 	_ "github.com/anishathalye/porcupine"
+	_ "github.com/golang-jwt/jwt/v5"
+	_ "github.com/pressly/goose/v3"
+	_ "github.com/hashicorp/serf/serf"
+	_ "github.com/hashicorp/raft-autopilot"
 	_ "github.com/hashicorp/go-memdb"
 	_ "github.com/hashicorp/go-msgpack/v2/codec"
 	_ "github.com/hashicorp/memberlist"
