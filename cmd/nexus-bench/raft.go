@@ -7,10 +7,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/valyala/fasthttp"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,7 +34,14 @@ type raftConfig struct {
 	httpPort       int
 	gatewayPort    int
 	verbose        bool
+	agentArgs      []string
 }
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, " ") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
 
 func parseRaftFlags(args []string) (raftConfig, error) {
 	var cfg raftConfig
@@ -51,6 +60,7 @@ func parseRaftFlags(args []string) (raftConfig, error) {
 	fs.IntVar(&cfg.httpPort, "http-port", 28500, "admin API port of every node")
 	fs.IntVar(&cfg.gatewayPort, "gateway-port", 28080, "gateway port of every node")
 	fs.BoolVar(&cfg.verbose, "verbose", false, "log cluster events to stderr")
+	fs.Var((*stringList)(&cfg.agentArgs), "agent-arg", "extra argument for every nexus agent (repeatable), e.g. --agent-arg=--raft-heartbeat-timeout=300ms")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -105,8 +115,9 @@ func runRaft(ctx context.Context, args []string) int {
 type bench struct {
 	cfg     raftConfig
 	c       *proccluster.Cluster
-	clients []*http.Client // one per node, keep-alive, sized for the largest client count
-	urls    []string       // "http://host:port" per node
+	clients []*http.Client   // one per node, keep-alive, sized for the largest client count
+	fast    *fasthttp.Client // the load phases' client
+	urls    []string         // "http://host:port" per node
 	keySeq  atomic.Uint64
 }
 
@@ -116,7 +127,8 @@ func benchRaft(ctx context.Context, cfg raftConfig) (rep *Report, err error) {
 		maxClients = max(maxClients, n)
 	}
 	opts := proccluster.Options{
-		Binary: cfg.nexus, Nodes: 3, BaseIP: cfg.baseIP, Dir: cfg.dir,
+		ExtraArgs: cfg.agentArgs,
+		Binary:    cfg.nexus, Nodes: 3, BaseIP: cfg.baseIP, Dir: cfg.dir,
 		RaftPort: cfg.raftPort, GossipPort: cfg.gossipPort, HTTPPort: cfg.httpPort, GatewayPort: cfg.gatewayPort,
 		StartTimeout: 60 * time.Second,
 	}
@@ -137,7 +149,7 @@ func benchRaft(ctx context.Context, cfg raftConfig) (rep *Report, err error) {
 		}
 	}()
 
-	b := &bench{cfg: cfg, c: c}
+	b := &bench{cfg: cfg, c: c, fast: &fasthttp.Client{MaxConnsPerHost: 1024, ReadTimeout: 15 * time.Second, WriteTimeout: 5 * time.Second, NoDefaultUserAgentHeader: true, RetryIf: func(*fasthttp.Request) bool { return false }}}
 	for i := 0; i < c.N(); i++ {
 		b.clients = append(b.clients, newClient(maxClients, 10*time.Second))
 		b.urls = append(b.urls, "http://"+c.HTTPAddr(i))
@@ -150,7 +162,7 @@ func benchRaft(ctx context.Context, cfg raftConfig) (rep *Report, err error) {
 
 	wctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
-	_, leader, err := c.WaitLeader(wctx)
+	leaderIdx, leader, err := c.WaitLeader(wctx)
 	if err != nil {
 		return nil, err
 	}
@@ -169,6 +181,18 @@ func benchRaft(ctx context.Context, cfg raftConfig) (rep *Report, err error) {
 		if ctx.Err() != nil {
 			return rep, ctx.Err()
 		}
+	}
+
+	// One client on the leader and one on a follower: a follower's answer
+	// waits until it applied the write itself (read-your-writes), and it
+	// learns of the commit with the leader's next append (CommitTimeout).
+	for _, target := range []struct {
+		name string
+		idx  int
+	}{{"leader", leaderIdx}, {"follower", (leaderIdx + 1) % c.N()}} {
+		r := b.writePhaseTo(ctx, "config write via "+target.name, 1, target.idx)
+		progress("%s, 1 client: %.1f/s p50 %s p99 %s errors %d", r.Phase, r.OpsPerSec, fmtMs(r.P50Ms), fmtMs(r.P99Ms), r.Errors)
+		rep.Phases = append(rep.Phases, r)
 	}
 
 	// Keys for the read phases.
@@ -263,6 +287,33 @@ func do(ctx context.Context, hc *http.Client, method, url string, body []byte, o
 	return opResult{ok: true}
 }
 
+// doFast sends one request with the fasthttp client: the load generator
+// shares the two cores with the cluster, so it must spend as little CPU per
+// request as it can (net/http costs about as much as the node serving it).
+func doFast(c *fasthttp.Client, method, url string, body []byte, okStatus int, timeout time.Duration) opResult {
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI(url)
+	req.Header.SetMethod(method)
+	if body != nil {
+		req.Header.SetContentType("application/json")
+		req.SetBodyRaw(body)
+	}
+	if err := c.DoTimeout(req, resp, timeout); err != nil {
+		return opResult{err: err.Error()}
+	}
+	if resp.StatusCode() != okStatus {
+		b := resp.Body()
+		if len(b) > 300 {
+			b = b[:300]
+		}
+		return opResult{err: fmt.Sprintf("%d %s", resp.StatusCode(), bytes.TrimSpace(b))}
+	}
+	return opResult{ok: true}
+}
+
 // load runs n workers for cfg.duration; worker w sends to node w%3 the
 // request op(w, seq) returns. It returns the summarized result.
 func (b *bench) load(ctx context.Context, phase string, n int, op func(w, seq int) (method, url string, body []byte)) PhaseResult {
@@ -281,14 +332,13 @@ func (b *bench) load(ctx context.Context, phase string, n int, op func(w, seq in
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
-			hc := b.clients[w%len(b.clients)]
 			var my []time.Duration
 			myErrs := 0
 			var mySamples []string
 			for seq := 0; time.Now().Before(end) && lctx.Err() == nil; seq++ {
 				method, url, body := op(w, seq)
 				t0 := time.Now()
-				r := do(lctx, hc, method, url, body, http.StatusOK)
+				r := doFast(b.fast, method, url, body, http.StatusOK, time.Until(end)+5*time.Second)
 				d := time.Since(t0)
 				if r.ok {
 					my = append(my, d)
@@ -320,6 +370,14 @@ func (b *bench) load(ctx context.Context, phase string, n int, op func(w, seq in
 		res.Note = "first error: " + samples[0]
 	}
 	return res
+}
+
+// writePhaseTo sends every write of n clients to one node.
+func (b *bench) writePhaseTo(ctx context.Context, phase string, n, node int) PhaseResult {
+	body := valueFor(1)
+	return b.load(ctx, phase, n, func(w, seq int) (string, string, []byte) {
+		return http.MethodPut, b.urls[node] + "/config/" + keyFor('f', b.keySeq.Add(1)), body
+	})
 }
 
 func (b *bench) writePhase(ctx context.Context, n int) PhaseResult {

@@ -78,9 +78,9 @@ func TestDefaults(t *testing.T) {
 		GatewayAddr:            "127.0.0.1:8080",
 		LogLevel:               "info",
 		LogFormat:              "json",
-		RaftHeartbeatTimeout:   500 * time.Millisecond,
-		RaftElectionTimeout:    500 * time.Millisecond,
-		RaftLeaderLeaseTimeout: 250 * time.Millisecond,
+		RaftHeartbeatTimeout:   300 * time.Millisecond,
+		RaftElectionTimeout:    300 * time.Millisecond,
+		RaftLeaderLeaseTimeout: 150 * time.Millisecond,
 		RaftCommitTimeout:      5 * time.Millisecond,
 		RaftSnapshotThreshold:  8192,
 		RaftSnapshotInterval:   30 * time.Second,
@@ -164,7 +164,7 @@ node: file-node
 			name: "defaults",
 			args: []string{"--data-dir", "/d"},
 			wants: map[string]any{"data_dir": "/d", "raft_port": 8300, "join": []string(nil), "log_level": "info",
-				"election": 500 * time.Millisecond, "max_body": 1 << 20, "access_log": false, "node": "host-a", "config": ""},
+				"election": 300 * time.Millisecond, "max_body": 1 << 20, "access_log": false, "node": "host-a", "config": ""},
 		},
 		{
 			name: "file over defaults",
@@ -758,7 +758,7 @@ func TestHelp(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range []string{"Usage: nexus agent", "(default 8300)", "(default 127.0.0.1:8500)", "--join HOST[:PORT]", "(default 500ms)"} {
+	for _, want := range []string{"Usage: nexus agent", "(default 8300)", "(default 127.0.0.1:8500)", "--join HOST[:PORT]", "(default 300ms)"} {
 		if !strings.Contains(u, want) {
 			t.Errorf("Usage() lacks %q:\n%s", want, u)
 		}
