@@ -275,3 +275,37 @@ func TestDataDirOfAnotherNodeIsRefused(t *testing.T) {
 		t.Fatalf("open by another node: %v, want ErrForeignDataDir", err)
 	}
 }
+
+// A node whose data dir belongs to one cluster never merges into another:
+// gossip refuses the peer, so Raft never sees it.
+func TestNodeOfAnotherClusterIsRefused(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two clusters")
+	}
+	pa := ports{raft: freePort(t), gossip: freePort(t), http: freePort(t)}
+	pb := ports{raft: freePort(t), gossip: freePort(t), http: freePort(t)}
+	dirB := t.TempDir()
+	a := startNode(t, "a", t.TempDir(), pa, 1, nil)
+	defer a.stop()
+	b := startNode(t, "b", dirB, pb, 1, nil)
+	for _, n := range []*testNode{a, b} {
+		n := n
+		waitFor(t, n.name+" has a cluster identity", 10*time.Second, func() bool { return n.dd.ClusterID() != "" })
+	}
+	if a.dd.ClusterID() == b.dd.ClusterID() {
+		t.Fatal("two bootstraps produced the same cluster id")
+	}
+	b.stop()
+	// Restart b with its data dir and ask it to join a.
+	b = startNode(t, "b", dirB, pb, 1, []string{fmt.Sprintf("127.0.0.1:%d", pa.gossip)})
+	defer b.stop()
+	time.Sleep(2 * time.Second) // give the join loop several attempts
+	for _, m := range a.node.Members() {
+		if m.Name == "b" {
+			t.Fatalf("a lists b of another cluster as a member: %+v", m)
+		}
+	}
+	if got := len(a.node.Raft().Servers); got != 1 {
+		t.Fatalf("a has %d raft servers, want 1", got)
+	}
+}

@@ -82,7 +82,7 @@ func (n *Node) bootstrapLoop() {
 			continue
 		}
 		f := n.raft.BootstrapCluster(raft.Configuration{Servers: servers})
-		if err := f.Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+		if err := waitFuture(context.Background(), f, 10*time.Second); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
 			n.logger.Error("bootstrap failed", "err", err)
 			continue
 		}
