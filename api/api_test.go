@@ -151,7 +151,7 @@ func TestServicesLifecycle(t *testing.T) {
 		"depends_on", []string{"db"}, "check", map[string]string{"ttl": "10s"}), "Content-Type", "text/plain")
 	var in registry.Instance
 	h.must(r, 201, &in)
-	if in.ID != "web-1" || in.Service != "web" || in.Node != "n1" || in.Status != "passing" ||
+	if in.ID != "web-1" || in.Service != "web" || in.Node != "n1" || in.Status != "critical" ||
 		len(in.Checks) != 1 || in.Checks[0].Kind != "ttl" || in.Tags[0] != "v1" || in.CreateIndex != 1 || in.ModifyIndex != 1 {
 		t.Fatalf("instance %+v", in)
 	}
@@ -216,14 +216,19 @@ func TestServicesLifecycle(t *testing.T) {
 	// Heartbeat: unknown 404, same status no write, new status committed.
 	h.mustErr(h.do("PUT", "/services/web/instances/nope/heartbeat", nil), 404, "not_found")
 	calls := h.writer.Calls()
-	r = h.do("PUT", "/services/web/instances/web-1/heartbeat", map[string]string{"status": "passing"})
+	r = h.do("PUT", "/services/web/instances/web-1/heartbeat", map[string]string{"status": "critical"})
 	h.must(r, 200, &in)
 	if h.writer.Calls() != calls || in.ID != "web-1" {
 		t.Fatalf("heartbeat with the same status wrote: %+v", in)
 	}
+	r = h.do("PUT", "/services/web/instances/web-1/heartbeat", map[string]string{"status": "passing", "output": "ok now"})
+	h.must(r, 200, &in)
+	if in.Status != "passing" || in.Checks[0].Output != "ok now" || in.ModifyIndex != 5 || indexOf(t, r) != 5 {
+		t.Fatalf("heartbeat %+v", in)
+	}
 	r = h.do("PUT", "/services/web/instances/web-1/heartbeat", map[string]string{"status": "critical", "output": "boom"})
 	h.must(r, 200, &in)
-	if in.Status != "critical" || in.Checks[0].Output != "boom" || in.ModifyIndex != 5 || indexOf(t, r) != 5 {
+	if in.Status != "critical" || in.Checks[0].Output != "boom" || in.ModifyIndex != 6 || indexOf(t, r) != 6 {
 		t.Fatalf("heartbeat %+v", in)
 	}
 	h.mustErr(h.do("PUT", "/services/web/instances/web-1/heartbeat", map[string]string{"status": "sick"}), 400, "invalid")
@@ -241,7 +246,7 @@ func TestServicesLifecycle(t *testing.T) {
 	r = h.do("GET", "/services/web/health", nil)
 	h.must(r, 200, &hl)
 	if hl.Service != "web" || hl.Status != "critical" || hl.Passing != 1 || hl.Critical != 1 || len(hl.Instances) != 2 ||
-		hl.Instances[0].ID != "web-1" || hl.Instances[0].Output != "boom" || hl.Instances[0].Node != "n1" || indexOf(t, r) != 5 {
+		hl.Instances[0].ID != "web-1" || hl.Instances[0].Output != "boom" || hl.Instances[0].Node != "n1" || indexOf(t, r) != 6 {
 		t.Fatalf("health %+v", hl)
 	}
 	h.mustErr(h.do("GET", "/services/nope/health", nil), 404, "not_found")
@@ -277,7 +282,7 @@ func TestServicesLifecycle(t *testing.T) {
 	var di fsm.DeregisteredInstance
 	r = h.do("DELETE", "/services/web/instances/web-1", nil)
 	h.must(r, 200, &di)
-	if di.ID != "web-1" || di.Service != "web" || indexOf(t, r) != 6 {
+	if di.ID != "web-1" || di.Service != "web" || indexOf(t, r) != 7 {
 		t.Fatalf("deregister instance %+v", di)
 	}
 	h.mustErr(h.do("DELETE", "/services/web/instances/web-1", nil), 404, "not_found")

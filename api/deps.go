@@ -94,6 +94,16 @@ type ConsistentReader interface {
 	ConsistentRead(ctx context.Context) error
 }
 
+// Heartbeats routes a TTL heartbeat to the health runner of the node that
+// owns the instance. Errors that know their answer implement
+// StatusCode()/ErrorCode(); write outcomes are the command errors.
+type Heartbeats interface {
+	Heartbeat(ctx context.Context, service, id, status, output string, forwarded bool) (*registry.Instance, error)
+}
+
+// HeaderHeartbeatForwarded marks a heartbeat another node passed on.
+const HeaderHeartbeatForwarded = "X-Nexus-Heartbeat-Forwarded"
+
 // Deps are what the admin API needs; cmd wires them.
 type Deps struct {
 	Writer   Writer
@@ -108,6 +118,10 @@ type Deps struct {
 	MaxBodyBytes int
 	// Now is the proposer clock stamped into commands (default time.Now).
 	Now func() time.Time
+
+	// Heartbeats, when set, owns TTL heartbeats (the health runner); without
+	// it a heartbeat with a status commits that status directly.
+	Heartbeats Heartbeats
 
 	// Consistency serves ?consistent reads; nil answers them from the local
 	// replica (as ?stale).

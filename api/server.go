@@ -52,6 +52,7 @@ type Server struct {
 	reader       Reader
 	cluster      Cluster
 	consistency  ConsistentReader
+	heartbeats   Heartbeats
 	codec        *command.Codec
 	log          *slog.Logger
 	version      string
@@ -81,6 +82,7 @@ func New(deps Deps) (*Server, error) {
 		reader:       deps.Reader,
 		cluster:      deps.Cluster,
 		consistency:  deps.Consistency,
+		heartbeats:   deps.Heartbeats,
 		codec:        deps.Codec,
 		log:          deps.Logger,
 		version:      deps.Version,

@@ -1,6 +1,8 @@
 package api
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -258,6 +260,10 @@ func (s *Server) heartbeat(ctx *fasthttp.RequestCtx, rc *reqCtx) {
 	if len(req.Output) > maxOutput {
 		req.Output = strings.ToValidUTF8(req.Output[:maxOutput], "")
 	}
+	if s.heartbeats != nil {
+		s.heartbeatOwner(ctx, rc, req)
+		return
+	}
 	tx := s.reader.Store().ReadTxn()
 	cur := tx.Instance(nil, rc.name, rc.instance)
 	var idx uint64
@@ -278,4 +284,38 @@ func (s *Server) heartbeat(ctx *fasthttp.RequestCtx, rc *reqCtx) {
 	s.commit(ctx, rc, command.TypeSetStatus, &command.SetStatus{
 		Meta: s.meta(rc), Service: rc.name, ID: rc.instance, Status: *req.Status, Output: req.Output,
 	}, false)
+}
+
+// statusError is an error that knows its API answer (health errors do).
+type statusError interface {
+	error
+	StatusCode() int
+	ErrorCode() string
+}
+
+// heartbeatOwner passes the heartbeat to the health runner of the node that
+// owns the instance (here or through that node's API).
+func (s *Server) heartbeatOwner(ctx *fasthttp.RequestCtx, rc *reqCtx, req heartbeatRequest) {
+	status := ""
+	if req.Status != nil {
+		status = *req.Status
+	}
+	forwarded := len(ctx.Request.Header.Peek(HeaderHeartbeatForwarded)) > 0
+	hctx, cancel := context.WithTimeout(context.Background(), s.applyTimeout)
+	inst, err := s.heartbeats.Heartbeat(hctx, rc.name, rc.instance, status, req.Output, forwarded)
+	cancel()
+	var se statusError
+	switch {
+	case err == nil:
+		rc.index = inst.ModifyIndex
+		writeJSON(ctx, fasthttp.StatusOK, inst)
+	case errors.As(err, &se):
+		s.reject(ctx, &apiError{status: se.StatusCode(), code: se.ErrorCode(), message: err.Error()})
+	case errors.As(err, new(*command.Error)):
+		var ce *command.Error
+		errors.As(err, &ce)
+		s.reject(ctx, &apiError{status: statusOfCode(ce.Code), code: ce.Code, message: ce.Message})
+	default:
+		s.reject(ctx, s.writeErr(rc, command.TypeSetStatus, err))
+	}
 }

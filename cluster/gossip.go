@@ -210,6 +210,7 @@ func (g *gossip) record(node *memberlist.Node, status string) {
 	if prev == nil || prev.Status != status {
 		g.n.logger.Info("member "+status, "member", node.Name, "addr", node.Addr.String())
 	}
+	g.n.notifyChange()
 	// Never block memberlist: the leader also reconciles periodically.
 	select {
 	case g.n.events <- memberEvent{name: node.Name, status: status}:

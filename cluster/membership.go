@@ -134,6 +134,7 @@ func (n *Node) leaderLoop() {
 		case isLeader := <-leaderCh:
 			stopLeading()
 			n.m.leaderChanges.Inc()
+			n.notifyChange()
 			if isLeader {
 				n.logger.Info("became leader", "term", n.term())
 				ctx, c := context.WithCancel(context.Background())

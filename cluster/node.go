@@ -91,9 +91,10 @@ type Node struct {
 	fwd    *forwarder
 	m      *metrics
 
-	events chan memberEvent
-	stopCh chan struct{}
-	wg     sync.WaitGroup
+	events  chan memberEvent
+	changes chan struct{} // coalesced membership/leadership changes for one consumer
+	stopCh  chan struct{}
+	wg      sync.WaitGroup
 
 	mu          sync.Mutex
 	leaving     bool
@@ -120,10 +121,11 @@ func New(cfg Config) (*Node, error) {
 		cfg.Registerer = prometheus.NewRegistry()
 	}
 	n := &Node{
-		cfg:    cfg,
-		logger: cfg.Logger,
-		events: make(chan memberEvent, 256),
-		stopCh: make(chan struct{}),
+		cfg:     cfg,
+		logger:  cfg.Logger,
+		events:  make(chan memberEvent, 256),
+		changes: make(chan struct{}, 1),
+		stopCh:  make(chan struct{}),
 	}
 	n.m = newMetrics(cfg.Registerer, n)
 	if err := n.startRaft(); err != nil {

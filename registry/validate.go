@@ -134,8 +134,13 @@ func (r *RegisterRequest) Instance(node string) (Instance, *Error) {
 		if e != nil {
 			return zero, e
 		}
-		c.Status = StatusPassing
+		// As in Consul, an instance with a check is critical until its check
+		// first passes (a TTL check: until the first heartbeat), so that no
+		// traffic goes to an instance nobody has looked at yet.
+		c.Status = StatusCritical
+		c.Output = "awaiting the first check result"
 		in.Checks = []Check{c}
+		in.Status = StatusCritical
 	}
 	return in, nil
 }

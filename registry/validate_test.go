@@ -245,8 +245,8 @@ func TestRegisterRequestInstance_Defaults(t *testing.T) {
 			want: registry.Instance{
 				ID: "web-1", Service: "web", Type: "http", Address: "web.internal", Port: 80,
 				Tags: []string{"a", "v1", "v2"}, Metadata: map[string]string{"zone": "a"}, Node: "n1",
-				Status: registry.StatusPassing, DependsOn: []string{"cache", "db"},
-				Checks:                  []registry.Check{{Kind: registry.CheckTTL, TTL: "10s", Status: registry.StatusPassing}},
+				Status: registry.StatusCritical, DependsOn: []string{"cache", "db"},
+				Checks:                  []registry.Check{{Kind: registry.CheckTTL, TTL: "10s", Status: registry.StatusCritical, Output: "awaiting the first check result"}},
 				DeregisterCriticalAfter: "1h",
 			},
 		},
@@ -256,10 +256,10 @@ func TestRegisterRequestInstance_Defaults(t *testing.T) {
 				Check: &registry.CheckRequest{HTTP: "http://10.0.0.1:80/health"}},
 			want: registry.Instance{
 				ID: "web-10.0.0.1-80", Service: "web", Type: "http", Address: "10.0.0.1", Port: 80,
-				Tags: []string{}, Metadata: map[string]string{}, Node: "n1", Status: registry.StatusPassing,
+				Tags: []string{}, Metadata: map[string]string{}, Node: "n1", Status: registry.StatusCritical,
 				DependsOn: []string{},
 				Checks: []registry.Check{{Kind: registry.CheckHTTP, HTTP: "http://10.0.0.1:80/health",
-					Interval: "10s", Timeout: "5s", Status: registry.StatusPassing}},
+					Interval: "10s", Timeout: "5s", Status: registry.StatusCritical, Output: "awaiting the first check result"}},
 			},
 		},
 		{
@@ -268,10 +268,10 @@ func TestRegisterRequestInstance_Defaults(t *testing.T) {
 				Check: &registry.CheckRequest{TCP: "10.0.0.2:5432", Interval: "3s", Timeout: "2s"}},
 			want: registry.Instance{
 				ID: "db-10.0.0.2-5432", Service: "db", Type: "postgres", Address: "10.0.0.2", Port: 5432,
-				Tags: []string{}, Metadata: map[string]string{}, Node: "n1", Status: registry.StatusPassing,
+				Tags: []string{}, Metadata: map[string]string{}, Node: "n1", Status: registry.StatusCritical,
 				DependsOn: []string{},
 				Checks: []registry.Check{{Kind: registry.CheckTCP, TCP: "10.0.0.2:5432",
-					Interval: "3s", Timeout: "2s", Status: registry.StatusPassing}},
+					Interval: "3s", Timeout: "2s", Status: registry.StatusCritical, Output: "awaiting the first check result"}},
 			},
 		},
 	}

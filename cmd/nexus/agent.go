@@ -24,6 +24,7 @@ import (
 	"github.com/nexus/nexus/cmd/nexus/agentconfig"
 	"github.com/nexus/nexus/fsm"
 	"github.com/nexus/nexus/fsm/command"
+	"github.com/nexus/nexus/health"
 	"github.com/nexus/nexus/registry"
 	"github.com/nexus/nexus/storage"
 )
@@ -112,13 +113,25 @@ func agent(cfg *agentconfig.Config, logger *slog.Logger, stderr io.Writer) error
 		return err
 	}
 
+	healthDeps := health.Deps{
+		Store: store, Codec: codec, Writer: node, Membership: node,
+		Logger: logger.With("component", "health"), Registerer: reg, CatchUp: node.ConsistentRead,
+	}
+	runner := health.NewRunner(healthDeps)
+	healthLeader := health.NewLeader(healthDeps, runner)
+	heartbeats := health.NewHeartbeats(healthDeps, runner)
+	healthCtx, stopHealth := context.WithCancel(context.Background())
+	defer stopHealth()
+	go runner.Run(healthCtx)
+	go healthLeader.Run(healthCtx)
+
 	left := make(chan struct{})
 	adapter := &clusterAdapter{node: node, machine: machine, codec: codec, left: left, logger: logger}
 	srv, err := api.New(api.Deps{
 		Writer: node, Reader: machine, Cluster: adapter, Codec: codec,
 		Logger: logger.With("component", "api"), Registry: reg, Gatherer: reg,
 		Version: version, MaxBodyBytes: cfg.MaxBodyBytes, ApplyTimeout: cfg.ApplyTimeout,
-		Consistency: node,
+		Consistency: node, Heartbeats: heartbeats,
 	})
 	if err != nil {
 		_ = node.Shutdown(context.Background())
@@ -172,6 +185,7 @@ func agent(cfg *agentconfig.Config, logger *slog.Logger, stderr io.Writer) error
 		logger.Warn("admin API shutdown", "err", err)
 	}
 	apiCancel()
+	stopHealth()
 	if err := node.Shutdown(ctx); err != nil {
 		logger.Warn("cluster shutdown", "err", err)
 	}

@@ -1,0 +1,138 @@
+// Package health keeps the catalog's health true. Every node runs the checks
+// of the instances it owns (TTL, HTTP, TCP) and commits only status changes
+// through Raft; an anti-entropy loop corrects the catalog from those checks.
+// The leader marks every instance of a node that gossip declares failed as
+// critical, deregisters instances of nodes that left, and removes instances
+// critical for longer than their deregister_critical_after.
+//
+// It depends on the domain (registry, fsm/command) and on two small
+// interfaces for Raft writes and membership; it never imports the cluster.
+package health
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/nexus/nexus/fsm/command"
+	"github.com/nexus/nexus/registry"
+)
+
+// Writer commits encoded commands through Raft (cluster.Node implements it).
+type Writer interface {
+	Apply(ctx context.Context, cmd []byte) (*command.Result, error)
+}
+
+// Membership is what the health duties need to know about the cluster.
+type Membership interface {
+	NodeName() string
+	IsLeader() bool
+	// MemberStatuses maps every known member to alive, failed or left.
+	MemberStatuses() map[string]string
+	// MemberHTTPAddr returns the admin API address of a member.
+	MemberHTTPAddr(name string) (string, bool)
+	// Changes is signalled (coalesced) whenever membership or leadership
+	// changes.
+	Changes() <-chan struct{}
+}
+
+// Errors of heartbeats. They carry the HTTP status and code the API answers.
+var (
+	// ErrOwnerUnavailable means the node owning the instance cannot be reached.
+	ErrOwnerUnavailable error = &Error{Status: 503, Code: "owner_unavailable", Msg: "the node owning the instance is unavailable"}
+	// ErrNoTTLCheck means the instance has no TTL check to refresh.
+	ErrNoTTLCheck error = &Error{Status: 400, Code: "invalid", Msg: "the instance has no ttl check"}
+	// ErrNotFound means the instance is unknown.
+	ErrNotFound error = &Error{Status: 404, Code: "not_found", Msg: "instance not found"}
+)
+
+// Error is a heartbeat error with its API status and code.
+type Error struct {
+	Status int
+	Code   string
+	Msg    string
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+// StatusCode is the HTTP status the API answers.
+func (e *Error) StatusCode() int { return e.Status }
+
+// ErrorCode is the API error code.
+func (e *Error) ErrorCode() string { return e.Code }
+
+// Deps wires the health package.
+type Deps struct {
+	Store      *registry.Store
+	Codec      *command.Codec
+	Writer     Writer
+	Membership Membership
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	// AntiEntropyInterval is how often the owner re-checks the catalog
+	// against its checks even without a change (default 10s).
+	AntiEntropyInterval time.Duration
+	// CatchUp, when set, waits until this node applied everything committed
+	// (a read index); heartbeats use it before answering 404, since a
+	// follower may not have applied a registration made on another node.
+	CatchUp func(ctx context.Context) error
+	// Now is the clock stamped into commands (default time.Now).
+	Now func() time.Time
+}
+
+type metrics struct {
+	transitions *prometheus.CounterVec
+	checkRuns   *prometheus.CounterVec
+	commitErrs  prometheus.Counter
+	reaped      prometheus.Counter
+	marked      prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer, store *registry.Store) *metrics {
+	m := &metrics{
+		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nexus_health_transitions_total", Help: "Health status changes committed, by service and new status.",
+		}, []string{"service", "status"}),
+		checkRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nexus_health_checks_total", Help: "Health checks run on this node, by kind and result.",
+		}, []string{"kind", "status"}),
+		commitErrs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "nexus_health_commit_errors_total", Help: "Status changes that could not be committed (retried by anti-entropy).",
+		}),
+		reaped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "nexus_health_reaped_total", Help: "Instances deregistered by the leader after deregister_critical_after.",
+		}),
+		marked: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "nexus_health_node_failure_marks_total", Help: "Instances marked critical by the leader because their node failed.",
+		}),
+	}
+	reg.MustRegister(m.transitions, m.checkRuns, m.commitErrs, m.reaped, m.marked, &statusCollector{
+		store: store,
+		desc:  prometheus.NewDesc("nexus_instances", "Instances in the catalog by health status.", []string{"status"}, nil),
+	})
+	return m
+}
+
+// statusCollector exports instances by status from the local replica.
+type statusCollector struct {
+	store *registry.Store
+	desc  *prometheus.Desc
+}
+
+func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
+	tx := c.store.ReadTxn()
+	defer tx.Abort()
+	counts := map[string]int{registry.StatusPassing: 0, registry.StatusWarning: 0, registry.StatusCritical: 0}
+	for _, svc := range tx.Services(nil) {
+		for _, in := range tx.ServiceInstances(nil, svc.Name) {
+			counts[in.Status]++
+		}
+	}
+	for _, s := range []string{registry.StatusPassing, registry.StatusWarning, registry.StatusCritical} {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(counts[s]), s)
+	}
+}
