@@ -17,6 +17,7 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	rejected *prometheus.CounterVec
+	blocking prometheus.Gauge
 	handler  fasthttp.RequestHandler
 }
 
@@ -35,6 +36,12 @@ func newMetrics(reg prometheus.Registerer, gath prometheus.Gatherer, reader Read
 			Name: "nexus_api_rejected_writes_total",
 			Help: "Writes refused, by reason (validation, cas, not_found, type_conflict, conflict, no_leader, outcome_unknown, body_too_large, internal).",
 		}, []string{"reason"}),
+	}
+	m.blocking = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "nexus_api_blocking_queries", Help: "Blocking queries (?index=) waiting for a change now.",
+	})
+	if err := reg.Register(m.blocking); err != nil {
+		return nil, err
 	}
 	var err error
 	if m.requests, err = registerVec(reg, m.requests); err != nil {

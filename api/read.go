@@ -162,7 +162,14 @@ func (s *Server) serveRead(ctx *fasthttp.RequestCtx, rc *reqCtx, fn readFunc) {
 		tx := store.ReadTxn()
 		res := fn(tx, ws)
 		tx.Abort()
-		if !opts.blocking || res.index > opts.minIndex || ws.WatchCtx(wctx) != nil {
+		if !opts.blocking || res.index > opts.minIndex {
+			s.writeRead(ctx, rc, res)
+			return
+		}
+		s.metrics.blocking.Inc()
+		err := ws.WatchCtx(wctx)
+		s.metrics.blocking.Dec()
+		if err != nil {
 			s.writeRead(ctx, rc, res)
 			return
 		}

@@ -136,7 +136,8 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.fwd = newForwarder(n)
-	n.wg.Add(4)
+	n.wg.Add(5)
+	go n.reconnectLoop(5 * time.Second)
 	go n.joinLoop()
 	go n.bootstrapLoop()
 	go n.leaderLoop()

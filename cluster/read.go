@@ -52,9 +52,16 @@ func (n *Node) ForwardedReadIndex(ctx context.Context, mac string, nonce []byte)
 
 // ConsistentRead returns once this node has applied everything committed
 // before the call: a linearizable read can then use the local replica.
-func (n *Node) ConsistentRead(ctx context.Context) error {
+func (n *Node) ConsistentRead(ctx context.Context) (err error) {
+	start := time.Now()
+	defer func() {
+		outcome := "ok"
+		if err != nil {
+			outcome = "error"
+		}
+		n.m.consistentReads.WithLabelValues(outcome).Observe(time.Since(start).Seconds())
+	}()
 	var idx uint64
-	var err error
 	if n.raft.State() == raft.Leader {
 		idx, err = n.ReadIndex(ctx)
 	} else {

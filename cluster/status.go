@@ -217,8 +217,9 @@ func (n *Node) Contact() (bool, time.Duration) {
 func (n *Node) Done() <-chan struct{} { return n.stopCh }
 
 type metrics struct {
-	leaderChanges prometheus.Counter
-	applyLatency  *prometheus.HistogramVec
+	consistentReads *prometheus.HistogramVec
+	leaderChanges   prometheus.Counter
+	applyLatency    *prometheus.HistogramVec
 }
 
 func newMetrics(reg prometheus.Registerer, n *Node) *metrics {
@@ -231,7 +232,14 @@ func newMetrics(reg prometheus.Registerer, n *Node) *metrics {
 			Buckets: []float64{.001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5, 10},
 		}, []string{"outcome"}),
 	}
-	reg.MustRegister(m.leaderChanges, m.applyLatency)
+	m.consistentReads = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "nexus_consistent_read_duration_seconds", Help: "Time to make a read linearizable (read index, quorum check, apply wait), by outcome.",
+		Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2},
+	}, []string{"outcome"})
+	reg.MustRegister(m.leaderChanges, m.applyLatency, m.consistentReads, &memberCollector{
+		n:    n,
+		desc: prometheus.NewDesc("nexus_gossip_members", "Gossip members by status, as this node sees them.", []string{"status"}, nil),
+	})
 	return m
 }
 
