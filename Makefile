@@ -49,3 +49,36 @@ fuzz:
 
 clean:
 	rm -rf $(BIN)
+
+## Jepsen-style fault injection (needs root, iproute2, iptables; docs/jepsen.md).
+JEPSEN_TIME    ?= 5m
+JEPSEN_RUNS    ?= 10
+JEPSEN_NEMESES ?= kill,pause,partition,net-slow,membership,all
+JEPSEN_FLAGS   ?=
+JEPSEN_OUT     ?= jepsen-out
+.PHONY: jepsen jepsen-short
+
+## jepsen: campaign of JEPSEN_RUNS runs of JEPSEN_TIME per nemesis in JEPSEN_NEMESES
+## ("all" = combined); results in $(JEPSEN_OUT)/campaign-*/campaign.md.
+jepsen: build
+	$(GO) build -o $(BIN)/nexus-jepsen ./cmd/nexus-jepsen
+	$(BIN)/nexus-jepsen campaign --nexus $(NEXUS) --time $(JEPSEN_TIME) --runs $(JEPSEN_RUNS) \
+		--nemeses $(JEPSEN_NEMESES) --out $(JEPSEN_OUT)/campaign-$$(date +%Y%m%d-%H%M%S) $(JEPSEN_FLAGS)
+
+## jepsen-short: one combined run, every nemesis, both workloads, under 3 minutes;
+## exits non-zero on any anomaly.
+jepsen-short: build
+	$(GO) build -o $(BIN)/nexus-jepsen ./cmd/nexus-jepsen
+	$(BIN)/nexus-jepsen run --nexus $(NEXUS) --nemesis all --time 115s --fault-for 5s --quiet-for 3s \
+		--heal-timeout 40s --recovery-timeout 30s --out $(JEPSEN_OUT)/short-$$(date +%Y%m%d-%H%M%S) $(JEPSEN_FLAGS)
+
+## bench-gateway: upstream direct vs nginx vs the Nexus gateway (plain, and with
+## rate limit + JWT + metrics) with wrk, interleaved rounds; then the gateway's
+## Go micro-benchmarks (hot path must be 0 allocs/op). Installs wrk and nginx
+## from Debian's packages if missing. docs/gateway.md explains the figures.
+.PHONY: bench-gateway
+bench-gateway: build
+	@command -v wrk >/dev/null 2>&1 && (command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx) || \
+		(apt-get update && apt-get install -y wrk nginx)
+	$(BIN)/nexus-bench gateway --nexus $(NEXUS) --duration 10s --rounds 3
+	$(GO) test -run '^$$' -bench 'HotPath|Proxy|Match|Allow' -benchmem ./gateway/ ./gateway/router/ ./gateway/ratelimit/

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"time"
 
@@ -84,6 +85,24 @@ type Cluster interface {
 	// Contact is cheap (called on every response): whether a leader is
 	// known and how long ago this node heard from it (0 on the leader).
 	Contact() (knownLeader bool, lastContact time.Duration)
+
+	// RaftStats reports this node's Raft progress (GET
+	// /internal/raft-stats, read by the leader's autopilot).
+	RaftStats() PeerStats
+	// RemovePeer removes a failed server from Raft and returns the index
+	// of the configuration change; a follower relays the request to the
+	// leader. Errors that know their answer implement
+	// StatusCode()/ErrorCode() (404 not_found, 409 member_alive); the
+	// command write outcomes as for writes.
+	RemovePeer(ctx context.Context, node string, relay Relay) (uint64, error)
+	// Snapshot writes a snapshot of this node's replica, in the FSM's
+	// snapshot format, to w and returns an index it covers at least.
+	Snapshot(w io.Writer) (uint64, error)
+	// RestoreSnapshot validates a snapshot and restores it through Raft on
+	// every node (a follower relays it to the leader); it returns an index
+	// at which the restored state has applied on this node. Errors as for
+	// RemovePeer (400 invalid_snapshot).
+	RestoreSnapshot(ctx context.Context, data []byte, relay Relay) (uint64, error)
 }
 
 // ConsistentReader makes a read linearizable: it returns once this node's
@@ -122,6 +141,10 @@ type Deps struct {
 	// Heartbeats, when set, owns TTL heartbeats (the health runner); without
 	// it a heartbeat with a status commits that status directly.
 	Heartbeats Heartbeats
+
+	// AuditArchive answers GET /audit from PostgreSQL (merged with the
+	// backlog); nil reads the replicated backlog only.
+	AuditArchive AuditArchive
 
 	// Consistency serves ?consistent reads; nil answers them from the local
 	// replica (as ?stale).

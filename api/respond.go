@@ -116,6 +116,8 @@ func statusOfCode(code string) int {
 		return fasthttp.StatusConflict
 	case registry.CodeInvalid:
 		return fasthttp.StatusBadRequest
+	case registry.CodeAuditBacklogFull:
+		return fasthttp.StatusServiceUnavailable
 	}
 	return fasthttp.StatusInternalServerError
 }

@@ -12,6 +12,9 @@ type endpoint struct {
 	pattern                string
 	get, post, put, delete handlerFunc
 	allow                  string
+	// maxBody, when set, is this endpoint's request body limit instead of
+	// the server's (PUT /cluster/snapshot; see headerReceived).
+	maxBody int
 }
 
 func (e *endpoint) handler(method []byte) handlerFunc {
@@ -55,6 +58,8 @@ type endpoints struct {
 	members, leader, raft, leave               endpoint
 	forward                                    endpoint
 	readIndex                                  endpoint
+	peers, snapshot, raftStats                 endpoint
+	audit, auditSettings                       endpoint
 	all                                        []*endpoint
 }
 
@@ -81,10 +86,16 @@ func (s *Server) buildEndpoints() endpoints {
 		leave:         endpoint{pattern: "/cluster/leave", post: s.postLeave},
 		forward:       endpoint{pattern: "/internal/forward", post: s.postForward},
 		readIndex:     endpoint{pattern: "/internal/read-index", post: s.postReadIndex},
+		peers:         endpoint{pattern: "/cluster/peers/{node}", delete: s.deletePeer},
+		snapshot:      endpoint{pattern: "/cluster/snapshot", get: s.getSnapshot, put: s.putSnapshot, maxBody: max(MaxSnapshotBytes, s.maxBody)},
+		raftStats:     endpoint{pattern: "/internal/raft-stats", get: s.getRaftStats},
+		audit:         endpoint{pattern: "/audit", get: s.listAudit},
+		auditSettings: endpoint{pattern: "/audit/settings", get: s.getAuditSettings, put: s.putAuditSettings},
 	}
 	e.all = []*endpoint{&e.health, &e.ready, &e.status, &e.metrics, &e.services, &e.register, &e.service,
 		&e.serviceHealth, &e.instance, &e.heartbeat, &e.discover, &e.configList, &e.configKey, &e.routes,
-		&e.route, &e.members, &e.leader, &e.raft, &e.leave, &e.forward, &e.readIndex}
+		&e.route, &e.members, &e.leader, &e.raft, &e.leave, &e.forward, &e.readIndex, &e.audit, &e.auditSettings}
+	e.all = append(e.all, &e.peers, &e.snapshot, &e.raftStats)
 	for _, ep := range e.all {
 		ep.computeAllow()
 	}
@@ -192,7 +203,20 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) (*endpoint, pathParams, *apiErr
 				return &e.raft, p, nil
 			case "leave":
 				return &e.leave, p, nil
+			case "snapshot":
+				return &e.snapshot, p, nil
 			}
+		}
+		if len(segs) == 3 && segs[1] == "peers" {
+			p.name = segs[2]
+			return &e.peers, p, nil
+		}
+	case "audit":
+		switch {
+		case len(segs) == 1:
+			return &e.audit, p, nil
+		case len(segs) == 2 && segs[1] == "settings":
+			return &e.auditSettings, p, nil
 		}
 	case "internal":
 		if len(segs) == 2 && segs[1] == "forward" {
@@ -200,6 +224,9 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) (*endpoint, pathParams, *apiErr
 		}
 		if len(segs) == 2 && segs[1] == "read-index" {
 			return &e.readIndex, p, nil
+		}
+		if len(segs) == 2 && segs[1] == "raft-stats" {
+			return &e.raftStats, p, nil
 		}
 	}
 	return nil, p, nil
@@ -234,11 +261,15 @@ func (s *Server) dispatch(ctx *fasthttp.RequestCtx, rc *reqCtx) {
 	}
 	rc.name, rc.instance, rc.key = p.name, p.instance, p.key
 	rc.isWrite = !ctx.IsGet() && !ctx.IsHead()
-	if rc.isWrite && len(ctx.PostBody()) > s.maxBody {
+	limit := s.maxBody
+	if ep.maxBody > 0 {
+		limit = ep.maxBody
+	}
+	if rc.isWrite && len(ctx.PostBody()) > limit {
 		// Serve enforces the limit while reading; this covers Handler()
 		// used on its own.
 		s.metrics.rejected.WithLabelValues("body_too_large").Inc()
-		writeError(ctx, errBodyTooLarge(s.maxBody))
+		writeError(ctx, errBodyTooLarge(limit))
 		return
 	}
 	h(ctx, rc)

@@ -52,6 +52,7 @@ type Server struct {
 	reader       Reader
 	cluster      Cluster
 	consistency  ConsistentReader
+	auditArchive AuditArchive
 	heartbeats   Heartbeats
 	codec        *command.Codec
 	log          *slog.Logger
@@ -82,6 +83,7 @@ func New(deps Deps) (*Server, error) {
 		reader:       deps.Reader,
 		cluster:      deps.Cluster,
 		consistency:  deps.Consistency,
+		auditArchive: deps.AuditArchive,
 		heartbeats:   deps.Heartbeats,
 		codec:        deps.Codec,
 		log:          deps.Logger,
@@ -135,6 +137,7 @@ func New(deps Deps) (*Server, error) {
 		WriteTimeout:                 orDefault(deps.WriteTimeout, defaultWriteTimeout),
 		IdleTimeout:                  orDefault(deps.IdleTimeout, defaultIdleTimeout),
 		MaxRequestBodySize:           s.maxBody,
+		HeaderReceived:               s.headerReceived, // PUT /cluster/snapshot takes up to MaxSnapshotBytes
 		ReadBufferSize:               readBufferSize,
 		NoDefaultServerHeader:        true,
 		NoDefaultContentType:         true,
@@ -286,15 +289,19 @@ func printable(b []byte) bool {
 func (s *Server) handleServerError(ctx *fasthttp.RequestCtx, err error) {
 	start := time.Now()
 	rc := &reqCtx{id: requestID(ctx), route: "unmatched"}
+	limit := s.maxBody
 	if ep, _, perr := s.route(ctx); ep != nil && perr == nil {
 		rc.route = ep.pattern
+		if ep.maxBody > 0 {
+			limit = ep.maxBody
+		}
 	}
 	var small *fasthttp.ErrSmallBuffer
 	var netErr net.Error
 	switch {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		s.metrics.rejected.WithLabelValues("body_too_large").Inc()
-		writeError(ctx, errBodyTooLarge(s.maxBody))
+		writeError(ctx, errBodyTooLarge(limit))
 	case errors.As(err, &small):
 		writeError(ctx, &apiError{status: fasthttp.StatusRequestHeaderFieldsTooLarge, code: "header_too_large",
 			message: "request headers are too large"})

@@ -31,7 +31,7 @@ func rejectReason(code string) string {
 	case registry.CodeCASConflict:
 		return "cas"
 	case registry.CodeNotFound, registry.CodeTypeConflict, registry.CodeConflict,
-		CodeNoLeader, CodeOutcomeUnknown, CodeBodyTooLarge, CodeForbidden:
+		CodeNoLeader, CodeOutcomeUnknown, CodeBodyTooLarge, CodeForbidden, registry.CodeAuditBacklogFull:
 		return code
 	}
 	return "internal"
@@ -61,7 +61,8 @@ func (s *Server) apply(ctx *fasthttp.RequestCtx, rc *reqCtx, t command.Type, msg
 	}
 	rc.index = res.Index
 	if res.Err != nil {
-		s.reject(ctx, &apiError{status: statusOfCode(res.Err.Code), code: res.Err.Code, message: res.Err.Message})
+		s.reject(ctx, &apiError{status: statusOfCode(res.Err.Code), code: res.Err.Code, message: res.Err.Message,
+			retryAfter: res.Err.Code == registry.CodeAuditBacklogFull})
 		return nil
 	}
 	return res

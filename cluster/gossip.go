@@ -125,9 +125,10 @@ func (g *gossip) NodeMeta(limit int) []byte {
 	return b
 }
 
-// NotifyMsg, GetBroadcasts, LocalState and MergeRemoteState: no user data
+// NotifyMsg receives user messages (the gateway exchange); GetBroadcasts,
+// LocalState and MergeRemoteState carry nothing.
 // travels over gossip yet.
-func (g *gossip) NotifyMsg([]byte)                           {}
+func (g *gossip) NotifyMsg(b []byte)                         { g.n.deliver(b) }
 func (g *gossip) GetBroadcasts(overhead, limit int) [][]byte { return nil }
 func (g *gossip) LocalState(join bool) []byte                { return nil }
 func (g *gossip) MergeRemoteState(buf []byte, join bool)     {}

@@ -192,8 +192,11 @@ func (n *Node) lead(ctx context.Context) {
 }
 
 // reconcile makes Raft membership follow gossip: alive servers of this
-// cluster become voters, servers that left are removed. Failed servers stay
-// (a stop is not a leave); removing them is an operator's or autopilot's call.
+// cluster that Raft does not know join as non-voters (the Autopilot promotes
+// them once they are caught up and stable), a server whose Raft address
+// changed is updated with its suffrage kept, servers that left are removed.
+// Failed servers stay (a stop is not a leave); removing them is the
+// Autopilot's call after its grace period, or an operator's.
 func (n *Node) reconcile() {
 	if n.raft.State() != raft.Leader {
 		return
@@ -218,15 +221,7 @@ func (n *Node) reconcile() {
 			if m.Meta.ClusterID != "" && clusterID != "" && m.Meta.ClusterID != clusterID {
 				continue
 			}
-			if present && string(cur.Address) == m.Meta.RaftAddr && cur.Suffrage == raft.Voter {
-				continue
-			}
-			f := n.raft.AddVoter(raft.ServerID(m.Name), raft.ServerAddress(m.Meta.RaftAddr), 0, n.cfg.ApplyTimeout)
-			if err := waitFuture(context.Background(), f, n.cfg.ApplyTimeout); err != nil {
-				n.logger.Warn("adding voter failed", "member", m.Name, "err", err)
-			} else {
-				n.logger.Info("added voter", "member", m.Name, "raft_addr", m.Meta.RaftAddr)
-			}
+			n.reconcileAlive(m, cur, present)
 		case StatusLeft:
 			if !present {
 				continue
@@ -239,6 +234,31 @@ func (n *Node) reconcile() {
 			}
 		}
 	}
+}
+
+// reconcileAlive adds an alive server Raft does not know as a non-voter, or
+// updates the address of one it knows, keeping its suffrage.
+func (n *Node) reconcileAlive(m memberState, cur raft.Server, present bool) {
+	addr := raft.ServerAddress(m.Meta.RaftAddr)
+	if addr == "" || (present && cur.Address == addr) {
+		return
+	}
+	var f raft.IndexFuture
+	what := "added non-voter (autopilot promotes it once caught up and stable)"
+	if present && cur.Suffrage == raft.Voter {
+		f = n.raft.AddVoter(raft.ServerID(m.Name), addr, 0, n.cfg.ApplyTimeout)
+		what = "updated voter address"
+	} else {
+		f = n.raft.AddNonvoter(raft.ServerID(m.Name), addr, 0, n.cfg.ApplyTimeout)
+		if present {
+			what = "updated non-voter address"
+		}
+	}
+	if err := waitFuture(context.Background(), f, n.cfg.ApplyTimeout); err != nil {
+		n.logger.Warn("reconcile: changing raft membership failed", "member", m.Name, "raft_addr", addr, "err", err)
+		return
+	}
+	n.logger.Info(what, "member", m.Name, "raft_addr", addr, "index", f.Index())
 }
 
 // Leave makes this node leave for good: it hands over leadership, tells the

@@ -90,6 +90,7 @@ type Node struct {
 	gossip *gossip
 	fwd    *forwarder
 	m      *metrics
+	exch   exchange
 
 	events  chan memberEvent
 	changes chan struct{} // coalesced membership/leadership changes for one consumer

@@ -101,12 +101,13 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 		r *command.Result
 	}
 	var done []applied
+	var st batchStats
 	for i, l := range logs {
 		if l.Type != raft.LogCommand {
 			continue
 		}
 		tx.SetIndex(l.Index)
-		t, r := f.applyOne(tx, l)
+		t, r := f.applyOne(tx, l, &st)
 		out[i] = r
 		if r != nil {
 			done = append(done, applied{t, r})
@@ -114,6 +115,10 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	}
 	tx.Commit()
 	f.setApplied(logs[len(logs)-1].Index)
+	if st.dropped > 0 {
+		f.logger.Warn("audit backlog full: dropped the oldest unarchived records (on_full drop_oldest)",
+			"dropped", st.dropped, "last_index", logs[len(logs)-1].Index)
+	}
 	if f.onApply != nil {
 		for _, a := range done {
 			f.onApply(a.t, a.r)
@@ -122,7 +127,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	return out
 }
 
-func (f *FSM) applyOne(tx *registry.Tx, l *raft.Log) (command.Type, *command.Result) {
+func (f *FSM) applyOne(tx *registry.Tx, l *raft.Log, st *batchStats) (command.Type, *command.Result) {
 	t, msg, err := f.codec.Decode(l.Data)
 	if err != nil {
 		unknown := errors.Is(err, command.ErrUnknownType) || errors.Is(err, command.ErrUnknownVersion)
@@ -134,78 +139,169 @@ func (f *FSM) applyOne(tx *registry.Tx, l *raft.Log) (command.Type, *command.Res
 		panic(fmt.Sprintf("fsm: cannot apply committed entry %d: %v", l.Index, err))
 	}
 	res := &command.Result{Index: l.Index}
+	au := &entryAudit{index: l.Index, meta: metaOf(msg)}
+	if e := tx.AuditAdmit(isSystem(t, au.meta)); e != nil {
+		res.Err = toErr(e)
+		return t, res
+	}
+	f.dispatch(tx, l.Index, msg, res, au)
+	if res.Err != nil && res.Err.Code == registry.CodeInternal {
+		// The store refused an insert: state and replicas may now differ.
+		panic(fmt.Sprintf("fsm: internal error applying entry %d: %s", l.Index, res.Err.Message))
+	}
+	if res.Err == nil && len(au.recs) > 0 {
+		dropped, evicted, err := tx.AppendAudit(au.recs)
+		if err != nil {
+			panic(fmt.Sprintf("fsm: audit backlog of entry %d: %v", l.Index, err))
+		}
+		st.dropped += dropped
+		st.evicted += evicted
+	}
+	return t, res
+}
+
+// batchStats counts what a batch did to the audit backlog, for one log
+// line per batch instead of one per record.
+type batchStats struct {
+	dropped, evicted int
+}
+
+// dispatch applies one decoded command, sets its answer and collects its
+// audit records. A business error leaves state and audit untouched.
+func (f *FSM) dispatch(tx *registry.Tx, idx uint64, msg any, res *command.Result, au *entryAudit) {
 	switch m := msg.(type) {
 	case *command.RegisterInstance:
+		svcBefore := copyService(tx.Service(nil, m.Instance.Service))
+		prev := copyInstance(tx.Instance(nil, m.Instance.Service, m.Instance.ID))
 		created, inst, e := tx.RegisterInstance(m.Instance)
 		if e != nil {
 			res.Err = toErr(e)
-		} else {
-			res.Created, res.Value = created, inst
+			return
 		}
+		res.Created, res.Value = created, inst
+		if svcBefore == nil {
+			au.add(registry.ActionRegister, registry.AuditService, m.Instance.Service, nil, tx.Service(nil, m.Instance.Service))
+		}
+		action := registry.ActionUpdate
+		if created {
+			action = registry.ActionRegister
+		}
+		au.add(action, registry.AuditInstance, instanceResource(inst.Service, inst.ID), prev, inst)
 	case *command.DeregisterInstance:
-		if _, e := tx.DeregisterInstance(m.Service, m.ID); e != nil {
+		svcBefore := copyService(tx.Service(nil, m.Service))
+		prev, e := tx.DeregisterInstance(m.Service, m.ID)
+		if e != nil {
 			res.Err = toErr(e)
-		} else {
-			res.Value = DeregisteredInstance{Service: m.Service, ID: m.ID, ModifyIndex: l.Index}
+			return
+		}
+		res.Value = DeregisteredInstance{Service: m.Service, ID: m.ID, ModifyIndex: idx}
+		au.add(registry.ActionDeregister, registry.AuditInstance, instanceResource(m.Service, m.ID), prev, nil)
+		if svcBefore != nil && tx.Service(nil, m.Service) == nil {
+			au.add(registry.ActionDeregister, registry.AuditService, m.Service, svcBefore, nil)
 		}
 	case *command.DeregisterService:
-		if insts, e := tx.DeregisterService(m.Service); e != nil {
+		svcBefore := copyService(tx.Service(nil, m.Service))
+		insts, e := tx.DeregisterService(m.Service)
+		if e != nil {
 			res.Err = toErr(e)
-		} else {
-			res.Value = DeregisteredService{Deregistered: len(insts), ModifyIndex: l.Index}
+			return
 		}
+		res.Value = DeregisteredService{Deregistered: len(insts), ModifyIndex: idx}
+		for i := range insts {
+			au.add(registry.ActionDeregister, registry.AuditInstance, instanceResource(insts[i].Service, insts[i].ID), &insts[i], nil)
+		}
+		au.add(registry.ActionDeregister, registry.AuditService, m.Service, svcBefore, nil)
 	case *command.SetStatus:
-		if _, next, e := tx.SetStatus(m.Service, m.ID, m.Status, m.Output); e != nil {
+		prev, next, e := tx.SetStatus(m.Service, m.ID, m.Status, m.Output)
+		if e != nil {
 			res.Err = toErr(e)
-		} else {
-			res.Value = next
+			return
 		}
+		res.Value = next
+		au.add(registry.ActionStatus, registry.AuditInstance, instanceResource(m.Service, m.ID), prev, next)
 	case *command.ConfigSet:
 		writes := make([]registry.ConfigWrite, len(m.Entries))
 		for i, op := range m.Entries {
 			writes[i] = registry.ConfigWrite{Key: op.Key, Value: op.Value, CAS: op.CAS}
 		}
-		entries, _, e := tx.ConfigSet(writes)
-		switch {
-		case e != nil:
-			res.Err = toErr(e)
-		case m.Batch:
-			res.Value = ConfigEntries{Entries: entries}
-		default:
-			res.Value = entries[0]
-		}
-	case *command.ConfigDelete:
-		if _, e := tx.ConfigDelete(m.Key, m.CAS); e != nil {
-			res.Err = toErr(e)
-		} else {
-			res.Value = DeletedKey{Key: m.Key, ModifyIndex: l.Index}
-		}
-	case *command.RouteUpsert:
-		created, _, route, e := tx.UpsertRoute(m.Route, m.CreateOnly)
+		entries, prevs, e := tx.ConfigSet(writes)
 		if e != nil {
 			res.Err = toErr(e)
-		} else {
-			res.Created, res.Value = created, route
+			return
 		}
-	case *command.RouteDelete:
-		if _, e := tx.DeleteRoute(m.ID); e != nil {
+		if m.Batch {
+			res.Value = ConfigEntries{Entries: entries}
+		} else {
+			res.Value = entries[0]
+		}
+		for i := range entries {
+			au.add(registry.ActionSet, registry.AuditConfig, entries[i].Key, prevs[i], &entries[i])
+		}
+	case *command.ConfigDelete:
+		prev, e := tx.ConfigDelete(m.Key, m.CAS)
+		if e != nil {
 			res.Err = toErr(e)
-		} else {
-			res.Value = DeletedRoute{ID: m.ID, ModifyIndex: l.Index}
+			return
 		}
+		res.Value = DeletedKey{Key: m.Key, ModifyIndex: idx}
+		au.add(registry.ActionDelete, registry.AuditConfig, m.Key, prev, nil)
+	case *command.RouteUpsert:
+		created, prev, route, e := tx.UpsertRoute(m.Route, m.CreateOnly)
+		if e != nil {
+			res.Err = toErr(e)
+			return
+		}
+		res.Created, res.Value = created, route
+		au.add(registry.ActionUpsert, registry.AuditRoute, route.ID, prev, route)
+	case *command.RouteDelete:
+		prev, e := tx.DeleteRoute(m.ID)
+		if e != nil {
+			res.Err = toErr(e)
+			return
+		}
+		res.Value = DeletedRoute{ID: m.ID, ModifyIndex: idx}
+		au.add(registry.ActionDelete, registry.AuditRoute, m.ID, prev, nil)
 	case *command.ClusterInit:
-		meta, _ := tx.InitCluster(m.ClusterID, m.Secret)
+		meta, created := tx.InitCluster(m.ClusterID, m.Secret)
 		if meta != nil {
 			res.Value = ClusterIdentity{ClusterID: meta.ClusterID}
 		}
+		if created {
+			au.add(registry.ActionInit, registry.AuditCluster, meta.ClusterID, nil, clusterDoc{ClusterID: meta.ClusterID})
+		}
+	case *command.AuditSettings:
+		f.applyAuditSettings(tx, m, res, au)
+	case *command.AuditWatermark:
+		k := registry.AuditKey{Index: m.Index, Position: m.Position}
+		if _, err := tx.SetAuditWatermark(k, m.Attach); err != nil {
+			res.Err = &command.Error{Code: registry.CodeInternal, Message: err.Error()}
+			return
+		}
+		st := tx.AuditState(nil)
+		res.Value = AuditWatermark{Watermark: st.Watermark, Records: st.Records}
 	case *command.Noop:
 	}
-	if res.Err != nil && res.Err.Code == registry.CodeInternal {
-		// The store refused an insert: state and replicas may now differ.
-		panic(fmt.Sprintf("fsm: internal error applying entry %d: %s", l.Index, res.Err.Message))
-	}
-	return t, res
 }
+
+// applyAuditSettings changes the replicated audit settings; the change is
+// itself audited (resource type cluster, resource "audit").
+func (f *FSM) applyAuditSettings(tx *registry.Tx, m *command.AuditSettings, res *command.Result, au *entryAudit) {
+	before, after, dropped, evicted, e := tx.SetAuditSettings(registry.AuditSettingsPatch{
+		MaxRecords: m.MaxRecords, MaxBytes: m.MaxBytes, OnFull: m.OnFull, Archive: m.Archive,
+	})
+	if e != nil {
+		res.Err = toErr(e)
+		return
+	}
+	if dropped+evicted > 0 {
+		f.logger.Warn("audit settings shrank the backlog", "index", au.index, "dropped", dropped, "evicted", evicted)
+	}
+	res.Value = after
+	au.add(registry.ActionSet, registry.AuditCluster, AuditSettingsResource, before, after)
+}
+
+// AuditSettingsResource is the resource name of audit settings changes.
+const AuditSettingsResource = "audit_settings"
 
 func toErr(e *registry.Error) *command.Error {
 	return &command.Error{Code: e.Code, Message: e.Message}
@@ -241,6 +337,12 @@ type (
 	// ClusterIdentity answers the bootstrap entry.
 	ClusterIdentity struct {
 		ClusterID string `json:"cluster_id"`
+	}
+	// AuditWatermark answers a watermark: where it is now and how many
+	// records the backlog still holds.
+	AuditWatermark struct {
+		Watermark registry.AuditKey `json:"watermark"`
+		Records   int64             `json:"records"`
 	}
 )
 

@@ -114,8 +114,26 @@ func commandLog() []cmd {
 	add(command.TypeClusterInit, &command.ClusterInit{Meta: next(), ClusterID: "c-2", Secret: "other"}) // ignored
 	add(command.TypeNoop, &command.Noop{Meta: next()})
 	add(command.TypeConfigSet, &command.ConfigSet{Meta: next(), Entries: []command.ConfigOp{{Key: "app/z", Value: []byte(`[true,false]`)}}})
+	// Audit: archive on with a small ring-like bound and drop_oldest (drops
+	// records), an attach + watermark (trims), a watermark that would move
+	// back (ignored), then reject: a user write is refused while full, a
+	// system write passes.
+	add(command.TypeAuditSettings, &command.AuditSettings{Meta: next(), MaxRecords: i64(12), OnFull: str(registry.OnFullDropOldest), Archive: str(registry.ArchiveOn)})
+	add(command.TypeAuditWatermark, &command.AuditWatermark{Meta: next(), Index: 30, Position: 0, Attach: true})
+	add(command.TypeAuditWatermark, &command.AuditWatermark{Meta: next(), Index: 12, Position: 3})
+	for k := 0; k < 6; k++ {
+		add(command.TypeConfigSet, &command.ConfigSet{Meta: next(), Batch: true, Entries: []command.ConfigOp{
+			{Key: fmt.Sprintf("audit/%d/a", k), Value: []byte(`{"b":1,"a":2}`)}, {Key: fmt.Sprintf("audit/%d/b", k), Value: []byte(`"x"`)}}})
+	}
+	add(command.TypeAuditSettings, &command.AuditSettings{Meta: next(), OnFull: str(registry.OnFullReject)})
+	add(command.TypeConfigSet, &command.ConfigSet{Meta: next(), Entries: []command.ConfigOp{{Key: "app/refused", Value: []byte(`1`)}}}) // audit_backlog_full
+	add(command.TypeSetStatus, &command.SetStatus{Meta: next(), Service: "db", ID: "db-1", Status: registry.StatusPassing})             // system: passes
+	add(command.TypeAuditSettings, &command.AuditSettings{Meta: next(), MaxRecords: i64(0)})                                            // invalid
 	return out
 }
+
+func i64(n int64) *int64   { return &n }
+func str(s string) *string { return &s }
 
 // buildLogs encodes the command log as raft entries with indexes from 1,
 // interleaving configuration entries and an unknown skippable command.
@@ -233,7 +251,7 @@ func TestFSM_DeterministicApplyVsApplyBatch(t *testing.T) {
 	tx := one.Store().ReadTxn()
 	defer tx.Abort()
 	svcs, insts, cfg, routes := tx.Counts()
-	if svcs != 2 || insts != 4 || cfg != 4 || routes != 2 {
+	if svcs != 2 || insts != 4 || cfg != 16 || routes != 2 {
 		t.Errorf("counts = services %d instances %d config %d routes %d", svcs, insts, cfg, routes)
 	}
 	if m := tx.ClusterMeta(); m == nil || m.ClusterID != "c-1" {
@@ -244,6 +262,17 @@ func TestFSM_DeterministicApplyVsApplyBatch(t *testing.T) {
 	}
 	if tx.ConfigGet(nil, "app/e") != nil || tx.ConfigGet(nil, "app/x") != nil {
 		t.Error("a refused multi-key write left keys behind")
+	}
+	if tx.ConfigGet(nil, "app/refused") != nil {
+		t.Error("a write refused for a full audit backlog was applied")
+	}
+	st := tx.AuditState(nil)
+	if !st.Archiving() || st.Settings.MaxRecords != 12 || st.Settings.OnFull != registry.OnFullReject || st.Dropped == 0 ||
+		st.Watermark != (registry.AuditKey{Index: 30}) || !st.Attached {
+		t.Errorf("audit state = %+v", st)
+	}
+	if recs := tx.AuditBacklog(nil, registry.AuditKey{}, 1000); int64(len(recs)) != st.Records || len(recs) == 0 {
+		t.Errorf("backlog holds %d records, state says %d", len(recs), st.Records)
 	}
 }
 

@@ -35,7 +35,7 @@ type ClusterMeta struct {
 }
 
 func schema() *memdb.DBSchema {
-	return &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{
+	s := &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{
 		tableServices: {Name: tableServices, Indexes: map[string]*memdb.IndexSchema{
 			"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Name"}},
 		}},
@@ -60,6 +60,10 @@ func schema() *memdb.DBSchema {
 			"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Key"}},
 		}},
 	}}
+	for name, t := range auditTables() {
+		s.Tables[name] = t
+	}
+	return s
 }
 
 // Store is the replicated state. Writes come only from the FSM; reads are
@@ -602,6 +606,10 @@ type Dump struct {
 	Routes    []Route       `msgpack:"routes"`
 	Indexes   []IndexValue  `msgpack:"indexes"`
 	Cluster   *ClusterMeta  `msgpack:"cluster"`
+	// Audit is the backlog of records not yet archived, in key order, and
+	// AuditState its settings, bounds and watermark (registry/audit.go).
+	Audit      []AuditRecord `msgpack:"audit"`
+	AuditState *AuditState   `msgpack:"audit_state"`
 }
 
 // IndexValue is one table index in a dump.
@@ -626,6 +634,7 @@ func (tx *Tx) Dump() *Dump {
 			d.Indexes = append(d.Indexes, IndexValue{Key: e.Key, Value: e.Value})
 		}
 	}
+	tx.dumpAudit(d)
 	return d
 }
 
@@ -661,7 +670,7 @@ func (tx *Tx) Load(d *Dump) error {
 			return err
 		}
 	}
-	return nil
+	return tx.loadAudit(d)
 }
 
 // ServiceTags returns the sorted union of the tags of instances.

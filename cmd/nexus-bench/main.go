@@ -23,6 +23,8 @@ const usage = `usage: nexus-bench raft --nexus PATH [--duration 10s] [--clients 
                         [--dir DIR] [--base-ip 127.0.0.] [--raft-port 28300]
                         [--gossip-port 28301] [--http-port 28500] [--gateway-port 28080]
                         [--verbose]
+       nexus-bench gateway --nexus PATH [--duration 10s] [--rounds 3] [--threads 2]
+                        [--connections 64] [--gomaxprocs N] [--only direct,nginx,nexus,nexus-plugins]
 `
 
 func main() {
@@ -35,6 +37,8 @@ func main() {
 	switch os.Args[1] {
 	case "raft":
 		os.Exit(runRaft(ctx, os.Args[2:]))
+	case "gateway":
+		os.Exit(runGateway(ctx, os.Args[2:]))
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 	default:

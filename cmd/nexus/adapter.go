@@ -99,3 +99,16 @@ func (a *clusterAdapter) Leave(ctx context.Context) error {
 	})
 	return nil
 }
+
+func (a *clusterAdapter) RaftStats() api.PeerStats { return a.convertStats(a.node.LocalRaftStats()) }
+
+func (a *clusterAdapter) convertStats(s cluster.PeerStats) api.PeerStats {
+	return api.PeerStats{Node: s.Node, State: s.State, Term: s.Term, LastLogIndex: s.LastLogIndex,
+		LastLogTerm: s.LastLogTerm, AppliedIndex: s.AppliedIndex, LastContactMs: s.LastContactMs}
+}
+
+// RemovePeer passes cluster errors through: cluster.OpError carries its
+// API answer, the write outcomes are the command errors.
+func (a *clusterAdapter) RemovePeer(ctx context.Context, node string, relay api.Relay) (uint64, error) {
+	return a.node.RemovePeer(ctx, node, cluster.Relay{Forwarded: relay.Forwarded, Headers: relay.Headers})
+}

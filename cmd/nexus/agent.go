@@ -27,6 +27,7 @@ import (
 	"github.com/nexus/nexus/health"
 	"github.com/nexus/nexus/registry"
 	"github.com/nexus/nexus/storage"
+	"github.com/nexus/nexus/storage/archive"
 )
 
 // runAgent runs one node until SIGTERM/SIGINT (stop, exit 0) or a completed
@@ -112,6 +113,15 @@ func agent(cfg *agentconfig.Config, logger *slog.Logger, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	// Autopilot: promotes new servers and removes dead ones while this node leads.
+	pilot, err := cluster.NewAutopilot(node, cluster.AutopilotConfig{StabilizationTime: cfg.AutopilotStabilizationTime,
+		DeadServerGrace: cfg.AutopilotDeadServerGrace, MinQuorum: cfg.AutopilotMinQuorum})
+	if err != nil {
+		_ = node.Shutdown(context.Background())
+		return err
+	}
+	pilot.Start()
+	defer pilot.Stop()
 
 	healthDeps := health.Deps{
 		Store: store, Codec: codec, Writer: node, Membership: node,
@@ -125,13 +135,30 @@ func agent(cfg *agentconfig.Config, logger *slog.Logger, stderr io.Writer) error
 	go runner.Run(healthCtx)
 	go healthLeader.Run(healthCtx)
 
+	// Audit archive: migrations in the background, the archiver while this
+	// node leads (storage/archive).
+	arch, err := archive.New(archive.Config{URL: cfg.PostgresURL}, archive.Deps{
+		Store: machine.Store, Apply: node.Apply, IsLeader: func() bool { l, ok := node.Leader(); return ok && l.Node == cfg.Node },
+		Codec: codec, Node: cfg.Node, Logger: logger.With("component", "audit"), Registry: reg,
+	})
+	if err != nil {
+		_ = node.Shutdown(context.Background())
+		return err
+	}
+	arch.Start()
+	defer arch.Stop()
+	var auditArchive api.AuditArchive
+	if arch.Enabled() {
+		auditArchive = arch
+	}
+
 	left := make(chan struct{})
 	adapter := &clusterAdapter{node: node, machine: machine, codec: codec, left: left, logger: logger}
 	srv, err := api.New(api.Deps{
 		Writer: node, Reader: machine, Cluster: adapter, Codec: codec,
 		Logger: logger.With("component", "api"), Registry: reg, Gatherer: reg,
 		Version: version, MaxBodyBytes: cfg.MaxBodyBytes, ApplyTimeout: cfg.ApplyTimeout,
-		Consistency: node, Heartbeats: heartbeats,
+		Consistency: node, Heartbeats: heartbeats, AuditArchive: auditArchive,
 	})
 	if err != nil {
 		_ = node.Shutdown(context.Background())
@@ -144,6 +171,12 @@ func agent(cfg *agentconfig.Config, logger *slog.Logger, stderr io.Writer) error
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
+	gw, err := startGateway(cfg, machine.Store(), node, reg, logger)
+	if err != nil {
+		_ = srv.Shutdown(context.Background())
+		_ = node.Shutdown(context.Background())
+		return err
+	}
 	logger.Info("nexus agent started", "version", version, "http_addr", cfg.HTTPAddr, "raft_addr", cfg.RaftAddr(),
 		"gossip_addr", cfg.GossipAddr(), "data_dir", cfg.DataDir, "bootstrap_expect", cfg.BootstrapExpect, "dev", cfg.Dev)
 
@@ -181,11 +214,14 @@ func agent(cfg *agentconfig.Config, logger *slog.Logger, stderr io.Writer) error
 	// Stop taking API requests first (in-flight ones finish while Raft still
 	// runs), then hand leadership over and close Raft.
 	apiCtx, apiCancel := context.WithTimeout(ctx, 5*time.Second)
+	stopGateway(apiCtx, gw, logger)
 	if err := srv.Shutdown(apiCtx); err != nil {
 		logger.Warn("admin API shutdown", "err", err)
 	}
 	apiCancel()
 	stopHealth()
+	arch.Stop()
+	pilot.Stop()
 	if err := node.Shutdown(ctx); err != nil {
 		logger.Warn("cluster shutdown", "err", err)
 	}

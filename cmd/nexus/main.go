@@ -25,6 +25,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "agent":
 		return runAgent(args[1:], stderr)
+	case "migrate":
+		return runMigrate(args[1:], stdout, stderr, os.Getenv)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "nexus", version)
 		return 0
@@ -39,6 +41,7 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "Usage: nexus <command> [flags]")
 	fmt.Fprintln(w, "")
 	fmt.Fprintln(w, "  agent      run a Nexus node (nexus agent --help for its flags)")
+	fmt.Fprintln(w, "  migrate    status|up: the PostgreSQL audit archive schema (--postgres-url)")
 	fmt.Fprintln(w, "  version    print the version")
 	cli.Usage(w)
 }

@@ -37,6 +37,11 @@ const (
 	TypeRouteUpsert        Type = 7
 	TypeRouteDelete        Type = 8
 	TypeClusterInit        Type = 9
+	// TypeAuditSettings changes the replicated audit backlog settings.
+	TypeAuditSettings Type = 10
+	// TypeAuditWatermark records how far the archive holds the audit
+	// stream; it trims the backlog and is not itself audited.
+	TypeAuditWatermark Type = 11
 	// TypeNoop is a skippable entry used as a barrier of the leader's own term.
 	TypeNoop Type = SkippableFlag | 1
 )
@@ -65,6 +70,10 @@ func (t Type) String() string {
 		return "route_delete"
 	case TypeClusterInit:
 		return "cluster_init"
+	case TypeAuditSettings:
+		return "audit_settings"
+	case TypeAuditWatermark:
+		return "audit_watermark"
 	case TypeNoop:
 		return "noop"
 	}
@@ -75,11 +84,17 @@ func (t Type) String() string {
 func (t Type) Known() bool {
 	switch t {
 	case TypeRegisterInstance, TypeDeregisterInstance, TypeDeregisterService, TypeSetStatus,
-		TypeConfigSet, TypeConfigDelete, TypeRouteUpsert, TypeRouteDelete, TypeClusterInit, TypeNoop:
+		TypeConfigSet, TypeConfigDelete, TypeRouteUpsert, TypeRouteDelete, TypeClusterInit,
+		TypeAuditSettings, TypeAuditWatermark, TypeNoop:
 		return true
 	}
 	return false
 }
+
+// ActorSystem is the audit actor of writes a node makes on its own
+// (health marking, reaping, leaving, the archive watermark). Writes by
+// this actor are system writes: a full audit backlog never refuses them.
+const ActorSystem = "system"
 
 // Meta is what the proposer knows about a write; it feeds the audit trail.
 type Meta struct {
@@ -162,6 +177,27 @@ type ClusterInit struct {
 	Meta      Meta   `msgpack:"meta"`
 	ClusterID string `msgpack:"cluster_id"`
 	Secret    string `msgpack:"secret"`
+}
+
+// AuditSettings changes some of the audit backlog settings; nil fields
+// keep their value. The proposer validates; Apply validates again.
+type AuditSettings struct {
+	Meta       Meta    `msgpack:"meta"`
+	MaxRecords *int64  `msgpack:"max_records"`
+	MaxBytes   *int64  `msgpack:"max_bytes"`
+	OnFull     *string `msgpack:"on_full"`
+	Archive    *string `msgpack:"archive"`
+}
+
+// AuditWatermark tells every replica that the archive holds every audit
+// record up to (Index, Position): the backlog trims them. The watermark
+// only moves forward. Attach marks that an archiver runs (the "auto"
+// archive mode then keeps records until archived).
+type AuditWatermark struct {
+	Meta     Meta   `msgpack:"meta"`
+	Index    uint64 `msgpack:"index"`
+	Position uint32 `msgpack:"position"`
+	Attach   bool   `msgpack:"attach"`
 }
 
 // Noop carries nothing; the leader commits one to learn that its own term's
@@ -288,6 +324,10 @@ func newMessage(t Type) any {
 		return &RouteDelete{}
 	case TypeClusterInit:
 		return &ClusterInit{}
+	case TypeAuditSettings:
+		return &AuditSettings{}
+	case TypeAuditWatermark:
+		return &AuditWatermark{}
 	case TypeNoop:
 		return &Noop{}
 	}

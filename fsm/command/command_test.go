@@ -15,6 +15,8 @@ import (
 )
 
 func u64(n uint64) *uint64 { return &n }
+func i64(n int64) *int64   { return &n }
+func str(s string) *string { return &s }
 func intp(n int) *int      { return &n }
 
 func testMeta() command.Meta {
@@ -94,6 +96,10 @@ func samples() []sample {
 		{"route delete zero", command.TypeRouteDelete, &command.RouteDelete{}},
 		{"cluster init", command.TypeClusterInit, &command.ClusterInit{Meta: testMeta(), ClusterID: "c-1", Secret: "s3cret"}},
 		{"cluster init zero", command.TypeClusterInit, &command.ClusterInit{}},
+		{"audit settings", command.TypeAuditSettings, &command.AuditSettings{Meta: testMeta(), MaxRecords: i64(5), MaxBytes: i64(1 << 20), OnFull: str("drop_oldest"), Archive: str("on")}},
+		{"audit settings zero", command.TypeAuditSettings, &command.AuditSettings{}},
+		{"audit watermark", command.TypeAuditWatermark, &command.AuditWatermark{Meta: testMeta(), Index: 1<<64 - 1, Position: 7, Attach: true}},
+		{"audit watermark zero", command.TypeAuditWatermark, &command.AuditWatermark{}},
 		{"noop", command.TypeNoop, &command.Noop{Meta: testMeta()}},
 		{"noop zero", command.TypeNoop, &command.Noop{}},
 		{"meta negative time", command.TypeNoop, &command.Noop{Meta: command.Meta{Time: -1}}},
@@ -268,7 +274,7 @@ func TestDecode_Errors(t *testing.T) {
 		{"nil", nil, command.ErrShort},
 		{"one byte", []byte{byte(command.TypeSetStatus)}, command.ErrShort},
 		{"type 0", with(0, command.Version), command.ErrUnknownType},
-		{"type 10 (next to be assigned)", with(10, command.Version), command.ErrUnknownType},
+		{"type 12 (next to be assigned)", with(12, command.Version), command.ErrUnknownType},
 		{"type 127", with(127, command.Version), command.ErrUnknownType},
 		{"skippable unknown", with(byte(command.SkippableFlag|2), command.Version), command.ErrUnknownType},
 		{"type 255", with(255, command.Version), command.ErrUnknownType},
@@ -328,6 +334,7 @@ func TestType_StringAndKnown(t *testing.T) {
 		command.TypeConfigSet: "config_set", command.TypeConfigDelete: "config_delete",
 		command.TypeRouteUpsert: "route_upsert", command.TypeRouteDelete: "route_delete",
 		command.TypeClusterInit: "cluster_init", command.TypeNoop: "noop",
+		command.TypeAuditSettings: "audit_settings", command.TypeAuditWatermark: "audit_watermark",
 	}
 	for i := 0; i < 256; i++ {
 		ty := command.Type(i)

@@ -60,6 +60,11 @@ type Config struct {
 
 	MaxBodyBytes int           // limit on admin API request bodies
 	ApplyTimeout time.Duration // bound on waiting for a Raft write
+
+	// Autopilot, the leader's Raft membership policy (cluster.AutopilotConfig).
+	AutopilotStabilizationTime time.Duration // a new server stays healthy this long before it votes
+	AutopilotDeadServerGrace   time.Duration // a failed server is removed from Raft after this long
+	AutopilotMinQuorum         int           // never remove a failed voter below this many voters; default bootstrap_expect
 }
 
 // RaftAddr is the Raft transport address peers use: advertise:raft_port.
@@ -118,6 +123,13 @@ const (
 	defaultSnapshotInterval = 30 * time.Second
 	defaultMaxBodyBytes     = 1 << 20
 	defaultApplyTimeout     = 10 * time.Second
+	// A server must be healthy this long before it becomes a voter.
+	defaultStabilization = 10 * time.Second
+	// Longer than a reboot or a restart for an upgrade, so routine restarts
+	// change no membership; short enough that a cluster that lost servers
+	// for good shrinks to its survivors (never below min_quorum) before a
+	// further failure costs it its quorum.
+	defaultDeadServerGrace = 5 * time.Minute
 )
 
 func defaults() *Config {
@@ -137,6 +149,9 @@ func defaults() *Config {
 		RaftSnapshotInterval:   defaultSnapshotInterval,
 		MaxBodyBytes:           defaultMaxBodyBytes,
 		ApplyTimeout:           defaultApplyTimeout,
+
+		AutopilotStabilizationTime: defaultStabilization,
+		AutopilotDeadServerGrace:   defaultDeadServerGrace,
 	}
 }
 
@@ -219,6 +234,9 @@ func Load(args []string, getenv func(string) string, readFile func(string) ([]by
 		if c.BootstrapExpect == 0 {
 			c.BootstrapExpect = 1
 		}
+	}
+	if !set["autopilot_min_quorum"] {
+		c.AutopilotMinQuorum = c.BootstrapExpect
 	}
 	if !set["advertise"] {
 		c.Advertise = c.Bind

@@ -86,6 +86,10 @@ func TestDefaults(t *testing.T) {
 		RaftSnapshotInterval:   30 * time.Second,
 		MaxBodyBytes:           1 << 20,
 		ApplyTimeout:           10 * time.Second,
+
+		AutopilotStabilizationTime: 10 * time.Second,
+		AutopilotDeadServerGrace:   5 * time.Minute,
+		AutopilotMinQuorum:         0, // bootstrap_expect
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", c, want)
@@ -290,6 +294,9 @@ raft_snapshot_threshold: 100
 raft_snapshot_interval: 1m
 max_body_bytes: 65536
 apply_timeout: 3s
+autopilot_stabilization_time: 2s
+autopilot_dead_server_grace: 90s
+autopilot_min_quorum: 2
 `
 	c := mustLoad(t, &fakeOS{files: map[string]string{"/c.yaml": file}}, "--config", "/c.yaml")
 	want := &Config{
@@ -299,6 +306,7 @@ apply_timeout: 3s
 		LogLevel: "warn", LogFormat: "text", RaftHeartbeatTimeout: time.Second, RaftElectionTimeout: 2 * time.Second,
 		RaftLeaderLeaseTimeout: 500 * time.Millisecond, RaftCommitTimeout: 10 * time.Millisecond,
 		RaftSnapshotThreshold: 100, RaftSnapshotInterval: time.Minute, MaxBodyBytes: 65536, ApplyTimeout: 3 * time.Second,
+		AutopilotStabilizationTime: 2 * time.Second, AutopilotDeadServerGrace: 90 * time.Second, AutopilotMinQuorum: 2,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("\n got %+v\nwant %+v", c, want)
@@ -320,11 +328,16 @@ func TestEnvAllKinds(t *testing.T) {
 		"NEXUS_RAFT_SNAPSHOT_THRESHOLD": "10",
 		"NEXUS_MAX_BODY_BYTES":          "64KiB",
 		"NEXUS_APPLY_TIMEOUT":           "2s",
+
+		"NEXUS_AUTOPILOT_STABILIZATION_TIME": "1500ms",
+		"NEXUS_AUTOPILOT_DEAD_SERVER_GRACE":  "1m",
+		"NEXUS_AUTOPILOT_MIN_QUORUM":         "5",
 	}}
 	c := mustLoad(t, f)
 	if !c.Dev || c.DataDir != "/env" || c.BootstrapExpect != 3 || !reflect.DeepEqual(c.Join, []string{"a:8301", "b:9"}) ||
 		c.PostgresURL != "postgres://x" || !c.GatewayAccessLog || c.RaftSnapshotThreshold != 10 ||
-		c.MaxBodyBytes != 64<<10 || c.ApplyTimeout != 2*time.Second {
+		c.MaxBodyBytes != 64<<10 || c.ApplyTimeout != 2*time.Second ||
+		c.AutopilotStabilizationTime != 1500*time.Millisecond || c.AutopilotDeadServerGrace != time.Minute || c.AutopilotMinQuorum != 5 {
 		t.Errorf("got %+v", c)
 	}
 	if f.tmpCalls != 0 {
@@ -532,6 +545,12 @@ func TestValidationErrors(t *testing.T) {
 		{"max body high", []string{"--max-body-bytes", "65MiB"}, nil, "max_body_bytes", "out of range"},
 		{"apply timeout zero", []string{"--apply-timeout", "0s"}, nil, "apply_timeout", "must be positive"},
 		{"apply timeout from env", nil, map[string]string{"NEXUS_APPLY_TIMEOUT": "-5s"}, "apply_timeout", "must be positive"},
+		{"stabilization zero", []string{"--autopilot-stabilization-time", "0s"}, nil, "autopilot_stabilization_time", `"0s" must be positive`},
+		{"stabilization not a duration", []string{"--autopilot-stabilization-time", "10"}, nil, "autopilot_stabilization_time", "not a duration"},
+		{"grace negative", []string{"--autopilot-dead-server-grace", "-1m"}, nil, "autopilot_dead_server_grace", "must be positive"},
+		{"grace from env", nil, map[string]string{"NEXUS_AUTOPILOT_DEAD_SERVER_GRACE": "0s"}, "autopilot_dead_server_grace", "must be positive"},
+		{"min quorum negative", []string{"--autopilot-min-quorum", "-1"}, nil, "autopilot_min_quorum", `"-1" must be >= 0`},
+		{"min quorum not a number", []string{"--autopilot-min-quorum", "three"}, nil, "autopilot_min_quorum", "not an integer"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -838,5 +857,40 @@ func TestNilFuncsFallBack(t *testing.T) {
 	c, err := Load([]string{"--data-dir", "/d", "--node", "n1"}, nil, nil, nil, nil)
 	if err != nil || c.Node != "n1" {
 		t.Fatalf("Load with nil funcs: %v, %v", c, err)
+	}
+}
+
+// autopilot_min_quorum defaults to bootstrap_expect, whichever source set
+// that, and an explicit value (0 included) wins.
+func TestAutopilotMinQuorumDefault(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		file string
+		args []string
+		want int
+	}{
+		{name: "no bootstrap_expect", args: []string{"--data-dir", "/d"}, want: 0},
+		{name: "from bootstrap_expect flag", args: []string{"--data-dir", "/d", "--bootstrap-expect", "5"}, want: 5},
+		{name: "from bootstrap_expect env", env: map[string]string{"NEXUS_BOOTSTRAP_EXPECT": "3"}, args: []string{"--data-dir", "/d"}, want: 3},
+		{name: "from bootstrap_expect yaml", file: "bootstrap_expect: 7\n", args: []string{"--data-dir", "/d"}, want: 7},
+		{name: "dev bootstraps alone", args: []string{"--dev"}, want: 1},
+		{name: "explicit wins", args: []string{"--data-dir", "/d", "--bootstrap-expect", "5", "--autopilot-min-quorum", "3"}, want: 3},
+		{name: "explicit zero wins", args: []string{"--data-dir", "/d", "--bootstrap-expect", "5", "--autopilot-min-quorum", "0"}, want: 0},
+		{name: "yaml explicit, flag expect", file: "autopilot_min_quorum: 2\n", args: []string{"--data-dir", "/d", "--bootstrap-expect", "5"}, want: 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &fakeOS{env: tt.env}
+			args := tt.args
+			if tt.file != "" {
+				f.files = map[string]string{"/c.yaml": tt.file}
+				args = append([]string{"--config", "/c.yaml"}, args...)
+			}
+			c := mustLoad(t, f, args...)
+			if c.AutopilotMinQuorum != tt.want {
+				t.Errorf("AutopilotMinQuorum = %d, want %d", c.AutopilotMinQuorum, tt.want)
+			}
+		})
 	}
 }

@@ -40,6 +40,10 @@ type fileSettings struct {
 	RaftSnapshotInterval   yaml.Node `yaml:"raft_snapshot_interval"`
 	MaxBodyBytes           yaml.Node `yaml:"max_body_bytes"`
 	ApplyTimeout           yaml.Node `yaml:"apply_timeout"`
+
+	AutopilotStabilizationTime yaml.Node `yaml:"autopilot_stabilization_time"`
+	AutopilotDeadServerGrace   yaml.Node `yaml:"autopilot_dead_server_grace"`
+	AutopilotMinQuorum         yaml.Node `yaml:"autopilot_min_quorum"`
 }
 
 // nodes returns the nodes of f by YAML key.

@@ -88,6 +88,12 @@ func settingsTable() []setting {
 			field: func(c *Config) any { return &c.MaxBodyBytes }},
 		{key: "apply_timeout", kind: kindDuration, arg: "DURATION", usage: "bound on waiting for a Raft write", def: d(defaultApplyTimeout),
 			field: func(c *Config) any { return &c.ApplyTimeout }},
+		{key: "autopilot_stabilization_time", kind: kindDuration, arg: "DURATION", usage: "how long a new server must be healthy (alive, caught up) before the leader makes it a voter", def: d(defaultStabilization),
+			field: func(c *Config) any { return &c.AutopilotStabilizationTime }},
+		{key: "autopilot_dead_server_grace", kind: kindDuration, arg: "DURATION", usage: "how long a server must be failed before the leader removes it from Raft", def: d(defaultDeadServerGrace),
+			field: func(c *Config) any { return &c.AutopilotDeadServerGrace }},
+		{key: "autopilot_min_quorum", kind: kindInt, arg: "N", usage: "the leader never removes a failed voter when fewer voters would remain (0: the largest bootstrap_expect of the servers)", def: "bootstrap_expect",
+			field: func(c *Config) any { return &c.AutopilotMinQuorum }},
 	}
 }
 

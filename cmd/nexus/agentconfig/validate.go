@@ -128,6 +128,15 @@ func (c *Config) Validate() error {
 	if c.ApplyTimeout <= 0 {
 		return settingErr("apply_timeout", "%q must be positive", c.ApplyTimeout.String())
 	}
+	if c.AutopilotStabilizationTime <= 0 {
+		return settingErr("autopilot_stabilization_time", "%q must be positive", c.AutopilotStabilizationTime.String())
+	}
+	if c.AutopilotDeadServerGrace <= 0 {
+		return settingErr("autopilot_dead_server_grace", "%q must be positive", c.AutopilotDeadServerGrace.String())
+	}
+	if c.AutopilotMinQuorum < 0 {
+		return settingErr("autopilot_min_quorum", "%q must be >= 0", strconv.Itoa(c.AutopilotMinQuorum))
+	}
 	return nil
 }
 

@@ -1,0 +1,68 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+
+	"github.com/hashicorp/raft"
+)
+
+// PeersPath is the admin API path of one Raft peer (DELETE removes it).
+const PeersPath = "/cluster/peers/"
+
+// RemovePeer removes a failed (or departed, or never seen) server from the
+// Raft configuration and returns the index of the configuration change. The
+// leader does it; a follower relays the request to the leader's admin API.
+// Errors: ErrPeerNotFound (not a Raft server), ErrMemberAlive (gossip sees
+// it alive, or it is the leader), ErrNoLeader, ErrOutcomeUnknown. Unlike
+// autopilot, an operator may remove a failed voter below min_quorum.
+func (n *Node) RemovePeer(ctx context.Context, id string, relay Relay) (uint64, error) {
+	if n.raft.State() == raft.Leader {
+		return n.removePeerLocal(ctx, id)
+	}
+	if relay.Forwarded {
+		return 0, fmt.Errorf("%w: %s is not the leader (relayed request)", ErrNoLeader, n.cfg.Node)
+	}
+	ans, err := n.relayToLeader(ctx, "DELETE", PeersPath+url.PathEscape(id), nil, relay, n.cfg.ApplyTimeout+2*leaderWait)
+	if err != nil {
+		return 0, err
+	}
+	if ans.status/100 != 2 {
+		return 0, ans.answerError("leader")
+	}
+	return ans.index, nil
+}
+
+func (n *Node) removePeerLocal(ctx context.Context, id string) (uint64, error) {
+	if id == n.cfg.Node {
+		return 0, &OpError{Status: 409, Code: "member_alive", Msg: fmt.Sprintf("%s is the leader and alive; use `nexus leave` on it", id)}
+	}
+	cfg, err := n.configuration()
+	if err != nil {
+		return 0, fmt.Errorf("%w: reading the raft configuration: %v", ErrNoLeader, err)
+	}
+	present := false
+	for _, s := range cfg.Servers {
+		present = present || string(s.ID) == id
+	}
+	if !present {
+		return 0, &OpError{Status: 404, Code: "not_found", Msg: fmt.Sprintf("%q is not a raft server", id)}
+	}
+	if m, ok := n.gossip.member(id); ok && m.Status == StatusAlive {
+		return 0, &OpError{Status: 409, Code: "member_alive",
+			Msg: fmt.Sprintf("%s is alive; it would be added back at once; use `nexus leave` on it", id)}
+	}
+	f := n.raft.RemoveServer(raft.ServerID(id), 0, n.cfg.ApplyTimeout)
+	err = waitFuture(ctx, f, n.cfg.ApplyTimeout)
+	switch {
+	case err == nil:
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress), errors.Is(err, raft.ErrEnqueueTimeout):
+		return 0, fmt.Errorf("%w: %v", ErrNoLeader, err)
+	default:
+		return 0, fmt.Errorf("%w: removing %s: %v", ErrOutcomeUnknown, id, err)
+	}
+	n.logger.Info("removed server from raft at an operator's request", "server", id, "index", f.Index())
+	return f.Index(), nil
+}

@@ -1,0 +1,71 @@
+package cluster_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nexus/nexus/cluster"
+)
+
+// A snapshot restored through Raft (on the leader, and relayed by a
+// follower) gives every node the snapshot's state, again and again, while
+// the cluster keeps taking writes.
+func TestRestoreSnapshotThroughRaft(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three nodes")
+	}
+	c := startAPCluster(t, 3, testPolicy(time.Second, time.Hour, 0))
+	li := c.mustLeader()
+	for k := 0; k < 5; k++ {
+		c.write(li, fmt.Sprintf("kept/%d", k))
+	}
+	var snap bytes.Buffer
+	if err := c.nodes[li].fsm.WriteSnapshot(&snap); err != nil {
+		t.Fatal(err)
+	}
+	want := dumpState(t, c.nodes[li])
+	for round := 0; round < 6; round++ {
+		li = c.mustLeader()
+		c.write(li, fmt.Sprintf("lost/%d", round))
+		via := li
+		if round%2 == 1 {
+			via = c.follower()
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		start := time.Now()
+		idx, err := c.nodes[via].node.RestoreSnapshot(ctx, snap.Bytes(), snapshotIndex(snap.Bytes()), cluster.Relay{})
+		cancel()
+		if err != nil {
+			t.Fatalf("round %d: restore via %s: %v", round, c.nodes[via].name, err)
+		}
+		t.Logf("round %d: restore via %s at index %d in %v", round, c.nodes[via].name, idx, time.Since(start).Round(time.Millisecond))
+		if got := configValue(c.nodes[via].store, fmt.Sprintf("lost/%d", round)); got != "" {
+			t.Fatalf("round %d: %s answered before applying the restore", round, c.nodes[via].name)
+		}
+		waitFor(t, "every node restored", 10*time.Second, func() bool {
+			for _, n := range c.nodes {
+				if n.fsm.AppliedIndex() < idx || !bytes.Equal(dumpState(t, n), want) {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	c.write(c.follower(), "after")
+}
+
+// dumpState is node n's state without the indexes of its snapshot header.
+func dumpState(t *testing.T, n *apNode) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	tx := n.store.ReadTxn()
+	defer tx.Abort()
+	d := tx.Dump()
+	if err := codecOf().EncodeValue(&b, d); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}

@@ -1,0 +1,239 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// gatewayConfig are the flags of `nexus-bench gateway`.
+type gatewayConfig struct {
+	nexus        string
+	duration     time.Duration
+	rounds       int
+	threads      int
+	connections  int
+	upstreamAddr string
+	nginxAddr    string
+	gatewayAddr  string
+	httpAddr     string
+	raftPort     int
+	gossipPort   int
+	gomaxprocs   string
+	lock         string
+	dir          string
+	only         string
+	serveUp      string // internal: run the upstream server on this address
+}
+
+func parseGatewayFlags(args []string) (gatewayConfig, error) {
+	var c gatewayConfig
+	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&c.nexus, "nexus", "", "path of the nexus binary (required)")
+	fs.DurationVar(&c.duration, "duration", 10*time.Second, "wrk duration of each measurement")
+	fs.IntVar(&c.rounds, "rounds", 3, "interleaved rounds over all targets; the median is reported")
+	fs.IntVar(&c.threads, "threads", 2, "wrk threads")
+	fs.IntVar(&c.connections, "connections", 64, "wrk connections")
+	fs.StringVar(&c.upstreamAddr, "upstream-addr", "127.0.0.1:29001", "address of the upstream server")
+	fs.StringVar(&c.nginxAddr, "nginx-addr", "127.0.0.1:29002", "address of the nginx reverse proxy")
+	fs.StringVar(&c.gatewayAddr, "gateway-addr", "127.0.0.1:29080", "address of the Nexus gateway")
+	fs.StringVar(&c.httpAddr, "http-addr", "127.0.0.1:29500", "address of the Nexus admin API")
+	fs.IntVar(&c.raftPort, "raft-port", 29300, "Nexus Raft port")
+	fs.IntVar(&c.gossipPort, "gossip-port", 29301, "Nexus gossip port")
+	fs.StringVar(&c.gomaxprocs, "gomaxprocs", "", "GOMAXPROCS of the nexus agent (default: Go's)")
+	fs.StringVar(&c.lock, "lock", "/tmp/nexus-bench.lock", "lock file held while measuring (waited for if present); empty: none")
+	fs.StringVar(&c.dir, "dir", "", "directory for nginx and nexus files (default: a temporary one)")
+	fs.StringVar(&c.only, "only", "", "comma-separated subset of targets: direct,nginx,nexus,nexus-plugins")
+	fs.StringVar(&c.serveUp, "serve-upstream", "", "internal: serve the benchmark upstream on this address")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if c.serveUp != "" {
+		return c, nil
+	}
+	if c.nexus == "" {
+		return c, errors.New("--nexus PATH is required")
+	}
+	if c.duration <= 0 || c.rounds < 1 || c.threads < 1 || c.connections < c.threads {
+		return c, errors.New("--duration, --rounds, --threads and --connections must be positive (connections >= threads)")
+	}
+	return c, nil
+}
+
+// target is one thing wrk measures.
+type target struct {
+	name    string
+	url     string
+	headers []string
+	pid     int // the server process whose CPU time is charged to the target
+	results []wrkResult
+}
+
+func runGateway(ctx context.Context, args []string) int {
+	cfg, err := parseGatewayFlags(args)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "nexus-bench gateway:", err)
+		return 2
+	}
+	if cfg.serveUp != "" {
+		if err := serveUpstream(ctx, cfg.serveUp); err != nil {
+			fmt.Fprintln(os.Stderr, "nexus-bench gateway upstream:", err)
+			return 1
+		}
+		return 0
+	}
+	if err := benchGateway(ctx, cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "nexus-bench gateway:", err)
+		return 1
+	}
+	return 0
+}
+
+func benchGateway(ctx context.Context, cfg gatewayConfig) error {
+	for _, tool := range []string{"wrk", "nginx"} {
+		if _, err := lookPath(tool); err != nil {
+			return fmt.Errorf("%s not found (make bench-gateway installs it: apt-get install -y wrk nginx)", tool)
+		}
+	}
+	dir := cfg.dir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "nexus-bench-gateway-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	}
+	var procs processes
+	defer procs.stopAll()
+
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	upPID, err := procs.start(filepath.Join(dir, "upstream.log"), nil, self, "gateway", "--serve-upstream", cfg.upstreamAddr)
+	if err != nil {
+		return err
+	}
+	if err := waitHTTP(ctx, "http://"+cfg.upstreamAddr+"/", 10*time.Second); err != nil {
+		return fmt.Errorf("upstream: %w", err)
+	}
+	nginxPID, err := startNginx(&procs, dir, cfg.nginxAddr, cfg.upstreamAddr)
+	if err != nil {
+		return err
+	}
+	if err := waitHTTP(ctx, "http://"+cfg.nginxAddr+"/", 10*time.Second); err != nil {
+		return fmt.Errorf("nginx: %w", err)
+	}
+	token, nexusPID, err := startNexus(ctx, &procs, dir, cfg)
+	if err != nil {
+		return err
+	}
+	targets := []*target{
+		{name: "direct", url: "http://" + cfg.upstreamAddr + "/bench", pid: upPID},
+		{name: "nginx", url: "http://" + cfg.nginxAddr + "/bench", pid: nginxPID},
+		{name: "nexus", url: "http://" + cfg.gatewayAddr + "/plain/bench", pid: nexusPID},
+		{name: "nexus-plugins", url: "http://" + cfg.gatewayAddr + "/plugins/bench", pid: nexusPID,
+			headers: []string{"Authorization: Bearer " + token}},
+	}
+	if cfg.only != "" {
+		keep := map[string]bool{}
+		for _, n := range strings.Split(cfg.only, ",") {
+			keep[strings.TrimSpace(n)] = true
+		}
+		var sel []*target
+		for _, t := range targets {
+			if keep[t.name] {
+				sel = append(sel, t)
+			}
+		}
+		targets = sel
+	}
+	for _, t := range targets {
+		if err := checkTarget(ctx, t); err != nil {
+			return fmt.Errorf("%s: %w", t.name, err)
+		}
+	}
+
+	unlock, err := acquireLock(ctx, cfg.lock)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	fmt.Fprintf(os.Stderr, "measuring %d targets × %d rounds × %v (wrk -t%d -c%d)\n", len(targets), cfg.rounds, cfg.duration, cfg.threads, cfg.connections)
+	for round := 0; round < cfg.rounds; round++ {
+		for _, t := range targets {
+			// Warm up connection pools, then measure.
+			if _, err := runWrk(ctx, t, cfg.threads, cfg.connections, time.Second); err != nil {
+				return err
+			}
+			cpu0, _ := treeCPU(t.pid)
+			res, err := runWrk(ctx, t, cfg.threads, cfg.connections, cfg.duration)
+			if err != nil {
+				return err
+			}
+			cpu1, _ := treeCPU(t.pid)
+			if n := res.rps * cfg.duration.Seconds(); n > 0 {
+				res.cpuPerReq = time.Duration(float64(cpu1-cpu0) / n)
+			}
+			fmt.Fprintf(os.Stderr, "round %d %-14s %9.0f req/s  p50 %-9v p99 %-9v cpu/req %-8v errors %d\n",
+				round+1, t.name, res.rps, res.p50, res.p99, res.cpuPerReq, res.errors)
+			t.results = append(t.results, res)
+		}
+	}
+	unlock()
+	fmt.Print(gatewayMarkdown(cfg, targets))
+	return nil
+}
+
+func gatewayMarkdown(cfg gatewayConfig, targets []*target) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nServer CPU/req is the user+system CPU time of the proxy (or, for direct, the upstream) per request: steadier than req/s on a shared machine.\n")
+	fmt.Fprintf(&b, "\n### Gateway throughput (wrk -t%d -c%d, %v × %d interleaved rounds, median)\n\n", cfg.threads, cfg.connections, cfg.duration, cfg.rounds)
+	fmt.Fprintln(&b, "| target | req/s | p50 | p99 | req/s vs nginx | p99 vs nginx | server CPU/req | rounds req/s |")
+	fmt.Fprintln(&b, "|---|---:|---:|---:|---:|---:|---:|---|")
+	var nginx wrkResult
+	for _, t := range targets {
+		if t.name == "nginx" {
+			nginx = medianResult(t.results)
+		}
+	}
+	for _, t := range targets {
+		m := medianResult(t.results)
+		ratio, p99r := "", ""
+		if nginx.rps > 0 {
+			ratio = fmt.Sprintf("%.2fx", m.rps/nginx.rps)
+			p99r = fmt.Sprintf("%.2fx", float64(m.p99)/float64(nginx.p99))
+		}
+		var each []string
+		for _, r := range t.results {
+			each = append(each, fmt.Sprintf("%.0f", r.rps))
+		}
+		fmt.Fprintf(&b, "| %s | %.0f | %v | %v | %s | %s | %v | %s |\n", t.name, m.rps, m.p50, m.p99, ratio, p99r, m.cpuPerReq, strings.Join(each, ", "))
+	}
+	return b.String()
+}
+
+// medianResult takes the median of each figure separately.
+func medianResult(rs []wrkResult) wrkResult {
+	if len(rs) == 0 {
+		return wrkResult{}
+	}
+	rps := make([]float64, len(rs))
+	p50 := make([]time.Duration, len(rs))
+	p99 := make([]time.Duration, len(rs))
+	cpu := make([]time.Duration, len(rs))
+	for i, r := range rs {
+		rps[i], p50[i], p99[i], cpu[i] = r.rps, r.p50, r.p99, r.cpuPerReq
+	}
+	sort.Float64s(rps)
+	return wrkResult{rps: rps[len(rps)/2], p50: median(p50), p99: median(p99), cpuPerReq: median(cpu)}
+}

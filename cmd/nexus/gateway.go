@@ -1,0 +1,52 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/nexus/nexus/cmd/nexus/agentconfig"
+	"github.com/nexus/nexus/gateway"
+	"github.com/nexus/nexus/registry"
+)
+
+// startGateway serves the API gateway on cfg.GatewayAddr from the node's
+// replica. The access log (--gateway-access-log) is one JSON line per
+// request on stdout, apart from the agent's own log on stderr.
+func startGateway(cfg *agentconfig.Config, store *registry.Store, exch gateway.Exchanger, reg prometheus.Registerer, logger *slog.Logger) (*gateway.Gateway, error) {
+	ln, err := net.Listen("tcp", cfg.GatewayAddr)
+	if err != nil {
+		return nil, fmt.Errorf("gateway on %s: %w", cfg.GatewayAddr, err)
+	}
+	var access *slog.Logger
+	if cfg.GatewayAccessLog {
+		access = slog.New(slog.NewJSONHandler(os.Stdout, nil)).With("node", cfg.Node)
+	}
+	gl := logger.With("component", "gateway")
+	gw, err := gateway.New(gateway.Deps{
+		Store: store, Node: cfg.Node, Logger: gl, AccessLog: access, Registerer: reg, Exchanger: exch,
+	})
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	go func() {
+		if err := gw.Serve(ln); err != nil {
+			gl.Error("gateway stopped serving", "err", err)
+		}
+	}()
+	gl.Info("gateway started", "gateway_addr", cfg.GatewayAddr, "access_log", cfg.GatewayAccessLog)
+	return gw, nil
+}
+
+// stopGateway stops taking gateway traffic and lets in-flight requests end
+// until ctx does.
+func stopGateway(ctx context.Context, gw *gateway.Gateway, logger *slog.Logger) {
+	if err := gw.Shutdown(ctx); err != nil {
+		logger.Warn("gateway shutdown", "err", err)
+	}
+}

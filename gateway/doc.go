@@ -1,0 +1,17 @@
+// Package gateway is the API gateway every Nexus node serves on
+// --gateway-addr: a fasthttp reverse proxy that routes requests to the passing
+// instances of registered services from the node's own replica, so it keeps
+// serving while the Raft leader is gone.
+//
+// The hot path reads only an immutable Table, swapped with atomic.Pointer by
+// the watcher whenever routes, instances or gateway configuration change in
+// the store (go-memdb watch channels, no polling). Per request: match →
+// CORS preflight → auth → rate limit → cache → pick an endpoint (balancer,
+// circuit breaker, outlier ejection) → proxy through a pooled
+// fasthttp.HostClient with retries → response plugins (cache store,
+// compression, CORS headers) → metrics and access log.
+//
+// State that must outlive a table rebuild (connection pools, breakers,
+// outlier detectors, rate-limit buckets, cached responses) lives in pools
+// keyed by identity and is reused by each new table.
+package gateway

@@ -1,0 +1,123 @@
+package gateway
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/nexus/nexus/registry"
+)
+
+func TestProxyHeadersAndPath(t *testing.T) {
+	e := newEnv(t, Options{})
+	up := startUpstream(t, "a")
+	e.instance("web", "a", up.addr(), nil)
+	e.route(registry.Route{ID: "r-echo", Paths: []string{"/echo/"}, Service: "web", StripPath: true})
+	e.route(registry.Route{ID: "r-keep", Paths: []string{"/keep/"}, Service: "web", PreserveHost: true})
+
+	r := e.do("GET", "api.example", "/echo/hello?x=1", map[string]string{
+		"X-Forwarded-For": "10.9.9.9", "Connection": "X-Secret", "X-Secret": "s", "Keep-Alive": "timeout=5",
+	}, nil)
+	if r.status != 200 || string(r.body) != "hello from a path=/hello" {
+		t.Fatalf("got %d %q", r.status, r.body)
+	}
+	got := up.last.Load()
+	checks := []struct{ name, got, want string }{
+		{"query", got.URL.RawQuery, "x=1"},
+		{"host", got.Host, up.addr()},
+		{"x-forwarded-for", got.Header.Get("X-Forwarded-For"), "10.9.9.9, 127.0.0.1"},
+		{"x-forwarded-proto", got.Header.Get("X-Forwarded-Proto"), "http"},
+		{"x-forwarded-host", got.Header.Get("X-Forwarded-Host"), "api.example"},
+		{"connection-listed header dropped", got.Header.Get("X-Secret"), ""},
+		{"keep-alive dropped", got.Header.Get("Keep-Alive"), ""},
+		{"request id to upstream", got.Header.Get("X-Request-ID"), r.header.Get("X-Request-ID")},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s: got %q, want %q", c.name, c.got, c.want)
+		}
+	}
+	if len(r.header.Get("X-Request-ID")) != 32 {
+		t.Errorf("generated request id %q", r.header.Get("X-Request-ID"))
+	}
+
+	r = e.do("GET", "api.example", "/keep/x", map[string]string{"X-Request-ID": "abc-123"}, nil)
+	if got := up.last.Load(); got.Host != "api.example" || got.URL.Path != "/keep/x" || got.Header.Get("X-Request-ID") != "abc-123" {
+		t.Errorf("preserve_host: upstream saw host %q path %q id %q", got.Host, got.URL.Path, got.Header.Get("X-Request-ID"))
+	}
+	if r.header.Get("X-Request-ID") != "abc-123" {
+		t.Errorf("request id not echoed: %q", r.header.Get("X-Request-ID"))
+	}
+}
+
+func TestStripPathCases(t *testing.T) {
+	e := newEnv(t, Options{})
+	up := startUpstream(t, "a")
+	e.instance("web", "a", up.addr(), nil)
+	e.route(registry.Route{ID: "slash", Paths: []string{"/s/"}, Service: "web", StripPath: true})
+	e.route(registry.Route{ID: "noslash", Paths: []string{"/n"}, Service: "web", StripPath: true})
+	e.route(registry.Route{ID: "exact", Paths: []string{"/exact"}, Match: "exact", Service: "web", StripPath: true})
+	cases := []struct{ path, want string }{
+		{"/s/hello", "/hello"},
+		{"/s/", "/"},
+		{"/s/a/b", "/a/b"},
+		{"/n/x", "/x"},
+		{"/nx", "/x"},
+		{"/n", "/"},
+		{"/exact", "/"},
+		{"/s/a%20b", "/a b"},
+		{"/s/a%252F", "/a%2F"},
+		{"/s/../s/dot", "/dot"},
+	}
+	for _, c := range cases {
+		r := e.do("GET", "", c.path, nil, nil)
+		if r.status != 200 {
+			t.Errorf("%s: status %d %s", c.path, r.status, r.body)
+			continue
+		}
+		if got := up.last.Load().URL.Path; got != c.want {
+			t.Errorf("%s: upstream path %q, want %q", c.path, got, c.want)
+		}
+	}
+}
+
+func TestGatewayErrors(t *testing.T) {
+	e := newEnv(t, Options{})
+	slow := startUpstream(t, "slow")
+	slow.handle(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-make(chan struct{}):
+		}
+	})
+	e.instance("dead", "d1", deadAddr(t), nil)
+	e.instance("dead", "d2", deadAddr(t), nil)
+	e.instance("slow", "s1", slow.addr(), nil)
+	e.route(registry.Route{ID: "empty", Paths: []string{"/empty/"}, Service: "nothing"})
+	e.route(registry.Route{ID: "dead", Paths: []string{"/dead/"}, Service: "dead"})
+	e.route(registry.Route{ID: "slow", Paths: []string{"/slow/"}, Service: "slow", Timeout: "200ms"})
+	e.route(registry.Route{ID: "get-only", Paths: []string{"/get/"}, Service: "slow", Methods: []string{"GET"}})
+	cases := []struct {
+		name, method, path string
+		status             int
+		code               string
+	}{
+		{"no route", "GET", "/nowhere", 404, CodeRouteNotFound},
+		{"method not routed", "POST", "/get/x", 404, CodeRouteNotFound},
+		{"no instance", "GET", "/empty/x", 503, CodeNoHealthyUpstream},
+		{"unreachable", "GET", "/dead/x", 502, CodeUpstreamUnreachable},
+		{"unreachable post", "POST", "/dead/x", 502, CodeUpstreamUnreachable},
+		{"timeout", "GET", "/slow/x", 504, CodeUpstreamTimeout},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := e.do(c.method, "", c.path, nil, nil)
+			if r.status != c.status || r.errorCode() != c.code {
+				t.Fatalf("got %d %s, want %d %s", r.status, r.body, c.status, c.code)
+			}
+			if r.header.Get("X-Request-ID") == "" || !strings.HasPrefix(r.header.Get("Content-Type"), "application/json") {
+				t.Fatalf("headers %v", r.header)
+			}
+		})
+	}
+}
