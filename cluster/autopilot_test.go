@@ -358,12 +358,18 @@ func TestAutopilotPromotesJoiningServer(t *testing.T) {
 			t.Errorf("members shows s4 as %+v", m)
 		}
 	}
-	promoted := 0.0
-	for _, n := range c.nodes {
-		promoted += metricValue(t, n.reg, "nexus_autopilot_promotions_total", "")
+	// The counter moves once the promotion's future returned, a moment after
+	// the configuration shows the voter.
+	promoted := func() float64 {
+		sum := 0.0
+		for _, n := range c.nodes {
+			sum += metricValue(t, n.reg, "nexus_autopilot_promotions_total", "")
+		}
+		return sum
 	}
-	if promoted != 1 {
-		t.Errorf("promotions summed over the servers: %v, want 1", promoted)
+	waitFor(t, "the promotion counted", 5*time.Second, func() bool { return promoted() >= 1 })
+	if got := promoted(); got != 1 {
+		t.Errorf("promotions summed over the servers: %v, want 1", got)
 	}
 	// The new voter takes writes (forwarded) and applies them.
 	c.write(3, "after-promotion")
