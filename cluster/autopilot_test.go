@@ -405,13 +405,22 @@ func TestAutopilotDeadServerCleanupAndRemovePeer(t *testing.T) {
 	survivor := c.follower()
 	c.write(survivor, "two-down") // 3 of 5 voters: quorum holds
 
+	// The grace period of each victim starts when gossip declares it failed;
+	// check half-way through the grace of the first one to fail.
+	var firstFailed time.Time
 	waitFor(t, "both victims failed in gossip", 15*time.Second, func() bool {
-		return c.memberStatus(li, names[0]) == "failed" && c.memberStatus(li, names[1]) == "failed"
+		a, b := c.memberStatus(li, names[0]) == "failed", c.memberStatus(li, names[1]) == "failed"
+		if (a || b) && firstFailed.IsZero() {
+			firstFailed = time.Now()
+		}
+		return a && b
 	})
 	failedAt := time.Now()
-	time.Sleep(grace / 2)
-	if got := len(c.suffrage(li)); got != 5 {
-		t.Fatalf("%d raft servers %v half-way through the grace period, want 5", got, c.suffrage(li))
+	if half := firstFailed.Add(grace / 2); time.Now().Before(half) {
+		time.Sleep(time.Until(half))
+		if got := len(c.suffrage(li)); got != 5 {
+			t.Fatalf("%d raft servers %v half-way through the grace period, want 5", got, c.suffrage(li))
+		}
 	}
 	waitFor(t, "victims removed", 20*time.Second, func() bool {
 		s := c.suffrage(c.mustLeader())
