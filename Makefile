@@ -5,7 +5,7 @@ NEXUS     := $(BIN)/nexus
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X main.version=$(VERSION)
 
-.PHONY: all build dev cluster test test-short vet fmt bench-raft bench-go fuzz clean
+.PHONY: all build dev cluster test test-short vet fmt bench-raft bench-go fuzz fuzz-ci clean
 
 all: build
 
@@ -43,9 +43,25 @@ bench-raft: build
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./fsm/... ./registry/...
 
-## fuzz: longer fuzzing of the command decoder.
+## fuzz: every fuzz target in turn, FUZZ_TIME each (hostile input: the admin
+## API's write decoders, command decoding, route matching, JWT parsing).
+## fuzz-ci: the same, a few seconds each (what CI runs after make test).
+## A crash stops the loop; its input is saved under the package's testdata/fuzz.
+FUZZ_TARGETS := ./api:FuzzRegister ./api:FuzzConfigPost ./api:FuzzConfigPut \
+	./api:FuzzRoutePost ./api:FuzzRoutePut ./api:FuzzHeartbeat ./api:FuzzAuditSettings \
+	./fsm/command:FuzzDecode ./gateway/router:FuzzMatch \
+	./gateway/plugin/jwtauth:FuzzVerify ./gateway/plugin/jwtauth:FuzzParse
+FUZZ_TIME    ?= 5m
+FUZZ_CI_TIME ?= 4s
 fuzz:
-	$(GO) test ./fsm/command -run '^$$' -fuzz FuzzDecode -fuzztime 5m
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "== fuzz $$name ($$pkg) for $(FUZZ_TIME)"; \
+		$(GO) test $$pkg -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZ_TIME); \
+	done
+
+fuzz-ci:
+	$(MAKE) fuzz FUZZ_TIME=$(FUZZ_CI_TIME)
 
 clean:
 	rm -rf $(BIN)

@@ -157,4 +157,11 @@ type Deps struct {
 	ReadTimeout  time.Duration
 	WriteTimeout time.Duration
 	IdleTimeout  time.Duration
+
+	// Guard: Host header allow list, per-IP rate limit and TLS (guard.go,
+	// docs/security.md).
+	Guard Guard
+	// Keyring, when set, serves gossip key rotation (keyring.go); nil
+	// answers 404.
+	Keyring Keyring
 }

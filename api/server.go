@@ -10,6 +10,7 @@ package api
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -64,6 +65,8 @@ type Server struct {
 	metrics *metrics
 	eps     endpoints
 	srv     *fasthttp.Server
+	guard   *guard
+	keyring Keyring
 
 	// base is the parent of the contexts of blocking reads; Shutdown cancels
 	// it so that they answer at once. (A *fasthttp.RequestCtx is never used
@@ -128,6 +131,8 @@ func New(deps Deps) (*Server, error) {
 	}
 	s.metrics = m
 	s.eps = s.buildEndpoints()
+	s.guard = newGuard(deps.Guard)
+	s.keyring = deps.Keyring
 	s.base, s.cancelBase = context.WithCancel(context.Background())
 
 	s.srv = &fasthttp.Server{
@@ -159,8 +164,14 @@ func orDefault(d, def time.Duration) time.Duration {
 // which Serve enforces while reading; the handler checks it again).
 func (s *Server) Handler() fasthttp.RequestHandler { return s.handle }
 
-// Serve serves the API on ln until Shutdown.
-func (s *Server) Serve(ln net.Listener) error { return s.srv.Serve(ln) }
+// Serve serves the API on ln until Shutdown: TLS only when Deps.Guard.TLS
+// is set.
+func (s *Server) Serve(ln net.Listener) error {
+	if s.guard.tls != nil {
+		ln = tls.NewListener(ln, s.guard.tls)
+	}
+	return s.srv.Serve(ln)
+}
 
 // Shutdown stops accepting connections, wakes blocking queries (they answer
 // their current data) and waits for in-flight requests until ctx ends. Writes
@@ -200,6 +211,13 @@ func (s *Server) dispatchSafely(ctx *fasthttp.RequestCtx, rc *reqCtx) {
 			writeError(ctx, errInternal("internal error"))
 		}
 	}()
+	if e := s.guardRequest(ctx); e != nil {
+		writeError(ctx, e)
+		return
+	}
+	if s.keyringRoute(ctx, rc) {
+		return
+	}
 	s.dispatch(ctx, rc)
 }
 

@@ -140,6 +140,7 @@ func newForwarder(n *Node) *forwarder {
 		ReadTimeout:              n.cfg.ApplyTimeout + 2*time.Second,
 		WriteTimeout:             5 * time.Second,
 		NoDefaultUserAgentHeader: true,
+		TLSConfig:                n.cfg.Peer.TLS,
 		// A write must never be sent twice by this node.
 		RetryIf: func(*fasthttp.Request) bool { return false },
 	}}
@@ -166,7 +167,7 @@ func (n *Node) forward(ctx context.Context, leader memberState, cmd []byte) (*co
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
-	req.SetRequestURI("http://" + leader.Meta.HTTPAddr + ForwardPath)
+	req.SetRequestURI(n.cfg.Peer.url(leader.Meta.HTTPAddr, ForwardPath))
 	req.Header.SetMethod(fasthttp.MethodPost)
 	req.Header.Set(ForwardMACHeader, sign(secret, cmd))
 	req.Header.SetContentType("application/octet-stream")

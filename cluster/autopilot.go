@@ -108,6 +108,7 @@ func NewAutopilot(n *Node, cfg AutopilotConfig) (*Autopilot, error) {
 			ReadTimeout:              2 * time.Second,
 			WriteTimeout:             2 * time.Second,
 			NoDefaultUserAgentHeader: true,
+			TLSConfig:                n.cfg.Peer.TLS,
 		},
 	}
 	m, err := newAutopilotMetrics(n.cfg.Registerer, a)

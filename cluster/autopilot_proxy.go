@@ -82,7 +82,7 @@ func (n *Node) relayToLeader(ctx context.Context, method, path string, body []by
 	// A client per request: these requests are rare and may run for
 	// minutes (a 64 MiB restore), unlike the forwarder's writes.
 	client := &fasthttp.Client{
-		Name: "nexus-relay", ReadTimeout: timeout, WriteTimeout: timeout, NoDefaultUserAgentHeader: true,
+		Name: "nexus-relay", ReadTimeout: timeout, WriteTimeout: timeout, NoDefaultUserAgentHeader: true, TLSConfig: n.cfg.Peer.TLS,
 		RetryIf: func(*fasthttp.Request) bool { return false },
 	}
 	defer client.CloseIdleConnections()
@@ -90,7 +90,7 @@ func (n *Node) relayToLeader(ctx context.Context, method, path string, body []by
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
-	req.SetRequestURI("http://" + addr + path)
+	req.SetRequestURI(n.cfg.Peer.url(addr, path))
 	req.Header.SetMethod(method)
 	for k, v := range relay.Headers {
 		req.Header.Set(k, v)

@@ -66,7 +66,7 @@ func (a *Autopilot) fetchStats(ctx context.Context, id raft.ServerID, addr strin
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
-	req.SetRequestURI("http://" + addr + RaftStatsPath)
+	req.SetRequestURI(a.n.cfg.Peer.url(addr, RaftStatsPath))
 	req.Header.SetMethod(fasthttp.MethodGet)
 	if err := a.client.DoTimeout(req, resp, timeout); err != nil {
 		return nil, err

@@ -60,6 +60,9 @@ type gossip struct {
 	mu      sync.RWMutex
 	members map[string]*memberState
 	meta    nodeMeta
+
+	keyring   *memberlist.Keyring // nil: gossip not encrypted (keyring.go)
+	keyringMu sync.Mutex          // serializes keyring operations and saves
 }
 
 func (n *Node) startGossip() error {
@@ -86,6 +89,18 @@ func (n *Node) startGossip() error {
 	mc.Merge = g
 	mc.Alive = g
 	mc.Logger = log.New(&logWriter{logger: n.logger.With("subsystem", "gossip")}, "", 0)
+	keys, err := n.gossipKeys()
+	if err != nil {
+		return err
+	}
+	if len(keys) > 0 {
+		kr, err := memberlist.NewKeyring(keys, keys[0])
+		if err != nil {
+			return fmt.Errorf("gossip encryption key: %w", err)
+		}
+		mc.Keyring, g.keyring = kr, kr
+		mc.GossipVerifyIncoming, mc.GossipVerifyOutgoing = true, true
+	}
 	ml, err := memberlist.Create(mc)
 	if err != nil {
 		return fmt.Errorf("gossip on %s:%d: %w", n.cfg.BindAddr, n.cfg.GossipPort, err)

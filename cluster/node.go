@@ -78,6 +78,14 @@ type Config struct {
 	// LogOutput receives raft's own hclog lines (JSON).
 	LogOutput  io.Writer
 	Registerer prometheus.Registerer
+
+	// Peer is how this node reaches the other nodes' admin APIs (peer.go).
+	Peer PeerHTTP
+	// GossipKeys, when not empty, encrypt and authenticate gossip
+	// (memberlist keyring, AES-GCM; 16, 24 or 32 bytes each). The first is
+	// the primary key that encrypts; all of them decrypt. A node without
+	// one of the keys cannot join.
+	GossipKeys [][]byte
 }
 
 // Node is one member of the cluster.

@@ -94,7 +94,7 @@ func (n *Node) remoteReadIndex(ctx context.Context) (uint64, error) {
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
-	req.SetRequestURI("http://" + m.Meta.HTTPAddr + ReadIndexPath)
+	req.SetRequestURI(n.cfg.Peer.url(m.Meta.HTTPAddr, ReadIndexPath))
 	req.Header.SetMethod(fasthttp.MethodPost)
 	req.Header.Set(ForwardMACHeader, sign(secret, nonce))
 	req.SetBodyRaw(nonce)

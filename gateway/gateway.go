@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -37,6 +38,7 @@ type Gateway struct {
 	cache   *cache.Cache
 	sharer  *ratelimit.Sharer
 	server  *fasthttp.Server
+	tls     *tls.Config
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -67,6 +69,7 @@ func New(deps Deps) (*Gateway, error) {
 		ids:     newIDGen(),
 		metrics: newMetrics(deps.Registerer),
 		conns:   map[net.Conn]struct{}{},
+		tls:     deps.TLS,
 	}
 	g.cache = cache.New(opts.CacheMaxBytes, opts.CacheMaxEntryBytes, nil)
 	g.sharer = ratelimit.NewSharer(deps.Exchanger, deps.Node, opts.ShareInterval, deps.Logger)
@@ -90,8 +93,12 @@ func New(deps Deps) (*Gateway, error) {
 	return g, nil
 }
 
-// Serve accepts gateway traffic on ln until Shutdown.
+// Serve accepts gateway traffic on ln until Shutdown: TLS only when
+// Deps.TLS is set.
 func (g *Gateway) Serve(ln net.Listener) error {
+	if g.tls != nil {
+		ln = tls.NewListener(ln, g.tls)
+	}
 	return g.server.Serve(ln)
 }
 
@@ -131,13 +138,19 @@ func (g *Gateway) track(c net.Conn, add bool) {
 func (g *Gateway) newServer() *fasthttp.Server {
 	o := g.opts
 	return &fasthttp.Server{
-		Handler:                      g.serve,
-		ErrorHandler:                 g.badRequest,
-		NoDefaultServerHeader:        true,
-		NoDefaultContentType:         true,
-		ReadBufferSize:               o.BufferSize,
-		WriteBufferSize:              o.BufferSize,
-		ReadTimeout:                  o.ClientReadTimeout,
+		Handler:               g.serve,
+		ErrorHandler:          g.badRequest,
+		NoDefaultServerHeader: true,
+		NoDefaultContentType:  true,
+		ReadBufferSize:        o.BufferSize,
+		WriteBufferSize:       o.BufferSize,
+		// Slow-loris: ReadTimeout bounds the headers (and the first byte
+		// of a request); once they are in, the body gets ClientReadTimeout.
+		ReadTimeout: o.ClientHeaderTimeout,
+		HeaderReceived: func(*fasthttp.RequestHeader) fasthttp.RequestConfig {
+			return fasthttp.RequestConfig{ReadTimeout: o.ClientReadTimeout}
+		},
+		WriteTimeout:                 o.ClientWriteTimeout,
 		IdleTimeout:                  o.ClientIdleTimeout,
 		MaxRequestBodySize:           o.MaxBufferedBody,
 		StreamRequestBody:            true,

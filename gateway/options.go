@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"crypto/tls"
 	"log/slog"
 	"time"
 
@@ -27,6 +28,9 @@ type Deps struct {
 	Exchanger Exchanger
 	// Options tune limits and timeouts; zero values take the defaults.
 	Options Options
+	// TLS, when set, makes Serve speak TLS only (GetCertificate for hot
+	// reload, ClientAuth for client certificates).
+	TLS *tls.Config
 }
 
 // Options tune the gateway. Zero values take the defaults noted.
@@ -38,7 +42,9 @@ type Options struct {
 	MaxBufferedBody     int           // request bodies up to this are buffered (and retryable); larger ones stream (1 MiB)
 	MaxBufferedResponse int           // responses buffered for cache/compression are at most this big (16 MiB)
 	ClientIdleTimeout   time.Duration // idle client keep-alive connections are closed after (90s)
-	ClientReadTimeout   time.Duration // bound on reading one request from a client (5m)
+	ClientReadTimeout   time.Duration // bound on reading one request body from a client (5m)
+	ClientHeaderTimeout time.Duration // bound on reading one request's headers (slow-loris; 10s)
+	ClientWriteTimeout  time.Duration // bound on writing one response to a client (slow readers; 5m; WebSocket tunnels are not bounded)
 	CacheMaxBytes       int           // total size of the response cache (64 MiB)
 	CacheMaxEntryBytes  int           // largest cacheable response body (1 MiB)
 	RateLimitMaxKeys    int           // keys tracked per rate-limited route (1M)
@@ -60,6 +66,8 @@ func (o *Options) setDefaults() {
 	def(&o.UpstreamIdleTimeout, 10*time.Second)
 	def(&o.ClientIdleTimeout, 90*time.Second)
 	def(&o.ClientReadTimeout, 5*time.Minute)
+	def(&o.ClientHeaderTimeout, 10*time.Second)
+	def(&o.ClientWriteTimeout, 5*time.Minute)
 	def(&o.ShareInterval, time.Second)
 	defInt(&o.MaxConnsPerUpstream, 4096)
 	defInt(&o.BufferSize, 16<<10)

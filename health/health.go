@@ -11,6 +11,7 @@ package health
 
 import (
 	"context"
+	"crypto/tls"
 	"log/slog"
 	"time"
 
@@ -80,6 +81,10 @@ type Deps struct {
 	CatchUp func(ctx context.Context) error
 	// Now is the clock stamped into commands (default time.Now).
 	Now func() time.Time
+	// PeerScheme ("http" default, or "https") and PeerTLS reach the other
+	// nodes' admin APIs when heartbeats are passed on to an owner node.
+	PeerScheme string
+	PeerTLS    *tls.Config
 }
 
 type metrics struct {

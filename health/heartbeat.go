@@ -26,7 +26,11 @@ type Heartbeats struct {
 
 // NewHeartbeats returns the heartbeat router of this node.
 func NewHeartbeats(deps Deps, r *Runner) *Heartbeats {
-	return &Heartbeats{runner: r, deps: deps, client: &http.Client{Timeout: 5 * time.Second}}
+	c := &http.Client{Timeout: 5 * time.Second}
+	if deps.PeerTLS != nil {
+		c.Transport = &http.Transport{TLSClientConfig: deps.PeerTLS, MaxIdleConnsPerHost: 8, IdleConnTimeout: 30 * time.Second}
+	}
+	return &Heartbeats{runner: r, deps: deps, client: c}
 }
 
 // Heartbeat refreshes the TTL check of an instance, here or on its owner,
@@ -75,7 +79,11 @@ func (h *Heartbeats) forward(ctx context.Context, owner, service, id, status, ou
 		fields["status"] = status
 	}
 	body, _ := json.Marshal(fields)
-	u := "http://" + addr + "/services/" + url.PathEscape(service) + "/instances/" + url.PathEscape(id) + "/heartbeat"
+	scheme := h.deps.PeerScheme
+	if scheme == "" {
+		scheme = "http"
+	}
+	u := scheme + "://" + addr + "/services/" + url.PathEscape(service) + "/instances/" + url.PathEscape(id) + "/heartbeat"
 	req, err := http.NewRequestWithContext(ctx, http.MethodPut, u, bytes.NewReader(body))
 	if err != nil {
 		return nil, err

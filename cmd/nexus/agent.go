@@ -83,6 +83,10 @@ func agent(cfg *agentconfig.Config, logger *slog.Logger, stderr io.Writer) error
 	codec := command.NewCodec()
 	machine := fsm.New(fsm.Deps{Store: store, Codec: codec, Logger: logger.With("component", "fsm")})
 	ident := &identity{store: store}
+	sec, err := newAgentSecurity(cfg)
+	if err != nil {
+		return err
+	}
 
 	node, err := cluster.New(cluster.Config{
 		Node: cfg.Node, BindAddr: cfg.Bind, AdvertiseAddr: cfg.Advertise,
@@ -109,6 +113,7 @@ func agent(cfg *agentconfig.Config, logger *slog.Logger, stderr io.Writer) error
 		},
 		Logger: logger.With("component", "cluster"), LogLevel: level, LogOutput: stderr,
 		Registerer: reg,
+		Peer:       sec.peer, GossipKeys: sec.gossipKeys,
 	})
 	if err != nil {
 		return err
@@ -126,6 +131,7 @@ func agent(cfg *agentconfig.Config, logger *slog.Logger, stderr io.Writer) error
 	healthDeps := health.Deps{
 		Store: store, Codec: codec, Writer: node, Membership: node,
 		Logger: logger.With("component", "health"), Registerer: reg, CatchUp: node.ConsistentRead,
+		PeerScheme: sec.peer.Scheme, PeerTLS: sec.peer.TLS,
 	}
 	runner := health.NewRunner(healthDeps)
 	healthLeader := health.NewLeader(healthDeps, runner)
@@ -159,6 +165,7 @@ func agent(cfg *agentconfig.Config, logger *slog.Logger, stderr io.Writer) error
 		Logger: logger.With("component", "api"), Registry: reg, Gatherer: reg,
 		Version: version, MaxBodyBytes: cfg.MaxBodyBytes, ApplyTimeout: cfg.ApplyTimeout,
 		Consistency: node, Heartbeats: heartbeats, AuditArchive: auditArchive,
+		Guard: adminGuard(cfg, sec), Keyring: keyringAdapter{node: node},
 	})
 	if err != nil {
 		_ = node.Shutdown(context.Background())
@@ -171,14 +178,32 @@ func agent(cfg *agentconfig.Config, logger *slog.Logger, stderr io.Writer) error
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	gw, err := startGateway(cfg, machine.Store(), node, reg, logger)
+	gw, err := startGateway(cfg, machine.Store(), node, reg, logger, sec.gatewayTLS)
 	if err != nil {
 		_ = srv.Shutdown(context.Background())
 		_ = node.Shutdown(context.Background())
 		return err
 	}
 	logger.Info("nexus agent started", "version", version, "http_addr", cfg.HTTPAddr, "raft_addr", cfg.RaftAddr(),
-		"gossip_addr", cfg.GossipAddr(), "data_dir", cfg.DataDir, "bootstrap_expect", cfg.BootstrapExpect, "dev", cfg.Dev)
+		"gossip_addr", cfg.GossipAddr(), "data_dir", cfg.DataDir, "bootstrap_expect", cfg.BootstrapExpect, "dev", cfg.Dev,
+		"tls", cfg.TLS(), "gateway_tls", cfg.GatewayTLS(), "gossip_encrypted", cfg.Encrypt != "")
+
+	// SIGHUP reloads the TLS certificates and keys.
+	hups := make(chan os.Signal, 1)
+	signal.Notify(hups, syscall.SIGHUP)
+	defer signal.Stop(hups)
+	hupDone := make(chan struct{})
+	defer close(hupDone)
+	go func() {
+		for {
+			select {
+			case <-hups:
+				sec.reload(logger)
+			case <-hupDone:
+				return
+			}
+		}
+	}()
 
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)

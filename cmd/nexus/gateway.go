@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -17,7 +18,7 @@ import (
 // startGateway serves the API gateway on cfg.GatewayAddr from the node's
 // replica. The access log (--gateway-access-log) is one JSON line per
 // request on stdout, apart from the agent's own log on stderr.
-func startGateway(cfg *agentconfig.Config, store *registry.Store, exch gateway.Exchanger, reg prometheus.Registerer, logger *slog.Logger) (*gateway.Gateway, error) {
+func startGateway(cfg *agentconfig.Config, store *registry.Store, exch gateway.Exchanger, reg prometheus.Registerer, logger *slog.Logger, tlsConfig *tls.Config) (*gateway.Gateway, error) {
 	ln, err := net.Listen("tcp", cfg.GatewayAddr)
 	if err != nil {
 		return nil, fmt.Errorf("gateway on %s: %w", cfg.GatewayAddr, err)
@@ -28,7 +29,7 @@ func startGateway(cfg *agentconfig.Config, store *registry.Store, exch gateway.E
 	}
 	gl := logger.With("component", "gateway")
 	gw, err := gateway.New(gateway.Deps{
-		Store: store, Node: cfg.Node, Logger: gl, AccessLog: access, Registerer: reg, Exchanger: exch,
+		Store: store, Node: cfg.Node, Logger: gl, AccessLog: access, Registerer: reg, Exchanger: exch, TLS: tlsConfig,
 	})
 	if err != nil {
 		ln.Close()
@@ -39,7 +40,7 @@ func startGateway(cfg *agentconfig.Config, store *registry.Store, exch gateway.E
 			gl.Error("gateway stopped serving", "err", err)
 		}
 	}()
-	gl.Info("gateway started", "gateway_addr", cfg.GatewayAddr, "access_log", cfg.GatewayAccessLog)
+	gl.Info("gateway started", "gateway_addr", cfg.GatewayAddr, "access_log", cfg.GatewayAccessLog, "tls", tlsConfig != nil)
 	return gw, nil
 }
 

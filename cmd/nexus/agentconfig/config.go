@@ -22,6 +22,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"strconv"
@@ -65,7 +66,26 @@ type Config struct {
 	AutopilotStabilizationTime time.Duration // a new server stays healthy this long before it votes
 	AutopilotDeadServerGrace   time.Duration // a failed server is removed from Raft after this long
 	AutopilotMinQuorum         int           // never remove a failed voter below this many voters; default bootstrap_expect
+
+	// Security (docs/security.md).
+	TrustedHosts           []string // Host header values the admin API accepts, lower case; empty = any
+	AdminRateLimit         float64  // per-IP admin API requests/s; 0 = off
+	AdminRateBurst         int      // burst of AdminRateLimit; derived when 0
+	TLSCertFile            string   // admin API certificate; with TLSKeyFile: HTTPS only
+	TLSKeyFile             string
+	TLSClientCAFile        string // admin API requires client certificates from this CA
+	TLSCAFile              string // CA of the other nodes' admin API certificates (forwarding)
+	GatewayTLSCertFile     string // gateway certificate; with GatewayTLSKeyFile: HTTPS only
+	GatewayTLSKeyFile      string
+	GatewayTLSClientCAFile string // gateway requires client certificates from this CA
+	Encrypt                string // base64 gossip key (16, 24 or 32 bytes)
 }
+
+// TLS reports whether the admin API serves HTTPS.
+func (c *Config) TLS() bool { return c.TLSCertFile != "" }
+
+// GatewayTLS reports whether the gateway serves HTTPS.
+func (c *Config) GatewayTLS() bool { return c.GatewayTLSCertFile != "" }
 
 // RaftAddr is the Raft transport address peers use: advertise:raft_port.
 func (c *Config) RaftAddr() string {
@@ -234,6 +254,9 @@ func Load(args []string, getenv func(string) string, readFile func(string) ([]by
 		if c.BootstrapExpect == 0 {
 			c.BootstrapExpect = 1
 		}
+	}
+	if c.AdminRateBurst == 0 && c.AdminRateLimit > 0 {
+		c.AdminRateBurst = max(1, int(math.Ceil(2*c.AdminRateLimit)))
 	}
 	if !set["autopilot_min_quorum"] {
 		c.AutopilotMinQuorum = c.BootstrapExpect

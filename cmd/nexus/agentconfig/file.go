@@ -44,6 +44,18 @@ type fileSettings struct {
 	AutopilotStabilizationTime yaml.Node `yaml:"autopilot_stabilization_time"`
 	AutopilotDeadServerGrace   yaml.Node `yaml:"autopilot_dead_server_grace"`
 	AutopilotMinQuorum         yaml.Node `yaml:"autopilot_min_quorum"`
+
+	TrustedHosts           yaml.Node `yaml:"trusted_hosts"`
+	AdminRateLimit         yaml.Node `yaml:"admin_rate_limit"`
+	AdminRateBurst         yaml.Node `yaml:"admin_rate_burst"`
+	TLSCertFile            yaml.Node `yaml:"tls_cert_file"`
+	TLSKeyFile             yaml.Node `yaml:"tls_key_file"`
+	TLSClientCAFile        yaml.Node `yaml:"tls_client_ca_file"`
+	TLSCAFile              yaml.Node `yaml:"tls_ca_file"`
+	GatewayTLSCertFile     yaml.Node `yaml:"gateway_tls_cert_file"`
+	GatewayTLSKeyFile      yaml.Node `yaml:"gateway_tls_key_file"`
+	GatewayTLSClientCAFile yaml.Node `yaml:"gateway_tls_client_ca_file"`
+	Encrypt                yaml.Node `yaml:"encrypt"`
 }
 
 // nodes returns the nodes of f by YAML key.

@@ -18,6 +18,7 @@ const (
 	kindDuration
 	kindBytes // int, plain bytes or with a KiB/MiB/GiB suffix
 	kindList  // []string of join addresses
+	kindFloat // float64
 )
 
 // setting describes one setting. Its YAML key is key, its flag key with "-"
@@ -30,6 +31,9 @@ type setting struct {
 	def     string // default shown in Usage; "" shows none
 	notFile bool   // not accepted in the YAML file (config itself)
 	field   func(c *Config) any
+	// item normalizes one element of a kindList setting; nil: a join
+	// address (normalizeJoin).
+	item func(string) (string, error)
 }
 
 func (s *setting) flagName() string { return strings.ReplaceAll(s.key, "_", "-") }
@@ -94,6 +98,29 @@ func settingsTable() []setting {
 			field: func(c *Config) any { return &c.AutopilotDeadServerGrace }},
 		{key: "autopilot_min_quorum", kind: kindInt, arg: "N", usage: "the leader never removes a failed voter when fewer voters would remain (0: the largest bootstrap_expect of the servers)", def: "bootstrap_expect",
 			field: func(c *Config) any { return &c.AutopilotMinQuorum }},
+		// Security (docs/security.md).
+		{key: "trusted_hosts", kind: kindList, arg: "HOST[:PORT]", usage: "Host header values the admin API accepts (a name without a port matches any port); empty = any; repeatable; NEXUS_TRUSTED_HOSTS and YAML take a list. The node's own http_addr is always accepted",
+			field: func(c *Config) any { return &c.TrustedHosts }, item: normalizeTrustedHost},
+		{key: "admin_rate_limit", kind: kindFloat, arg: "RPS", usage: "per-client-IP request rate on the admin API (requests/s); 0 = off", def: "0",
+			field: func(c *Config) any { return &c.AdminRateLimit }},
+		{key: "admin_rate_burst", kind: kindInt, arg: "N", usage: "burst of admin_rate_limit", def: "2 × admin_rate_limit, at least 1",
+			field: func(c *Config) any { return &c.AdminRateBurst }},
+		{key: "tls_cert_file", arg: "FILE", usage: "PEM certificate (chain) of the admin API; with tls_key_file the API serves HTTPS only; reloaded on SIGHUP",
+			field: func(c *Config) any { return &c.TLSCertFile }},
+		{key: "tls_key_file", arg: "FILE", usage: "PEM private key of tls_cert_file",
+			field: func(c *Config) any { return &c.TLSKeyFile }},
+		{key: "tls_client_ca_file", arg: "FILE", usage: "PEM CA bundle: the admin API then requires a client certificate signed by it (mTLS)",
+			field: func(c *Config) any { return &c.TLSClientCAFile }},
+		{key: "tls_ca_file", arg: "FILE", usage: "PEM CA bundle that signed the other nodes' admin API certificates (leader forwarding); default: tls_client_ca_file, else the system roots",
+			field: func(c *Config) any { return &c.TLSCAFile }},
+		{key: "gateway_tls_cert_file", arg: "FILE", usage: "PEM certificate (chain) of the gateway; with gateway_tls_key_file the gateway serves HTTPS only; reloaded on SIGHUP",
+			field: func(c *Config) any { return &c.GatewayTLSCertFile }},
+		{key: "gateway_tls_key_file", arg: "FILE", usage: "PEM private key of gateway_tls_cert_file",
+			field: func(c *Config) any { return &c.GatewayTLSKeyFile }},
+		{key: "gateway_tls_client_ca_file", arg: "FILE", usage: "PEM CA bundle: the gateway then requires a client certificate signed by it",
+			field: func(c *Config) any { return &c.GatewayTLSClientCAFile }},
+		{key: "encrypt", arg: "KEY", usage: "base64 gossip encryption key of 16, 24 or 32 bytes (AES-GCM); every member needs it. Seeds the keyring of a fresh node; DATA_DIR/gossip-keyring.json (nexus keyring) wins once it exists",
+			field: func(c *Config) any { return &c.Encrypt }},
 	}
 }
 
@@ -149,10 +176,20 @@ func (s *setting) apply(c *Config, r raw) error {
 			return bad(`a duration such as "500ms" or "10s"`)
 		}
 		*p = dur
+	case *float64:
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+			return bad("a number")
+		}
+		*p = f
 	case *[]string:
+		norm := s.item
+		if norm == nil {
+			norm = normalizeJoin
+		}
 		out := make([]string, 0, len(r.list))
 		for _, a := range r.list {
-			n, err := normalizeJoin(a)
+			n, err := norm(a)
 			if err != nil {
 				return settingErr(s.key, "%q %s (from %s)", a, err, r.src)
 			}

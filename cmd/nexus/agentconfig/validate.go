@@ -137,7 +137,7 @@ func (c *Config) Validate() error {
 	if c.AutopilotMinQuorum < 0 {
 		return settingErr("autopilot_min_quorum", "%q must be >= 0", strconv.Itoa(c.AutopilotMinQuorum))
 	}
-	return nil
+	return c.validateSecurity()
 }
 
 func validNodeName(s string) bool {

@@ -8,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -66,6 +65,10 @@ func commands() []command {
 		{"snapshot restore", "FILE", "restore a snapshot (- = stdin)", snapshotRestore},
 		{"audit list", "", "list audit events, newest first", auditList},
 		{"acl bootstrap", "", "create the first management token", aclBootstrap},
+		{"keyring list", "", "list the gossip encryption keys of the node", keyringList},
+		{"keyring install", "KEY", "add a gossip key on every member (base64)", keyringOp("install")},
+		{"keyring use", "KEY", "make an installed key the primary on every member", keyringOp("use")},
+		{"keyring remove", "KEY", "remove a gossip key from every member", keyringOp("remove")},
 	}
 }
 
@@ -112,7 +115,7 @@ func leadingGlobals(args []string) (flags, rest []string) {
 		}
 		i++
 		switch name {
-		case "http-addr", "token", "format", "http-timeout":
+		case "http-addr", "token", "format", "http-timeout", "ca-file", "client-cert", "client-key":
 			if !hasValue && i < len(args) {
 				flags = append(flags, args[i])
 				i++
@@ -150,6 +153,8 @@ func Usage(w io.Writer) {
 	for _, l := range [][2]string{
 		{"--http-addr HOST:PORT", "admin API address, http:// or https:// optional (default $NEXUS_HTTP_ADDR, else " + defaultHTTPAddr + ")"},
 		{"--token TOKEN", "ACL token sent as X-Nexus-Token (default $NEXUS_TOKEN)"},
+		{"--ca-file FILE", "PEM CA bundle that signed the API's certificate, for https:// addresses (default $NEXUS_CACERT, else the system roots)"},
+		{"--client-cert FILE, --client-key FILE", "client certificate and key when the API requires one (default $NEXUS_CLIENT_CERT, $NEXUS_CLIENT_KEY)"},
 		{"--format table|json", "output format (default table); json prints the API's answer"},
 		{"--consistent", "linearizable reads (served through the leader)"},
 		{"--stale", "reads from the local replica without a leader check"},
@@ -178,6 +183,7 @@ type globals struct {
 	consistent bool
 	stale      bool
 	timeout    time.Duration
+	tls        tlsFlags
 	names      map[string]bool // flag names registered here (not hidden by the command)
 }
 
@@ -198,6 +204,7 @@ func (g *globals) register(fs *flag.FlagSet, getenv func(string) string) {
 	define("http-addr", func() { fs.StringVar(&g.addr, "http-addr", addr, "admin API `HOST:PORT`") })
 	define("token", func() { fs.StringVar(&g.token, "token", getenv("NEXUS_TOKEN"), "ACL `token`") })
 	define("format", func() { fs.StringVar(&g.format, "format", "table", "output `format`: table or json") })
+	g.tls.register(define, fs, getenv)
 	define("consistent", func() { fs.BoolVar(&g.consistent, "consistent", false, "linearizable read") })
 	define("stale", func() { fs.BoolVar(&g.stale, "stale", false, "stale read") })
 	g.timeout = 10 * time.Second
@@ -226,6 +233,10 @@ func (g *globals) client(stdin io.Reader, stdout io.Writer) (*client, error) {
 	if err != nil {
 		return nil, err
 	}
+	hc, err := g.tls.httpClient(g.timeout)
+	if err != nil {
+		return nil, err
+	}
 	return &client{
 		base:    base,
 		addr:    g.addr,
@@ -233,7 +244,7 @@ func (g *globals) client(stdin io.Reader, stdout io.Writer) (*client, error) {
 		json:    g.format == "json",
 		read:    read,
 		timeout: g.timeout,
-		hc:      &http.Client{Timeout: g.timeout},
+		hc:      hc,
 		stdin:   stdin,
 		out:     stdout,
 	}, nil
