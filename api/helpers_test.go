@@ -201,6 +201,16 @@ func (r *resp) get(h string) string { return r.header[strings.ToLower(h)] }
 // do sends a request; hdr is name, value pairs.
 func (h *harness) do(method, uri string, body any, hdr ...string) *resp {
 	h.t.Helper()
+	r, err := h.tryDo(method, uri, body, hdr...)
+	if err != nil {
+		h.t.Fatalf("%s %s: %v", method, uri, err)
+	}
+	return r
+}
+
+// tryDo is do that returns the transport error.
+func (h *harness) tryDo(method, uri string, body any, hdr ...string) (*resp, error) {
+	h.t.Helper()
 	req := fasthttp.AcquireRequest()
 	res := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
@@ -224,13 +234,13 @@ func (h *harness) do(method, uri string, body any, hdr ...string) *resp {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
 	if err := h.client.DoTimeout(req, res, 20*time.Second); err != nil {
-		h.t.Fatalf("%s %s: %v", method, uri, err)
+		return nil, err
 	}
 	out := &resp{status: res.StatusCode(), header: map[string]string{}, body: append([]byte(nil), res.Body()...)}
 	for k, v := range res.Header.All() {
 		out.header[strings.ToLower(string(k))] = string(v)
 	}
-	return out
+	return out, nil
 }
 
 // must asserts the status and decodes the body into v (when not nil).
