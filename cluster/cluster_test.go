@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"strconv"
 	"testing"
@@ -31,14 +32,28 @@ type testNode struct {
 	dd      *storage.DataDir
 }
 
+// freePort picks a port that is free for TCP and UDP now, below the kernel's
+// ephemeral range (32768+) and the fixed ports of the e2e tests (18000+): a
+// port the kernel hands out for :0 can be handed to another test's outgoing
+// connection before this test binds it again.
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for try := 0; try < 1000; try++ {
+		p := 10000 + rand.IntN(8000)
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			continue
+		}
+		pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", p))
+		ln.Close()
+		if err != nil {
+			continue
+		}
+		pc.Close()
+		return p
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free port in 10000-17999")
+	return 0
 }
 
 type ports struct{ raft, gossip, http int }
