@@ -1,0 +1,65 @@
+// Package history records the operations of a nexus-jepsen run: one Op per
+// client call, with its invoke and complete times and its outcome, written
+// as JSON lines as they complete (so an interrupted run keeps its history).
+package history
+
+import "time"
+
+// Type is the outcome of an operation, as in Jepsen.
+type Type string
+
+// Outcomes.
+const (
+	// OK: the operation took effect (a read returned a value or 404, a
+	// write was acknowledged).
+	OK Type = "ok"
+	// Fail: the operation definitely did not take effect (503 no_leader, a
+	// refused connection, a 4xx). A CAS refused with 409 is a Fail with Code
+	// cas_conflict: the register checker still uses it as a definite answer
+	// ("the modify_index was not the expected one").
+	Fail Type = "fail"
+	// Info: unknown whether it took effect (504 outcome_unknown, a timeout,
+	// a connection lost after sending).
+	Info Type = "info"
+)
+
+// Functions (Op.F).
+const (
+	FRead    = "read"     // register: consistent read of a key
+	FWrite   = "write"    // register: unconditional write
+	FCAS     = "cas"      // register: compare-and-set on modify_index
+	FAdd     = "add"      // set: register an instance
+	FRemove  = "remove"   // set: deregister an instance
+	FSetRead = "set-read" // set: consistent read of all instances
+)
+
+// Op is one completed client operation.
+type Op struct {
+	Index    int    `json:"index"`    // position in the history (completion order)
+	Process  int    `json:"process"`  // logical client; a new one after every info
+	Workload string `json:"workload"` // register, set
+	F        string `json:"f"`
+	Node     string `json:"node"` // node the request went to
+	Type     Type   `json:"type"`
+	Invoke   int64  `json:"invoke"`   // ns since the run started
+	Complete int64  `json:"complete"` // ns since the run started
+
+	Key    string  `json:"key,omitempty"`
+	Value  int64   `json:"value,omitempty"`  // value written, element added/removed
+	Expect *uint64 `json:"expect,omitempty"` // CAS: the expected modify_index (0 = absent)
+
+	// Results.
+	Present  bool    `json:"present,omitempty"`      // read: the key exists
+	Read     int64   `json:"read,omitempty"`         // read: the value
+	ModIndex uint64  `json:"modify_index,omitempty"` // read/write/cas: modify_index of the key
+	Elements []int64 `json:"elements,omitempty"`     // set-read: the ids seen, sorted
+	Final    bool    `json:"final,omitempty"`        // set-read/read after every fault healed
+
+	Status int    `json:"status,omitempty"` // HTTP status, 0 if none
+	ReqID  string `json:"req_id,omitempty"` // X-Request-ID: grep the node logs for it
+	Code   string `json:"code,omitempty"`   // API error code or a client error class
+	Error  string `json:"error,omitempty"`
+}
+
+// Duration returns how long the operation took.
+func (o *Op) Duration() time.Duration { return time.Duration(o.Complete - o.Invoke) }

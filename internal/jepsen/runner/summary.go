@@ -1,0 +1,71 @@
+package runner
+
+import (
+	"encoding/json"
+	"os"
+	"time"
+
+	"github.com/nexus/nexus/internal/jepsen/checker"
+	"github.com/nexus/nexus/internal/jepsen/nemesis"
+	"github.com/nexus/nexus/internal/jepsen/workload"
+)
+
+// Verdicts.
+const (
+	VerdictValid   = "valid"   // every check passed
+	VerdictInvalid = "invalid" // an anomaly was found
+	VerdictUnknown = "unknown" // the harness could not decide (checker timeout, harness error)
+)
+
+// Recovery describes the end of the run: faults healed, then the final
+// reads.
+type Recovery struct {
+	Recovered  bool     `json:"recovered"`   // every final read answered
+	HealedIn   string   `json:"healed_in"`   // from the end of the workload to a leader and all nodes ready
+	FinalIn    string   `json:"final_in"`    // time the final reads took
+	Repaired   []string `json:"repaired"`    // what the safety net had to fix after the schedule
+	NotReady   []string `json:"not_ready"`   // nodes not ready when the final reads began
+	FinalError string   `json:"final_error"` // why the final reads failed
+}
+
+// Summary is summary.json.
+type Summary struct {
+	Valid     bool                       `json:"valid"`
+	Verdict   string                     `json:"verdict"`
+	Reasons   []string                   `json:"reasons,omitempty"` // why not valid
+	Started   time.Time                  `json:"started"`
+	Elapsed   string                     `json:"elapsed"`
+	Config    Config                     `json:"config"`
+	Version   string                     `json:"nexus_version"` // `nexus version` of the binary under test
+	Nemeses   []string                   `json:"nemeses"`
+	Nodes     []string                   `json:"nodes"`
+	Counts    checker.Counts             `json:"counts"` // ok/fail/info of every op
+	Stats     checker.Stats              `json:"stats"`
+	Lost      int                        `json:"lost"`       // set: acknowledged adds missing at the end
+	Unexpect  int                        `json:"unexpected"` // set: elements present that should not be
+	Results   map[string]workload.Result `json:"workloads"`
+	Schedule  nemesis.ScheduleStats      `json:"nemesis"`
+	Windows   []checker.Window           `json:"fault_windows"`
+	FaultTime string                     `json:"fault_time"` // total time with a fault active
+	Recovery  Recovery                   `json:"recovery"`
+	Errors    []string                   `json:"errors,omitempty"` // harness errors
+	Files     map[string]string          `json:"files"`
+}
+
+func (s *Summary) write(path string) error {
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// ReadSummary loads a summary.json.
+func ReadSummary(path string) (*Summary, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var s Summary
+	return &s, json.Unmarshal(b, &s)
+}
