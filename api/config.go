@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/go-memdb"
 	"github.com/valyala/fasthttp"
 
+	"github.com/nexus/nexus/acl"
 	"github.com/nexus/nexus/fsm/command"
 	"github.com/nexus/nexus/registry"
 )
@@ -44,7 +45,7 @@ func (s *Server) listConfig(ctx *fasthttp.RequestCtx, rc *reqCtx) {
 		res := readResult{index: tx.TableIndex(ws, tableConfig)}
 		out := make([]registry.ConfigEntry, 0)
 		for _, en := range tx.ConfigList(nil, prefix) {
-			if lo.after != "" && en.Key <= lo.after {
+			if (lo.after != "" && en.Key <= lo.after) || !rc.canRead(registry.ACLResourceConfig, en.Key) {
 				continue
 			}
 			if len(out) == lo.limit {
@@ -146,6 +147,15 @@ func (s *Server) postConfig(ctx *fasthttp.RequestCtx, rc *reqCtx) {
 			return
 		}
 		cmd.Entries = []command.ConfigOp{op}
+	}
+	for i, op := range cmd.Entries {
+		if e := s.allowedTo(rc, registry.ACLResourceConfig, op.Key, acl.Write); e != nil {
+			if cmd.Batch {
+				e.field = "entries[" + strconv.Itoa(i) + "].key"
+			}
+			writeError(ctx, e)
+			return
+		}
 	}
 	s.commit(ctx, rc, command.TypeConfigSet, cmd, false)
 }

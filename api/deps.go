@@ -164,4 +164,6 @@ type Deps struct {
 	// Keyring, when set, serves gossip key rotation (keyring.go); nil
 	// answers 404.
 	Keyring Keyring
+	// ACL turns on access control (acl.go); the zero value is off.
+	ACL ACLOptions
 }

@@ -73,6 +73,12 @@ func (s *Server) keyringRoute(ctx *fasthttp.RequestCtx, rc *reqCtx) bool {
 		return true
 	}
 	rc.isWrite = method == fasthttp.MethodPost
+	if path == pathOperatorKeyring {
+		if e := s.authorizeRequest(ctx, rc, &s.eps.keyring); e != nil {
+			writeError(ctx, e)
+			return true
+		}
+	}
 	if s.keyring == nil {
 		writeError(ctx, &apiError{status: fasthttp.StatusNotFound, code: "not_found", message: "the gossip keyring is not available on this node"})
 		return true

@@ -118,6 +118,10 @@ func statusOfCode(code string) int {
 		return fasthttp.StatusBadRequest
 	case registry.CodeAuditBacklogFull:
 		return fasthttp.StatusServiceUnavailable
+	case CodeUnauthenticated:
+		return fasthttp.StatusUnauthorized
+	case CodePermissionDenied, registry.CodeACLBootstrapped:
+		return fasthttp.StatusForbidden
 	}
 	return fasthttp.StatusInternalServerError
 }

@@ -60,7 +60,12 @@ type endpoints struct {
 	readIndex                                  endpoint
 	peers, snapshot, raftStats                 endpoint
 	audit, auditSettings                       endpoint
-	all                                        []*endpoint
+	aclBootstrap, aclLogin, aclSelf            endpoint
+	aclPolicies, aclPolicy, aclRoles, aclRole  endpoint
+	aclTokens, aclToken                        endpoint
+	// keyring is served before the table (keyring.go); here for its access.
+	keyring endpoint
+	all     []*endpoint
 }
 
 func (s *Server) buildEndpoints() endpoints {
@@ -91,11 +96,22 @@ func (s *Server) buildEndpoints() endpoints {
 		raftStats:     endpoint{pattern: "/internal/raft-stats", get: s.getRaftStats},
 		audit:         endpoint{pattern: "/audit", get: s.listAudit},
 		auditSettings: endpoint{pattern: "/audit/settings", get: s.getAuditSettings, put: s.putAuditSettings},
+		aclBootstrap:  endpoint{pattern: "/acl/bootstrap", post: s.aclBootstrap},
+		aclLogin:      endpoint{pattern: "/acl/login", post: s.aclLogin},
+		aclSelf:       endpoint{pattern: "/acl/token/self", get: s.aclSelf},
+		aclPolicies:   endpoint{pattern: "/acl/policies", get: s.listPolicies, post: s.postPolicy},
+		aclPolicy:     endpoint{pattern: "/acl/policies/{name}", get: s.getPolicy, put: s.putPolicy, delete: s.deletePolicy},
+		aclRoles:      endpoint{pattern: "/acl/roles", get: s.listRoles, post: s.postRole},
+		aclRole:       endpoint{pattern: "/acl/roles/{name}", get: s.getRole, put: s.putRole, delete: s.deleteRole},
+		aclTokens:     endpoint{pattern: "/acl/tokens", get: s.listTokens, post: s.postToken},
+		aclToken:      endpoint{pattern: "/acl/tokens/{accessor_id}", get: s.getToken, put: s.putToken, delete: s.deleteToken},
+		keyring:       endpoint{pattern: pathOperatorKeyring},
 	}
 	e.all = []*endpoint{&e.health, &e.ready, &e.status, &e.metrics, &e.services, &e.register, &e.service,
 		&e.serviceHealth, &e.instance, &e.heartbeat, &e.discover, &e.configList, &e.configKey, &e.routes,
 		&e.route, &e.members, &e.leader, &e.raft, &e.leave, &e.forward, &e.readIndex, &e.audit, &e.auditSettings}
-	e.all = append(e.all, &e.peers, &e.snapshot, &e.raftStats)
+	e.all = append(e.all, &e.peers, &e.snapshot, &e.raftStats, &e.aclBootstrap, &e.aclLogin, &e.aclSelf,
+		&e.aclPolicies, &e.aclPolicy, &e.aclRoles, &e.aclRole, &e.aclTokens, &e.aclToken)
 	for _, ep := range e.all {
 		ep.computeAllow()
 	}
@@ -218,6 +234,8 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) (*endpoint, pathParams, *apiErr
 		case len(segs) == 2 && segs[1] == "settings":
 			return &e.auditSettings, p, nil
 		}
+	case "acl":
+		return s.routeACL(segs, p)
 	case "internal":
 		if len(segs) == 2 && segs[1] == "forward" {
 			return &e.forward, p, nil
@@ -261,6 +279,10 @@ func (s *Server) dispatch(ctx *fasthttp.RequestCtx, rc *reqCtx) {
 	}
 	rc.name, rc.instance, rc.key = p.name, p.instance, p.key
 	rc.isWrite = !ctx.IsGet() && !ctx.IsHead()
+	if e := s.authorizeRequest(ctx, rc, ep); e != nil {
+		writeError(ctx, e)
+		return
+	}
 	limit := s.maxBody
 	if ep.maxBody > 0 {
 		limit = ep.maxBody
@@ -273,4 +295,33 @@ func (s *Server) dispatch(ctx *fasthttp.RequestCtx, rc *reqCtx) {
 		return
 	}
 	h(ctx, rc)
+}
+
+// routeACL matches /acl/... paths.
+func (s *Server) routeACL(segs []string, p pathParams) (*endpoint, pathParams, *apiError) {
+	e := &s.eps
+	switch {
+	case len(segs) == 2 && segs[1] == "bootstrap":
+		return &e.aclBootstrap, p, nil
+	case len(segs) == 2 && segs[1] == "login":
+		return &e.aclLogin, p, nil
+	case len(segs) == 3 && segs[1] == "token" && segs[2] == "self":
+		return &e.aclSelf, p, nil
+	case len(segs) == 2 && segs[1] == "policies":
+		return &e.aclPolicies, p, nil
+	case len(segs) == 3 && segs[1] == "policies":
+		p.name = segs[2]
+		return &e.aclPolicy, p, nil
+	case len(segs) == 2 && segs[1] == "roles":
+		return &e.aclRoles, p, nil
+	case len(segs) == 3 && segs[1] == "roles":
+		p.name = segs[2]
+		return &e.aclRole, p, nil
+	case len(segs) == 2 && segs[1] == "tokens":
+		return &e.aclTokens, p, nil
+	case len(segs) == 3 && segs[1] == "tokens":
+		p.name = segs[2]
+		return &e.aclToken, p, nil
+	}
+	return nil, p, nil
 }

@@ -6,6 +6,7 @@ import (
 	"github.com/hashicorp/go-memdb"
 	"github.com/valyala/fasthttp"
 
+	"github.com/nexus/nexus/acl"
 	"github.com/nexus/nexus/fsm/command"
 	"github.com/nexus/nexus/registry"
 )
@@ -23,7 +24,7 @@ func (s *Server) listRoutes(ctx *fasthttp.RequestCtx, rc *reqCtx) {
 		res := readResult{index: tx.TableIndex(ws, tableRoutes)}
 		out := make([]registry.Route, 0)
 		for _, r := range tx.Routes(nil) {
-			if lo.after != "" && r.ID <= lo.after {
+			if (lo.after != "" && r.ID <= lo.after) || !rc.canRead(registry.ACLResourceRoute, r.ID) {
 				continue
 			}
 			if len(out) == lo.limit {
@@ -75,6 +76,10 @@ func (s *Server) putRoute(ctx *fasthttp.RequestCtx, rc *reqCtx) {
 }
 
 func (s *Server) upsertRoute(ctx *fasthttp.RequestCtx, rc *reqCtx, r registry.Route, createOnly bool) {
+	if e := s.allowedTo(rc, registry.ACLResourceRoute, r.ID, acl.Write); e != nil {
+		writeError(ctx, e)
+		return
+	}
 	r.CreateIndex, r.ModifyIndex = 0, 0
 	nr, verr := registry.NormalizeRoute(r)
 	if verr != nil {

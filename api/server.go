@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 
+	"github.com/nexus/nexus/acl"
 	"github.com/nexus/nexus/fsm/command"
 )
 
@@ -67,6 +68,7 @@ type Server struct {
 	srv     *fasthttp.Server
 	guard   *guard
 	keyring Keyring
+	acl     *aclState
 
 	// base is the parent of the contexts of blocking reads; Shutdown cancels
 	// it so that they answer at once. (A *fasthttp.RequestCtx is never used
@@ -132,6 +134,9 @@ func New(deps Deps) (*Server, error) {
 	s.metrics = m
 	s.eps = s.buildEndpoints()
 	s.guard = newGuard(deps.Guard)
+	if s.acl, err = newACLState(deps.ACL, reg); err != nil {
+		return nil, err
+	}
 	s.keyring = deps.Keyring
 	s.base, s.cancelBase = context.WithCancel(context.Background())
 
@@ -189,6 +194,10 @@ type reqCtx struct {
 	isWrite bool
 	// path parameters, already unescaped
 	name, instance, key string
+	// ident is the caller and authz its rights (nil: ACLs off, or an
+	// open endpoint).
+	ident acl.Identity
+	authz *acl.Authorizer
 }
 
 type handlerFunc func(ctx *fasthttp.RequestCtx, rc *reqCtx)

@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/go-memdb"
 	"github.com/valyala/fasthttp"
 
+	"github.com/nexus/nexus/acl"
 	"github.com/nexus/nexus/fsm/command"
 	"github.com/nexus/nexus/registry"
 )
@@ -59,6 +60,10 @@ func (s *Server) registerInstance(ctx *fasthttp.RequestCtx, rc *reqCtx) {
 		s.reject(ctx, fromRegistry(verr))
 		return
 	}
+	if e := s.allowedTo(rc, registry.ACLResourceService, inst.Service, acl.Write); e != nil {
+		writeError(ctx, e)
+		return
+	}
 	s.commit(ctx, rc, command.TypeRegisterInstance, &command.RegisterInstance{Meta: s.meta(rc), Instance: inst}, true)
 }
 
@@ -75,7 +80,7 @@ func (s *Server) listServices(ctx *fasthttp.RequestCtx, rc *reqCtx) {
 		res := readResult{index: tx.TableIndex(ws, tableServices)}
 		out := make([]serviceView, 0)
 		for _, svc := range tx.Services(nil) {
-			if lo.after != "" && svc.Name <= lo.after {
+			if (lo.after != "" && svc.Name <= lo.after) || !rc.canRead(registry.ACLResourceService, svc.Name) {
 				continue
 			}
 			if len(out) == lo.limit {
@@ -182,7 +187,7 @@ func (s *Server) discover(ctx *fasthttp.RequestCtx, rc *reqCtx) {
 			if !all && in.Status != registry.StatusPassing {
 				continue
 			}
-			if service != "" && in.Service != service {
+			if (service != "" && in.Service != service) || !rc.canRead(registry.ACLResourceService, in.Service) {
 				continue
 			}
 			if !hasTags(&in, tags) {
@@ -301,7 +306,7 @@ func (s *Server) heartbeatOwner(ctx *fasthttp.RequestCtx, rc *reqCtx, req heartb
 		status = *req.Status
 	}
 	forwarded := len(ctx.Request.Header.Peek(HeaderHeartbeatForwarded)) > 0
-	hctx, cancel := context.WithTimeout(context.Background(), s.applyTimeout)
+	hctx, cancel := context.WithTimeout(acl.WithCredential(context.Background(), credential(ctx)), s.applyTimeout)
 	inst, err := s.heartbeats.Heartbeat(hctx, rc.name, rc.instance, status, req.Output, forwarded)
 	cancel()
 	var se statusError

@@ -10,12 +10,13 @@ import (
 	"github.com/nexus/nexus/registry"
 )
 
-// actorAnonymous is the audit actor until ACLs exist.
-const actorAnonymous = "anonymous"
-
-// meta is the audit metadata of a write proposed by this request.
+// meta is the audit metadata of a write proposed by this request: the
+// actor is the token's accessor id or the JWT subject ("anonymous"
+// without a token), and with ACLs on the caller goes along for Apply's
+// own check.
 func (s *Server) meta(rc *reqCtx) command.Meta {
-	return command.Meta{Actor: actorAnonymous, RequestID: rc.id, Node: s.cluster.NodeName(), Time: s.now().UnixNano()}
+	return command.Meta{Actor: rc.ident.Actor(), RequestID: rc.id, Node: s.cluster.NodeName(), Time: s.now().UnixNano(),
+		Auth: s.authOf(rc)}
 }
 
 // reject answers a write refused before or by Raft and counts it.
@@ -31,7 +32,8 @@ func rejectReason(code string) string {
 	case registry.CodeCASConflict:
 		return "cas"
 	case registry.CodeNotFound, registry.CodeTypeConflict, registry.CodeConflict,
-		CodeNoLeader, CodeOutcomeUnknown, CodeBodyTooLarge, CodeForbidden, registry.CodeAuditBacklogFull:
+		CodeNoLeader, CodeOutcomeUnknown, CodeBodyTooLarge, CodeForbidden, registry.CodeAuditBacklogFull,
+		CodeUnauthenticated, CodePermissionDenied, registry.CodeACLBootstrapped:
 		return code
 	}
 	return "internal"

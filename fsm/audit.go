@@ -103,7 +103,8 @@ func metaOf(msg any) command.Meta {
 	case *command.Noop:
 		return m.Meta
 	}
-	return command.Meta{}
+	m, _ := aclMetaOf(msg)
+	return m
 }
 
 // isSystem reports whether a full backlog must let a command pass: health

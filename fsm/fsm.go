@@ -140,6 +140,10 @@ func (f *FSM) applyOne(tx *registry.Tx, l *raft.Log, st *batchStats) (command.Ty
 	}
 	res := &command.Result{Index: l.Index}
 	au := &entryAudit{index: l.Index, meta: metaOf(msg)}
+	if e := authorize(tx, msg, au.meta); e != nil {
+		res.Err = e
+		return t, res
+	}
 	if e := tx.AuditAdmit(isSystem(t, au.meta)); e != nil {
 		res.Err = toErr(e)
 		return t, res
@@ -280,6 +284,8 @@ func (f *FSM) dispatch(tx *registry.Tx, idx uint64, msg any, res *command.Result
 		st := tx.AuditState(nil)
 		res.Value = AuditWatermark{Watermark: st.Watermark, Records: st.Records}
 	case *command.Noop:
+	default:
+		dispatchACL(tx, idx, msg, res, au)
 	}
 }
 

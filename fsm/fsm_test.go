@@ -114,6 +114,21 @@ func commandLog() []cmd {
 	add(command.TypeClusterInit, &command.ClusterInit{Meta: next(), ClusterID: "c-2", Secret: "other"}) // ignored
 	add(command.TypeNoop, &command.Noop{Meta: next()})
 	add(command.TypeConfigSet, &command.ConfigSet{Meta: next(), Entries: []command.ConfigOp{{Key: "app/z", Value: []byte(`[true,false]`)}}})
+	// ACLs: bootstrap (twice: refused), policies, a role, tokens, an
+	// update, a write refused by the check on apply, a revocation.
+	add(command.TypeACLBootstrap, &command.ACLBootstrap{Meta: next(), Token: registry.ACLToken{AccessorID: "root", SecretHash: strings.Repeat("a", 64)}})
+	add(command.TypeACLBootstrap, &command.ACLBootstrap{Meta: next(), Token: registry.ACLToken{AccessorID: "root2", SecretHash: strings.Repeat("b", 64)}})
+	add(command.TypeACLPolicyUpsert, &command.ACLPolicyUpsert{Meta: next(), CreateOnly: true, Policy: registry.ACLPolicy{Name: "web",
+		Rules: []registry.ACLRule{{Resource: "service", Prefix: "web", Access: "write"}, {Resource: "config", Prefix: "app/", Access: "read"}}}})
+	add(command.TypeACLRoleUpsert, &command.ACLRoleUpsert{Meta: next(), Role: registry.ACLRole{Name: "dev", Policies: []string{"web"}}})
+	add(command.TypeACLTokenCreate, &command.ACLTokenCreate{Meta: next(), Token: registry.ACLToken{AccessorID: "t-web", SecretHash: strings.Repeat("c", 64), Roles: []string{"dev"}}})
+	add(command.TypeACLTokenUpdate, &command.ACLTokenUpdate{Meta: next(), Accessor: "t-web", Description: str("web deployer")})
+	denied := next()
+	denied.Auth = &command.Auth{Enforce: true, Kind: 1, Accessor: "t-web"}
+	add(command.TypeConfigSet, &command.ConfigSet{Meta: denied, Entries: []command.ConfigOp{{Key: "app/denied", Value: []byte(`1`)}}})
+	add(command.TypeACLTokenDelete, &command.ACLTokenDelete{Meta: next(), Accessor: "t-web"})
+	add(command.TypeACLRoleDelete, &command.ACLRoleDelete{Meta: next(), Name: "dev"})
+	add(command.TypeACLPolicyDelete, &command.ACLPolicyDelete{Meta: next(), Name: "web"})
 	// Audit: archive on with a small ring-like bound and drop_oldest (drops
 	// records), an attach + watermark (trims), a watermark that would move
 	// back (ignored), then reject: a user write is refused while full, a

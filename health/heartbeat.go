@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/nexus/nexus/acl"
 	"github.com/nexus/nexus/registry"
 )
 
@@ -71,7 +72,9 @@ func (h *Heartbeats) lookup(service, id string) *registry.Instance {
 
 func (h *Heartbeats) forward(ctx context.Context, owner, service, id, status, output string) (*registry.Instance, error) {
 	addr, ok := h.deps.Membership.MemberHTTPAddr(owner)
-	if !ok || h.deps.Membership.MemberStatuses()[owner] != "alive" {
+	// A suspect owner is still alive for gossip: try it (the client timeout
+	// bounds the attempt).
+	if st := h.deps.Membership.MemberStatuses()[owner]; !ok || (st != "alive" && st != "suspect") {
 		return nil, fmt.Errorf("%w: node %s owns %s/%s and is not alive", ErrOwnerUnavailable, owner, service, id)
 	}
 	fields := map[string]string{"output": output}
@@ -89,6 +92,9 @@ func (h *Heartbeats) forward(ctx context.Context, owner, service, id, status, ou
 		return nil, err
 	}
 	req.Header.Set(ForwardedHeader, "1")
+	if cred := acl.CredentialFrom(ctx); cred != "" {
+		req.Header.Set("X-Nexus-Token", cred)
+	}
 	resp, err := h.client.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrOwnerUnavailable, err)

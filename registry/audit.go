@@ -35,6 +35,11 @@ const (
 	ActionUpsert     = "upsert"
 	ActionStatus     = "status"
 	ActionInit       = "init"
+	// ACL verbs (resource_type acl; resource "token:ID", "policy:NAME",
+	// "role:NAME").
+	ActionBootstrap = "bootstrap"
+	ActionCreate    = "create"
+	ActionRevoke    = "revoke"
 )
 
 // What a full backlog does (AuditSettings.OnFull).

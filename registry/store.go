@@ -63,6 +63,9 @@ func schema() *memdb.DBSchema {
 	for name, t := range auditTables() {
 		s.Tables[name] = t
 	}
+	for name, t := range aclTables() {
+		s.Tables[name] = t
+	}
 	return s
 }
 
@@ -610,6 +613,11 @@ type Dump struct {
 	// AuditState its settings, bounds and watermark (registry/audit.go).
 	Audit      []AuditRecord `msgpack:"audit"`
 	AuditState *AuditState   `msgpack:"audit_state"`
+	// ACL objects; tokens hold the hash of their secret only.
+	ACLTokens   []ACLToken  `msgpack:"acl_tokens"`
+	ACLPolicies []ACLPolicy `msgpack:"acl_policies"`
+	ACLRoles    []ACLRole   `msgpack:"acl_roles"`
+	ACL         *ACLMeta    `msgpack:"acl"`
 }
 
 // IndexValue is one table index in a dump.
@@ -635,6 +643,7 @@ func (tx *Tx) Dump() *Dump {
 		}
 	}
 	tx.dumpAudit(d)
+	tx.dumpACL(d)
 	return d
 }
 
@@ -669,6 +678,9 @@ func (tx *Tx) Load(d *Dump) error {
 		if err := tx.txn.Insert(tableMeta, d.Cluster); err != nil {
 			return err
 		}
+	}
+	if err := tx.loadACL(d); err != nil {
+		return err
 	}
 	return tx.loadAudit(d)
 }

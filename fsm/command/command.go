@@ -77,6 +77,9 @@ func (t Type) String() string {
 	case TypeNoop:
 		return "noop"
 	}
+	if s, ok := aclTypeString(t); ok {
+		return s
+	}
 	return fmt.Sprintf("unknown(%d)", uint8(t))
 }
 
@@ -88,7 +91,8 @@ func (t Type) Known() bool {
 		TypeAuditSettings, TypeAuditWatermark, TypeNoop:
 		return true
 	}
-	return false
+	_, ok := aclTypeString(t)
+	return ok
 }
 
 // ActorSystem is the audit actor of writes a node makes on its own
@@ -103,6 +107,8 @@ type Meta struct {
 	Node      string `msgpack:"node"`
 	// Time is the proposer's clock in Unix nanoseconds.
 	Time int64 `msgpack:"time"`
+	// Auth is the caller, checked again on apply (nil: not checked).
+	Auth *Auth `msgpack:"auth,omitempty"`
 }
 
 // RegisterInstance registers or updates an instance. The instance is validated
@@ -331,5 +337,5 @@ func newMessage(t Type) any {
 	case TypeNoop:
 		return &Noop{}
 	}
-	return nil
+	return newACLMessage(t)
 }

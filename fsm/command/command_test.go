@@ -103,6 +103,20 @@ func samples() []sample {
 		{"noop", command.TypeNoop, &command.Noop{Meta: testMeta()}},
 		{"noop zero", command.TypeNoop, &command.Noop{}},
 		{"meta negative time", command.TypeNoop, &command.Noop{Meta: command.Meta{Time: -1}}},
+		{"meta with auth", command.TypeConfigDelete, &command.ConfigDelete{Meta: command.Meta{Actor: "a", Time: 1,
+			Auth: &command.Auth{Enforce: true, Kind: 2, Subject: "alice", Roles: []string{"ops", "dev"}, Expires: 99}}, Key: "k"}},
+		{"acl bootstrap", command.TypeACLBootstrap, &command.ACLBootstrap{Meta: testMeta(), Token: registry.ACLToken{AccessorID: "a",
+			SecretHash: "h", Policies: []string{"global-management"}, CreateTime: 5, CreateIndex: 1, ModifyIndex: 2}}},
+		{"acl policy upsert", command.TypeACLPolicyUpsert, &command.ACLPolicyUpsert{Meta: testMeta(), CreateOnly: true,
+			Policy: registry.ACLPolicy{Name: "p", Description: "d", Rules: []registry.ACLRule{{Resource: "service", Prefix: "web", Access: "write"}}}}},
+		{"acl policy delete", command.TypeACLPolicyDelete, &command.ACLPolicyDelete{Meta: testMeta(), Name: "p"}},
+		{"acl role upsert", command.TypeACLRoleUpsert, &command.ACLRoleUpsert{Meta: testMeta(), Role: registry.ACLRole{Name: "r", Policies: []string{"p"}}}},
+		{"acl role delete", command.TypeACLRoleDelete, &command.ACLRoleDelete{Meta: testMeta(), Name: "r"}},
+		{"acl token create", command.TypeACLTokenCreate, &command.ACLTokenCreate{Meta: testMeta(), Token: registry.ACLToken{AccessorID: "t",
+			SecretHash: "h", Roles: []string{"r"}, ExpirationTime: 7}}},
+		{"acl token update", command.TypeACLTokenUpdate, &command.ACLTokenUpdate{Meta: testMeta(), Accessor: "t",
+			Description: str("x"), Policies: &[]string{"p"}}},
+		{"acl token delete", command.TypeACLTokenDelete, &command.ACLTokenDelete{Meta: testMeta(), Accessor: "t"}},
 	}
 }
 
@@ -274,7 +288,7 @@ func TestDecode_Errors(t *testing.T) {
 		{"nil", nil, command.ErrShort},
 		{"one byte", []byte{byte(command.TypeSetStatus)}, command.ErrShort},
 		{"type 0", with(0, command.Version), command.ErrUnknownType},
-		{"type 12 (next to be assigned)", with(12, command.Version), command.ErrUnknownType},
+		{"type 20 (next to be assigned)", with(20, command.Version), command.ErrUnknownType},
 		{"type 127", with(127, command.Version), command.ErrUnknownType},
 		{"skippable unknown", with(byte(command.SkippableFlag|2), command.Version), command.ErrUnknownType},
 		{"type 255", with(255, command.Version), command.ErrUnknownType},
@@ -335,6 +349,10 @@ func TestType_StringAndKnown(t *testing.T) {
 		command.TypeRouteUpsert: "route_upsert", command.TypeRouteDelete: "route_delete",
 		command.TypeClusterInit: "cluster_init", command.TypeNoop: "noop",
 		command.TypeAuditSettings: "audit_settings", command.TypeAuditWatermark: "audit_watermark",
+		command.TypeACLBootstrap: "acl_bootstrap", command.TypeACLPolicyUpsert: "acl_policy_upsert",
+		command.TypeACLPolicyDelete: "acl_policy_delete", command.TypeACLRoleUpsert: "acl_role_upsert",
+		command.TypeACLRoleDelete: "acl_role_delete", command.TypeACLTokenCreate: "acl_token_create",
+		command.TypeACLTokenUpdate: "acl_token_update", command.TypeACLTokenDelete: "acl_token_delete",
 	}
 	for i := 0; i < 256; i++ {
 		ty := command.Type(i)

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 )
 
 func members(fs *flag.FlagSet) action {
@@ -256,25 +255,5 @@ func auditList(fs *flag.FlagSet) action {
 			func(e event) []string {
 				return []string{strconv.FormatUint(e.RaftIndex, 10), e.Time, e.Actor, e.Action, e.ResourceType, e.Resource, e.Node}
 			})
-	}
-}
-
-func aclBootstrap(fs *flag.FlagSet) action {
-	return func(c *client, _ []string) error {
-		r, err := c.call(http.MethodPost, "/acl/bootstrap", nil, nil)
-		if err != nil {
-			return err
-		}
-		return show(c, r, func(t struct {
-			AccessorID string   `json:"accessor_id"`
-			SecretID   string   `json:"secret_id"`
-			Policies   []string `json:"policies"`
-		}) error {
-			return printFields(c.out, [][2]string{
-				{"Accessor ID", t.AccessorID},
-				{"Secret ID", t.SecretID},
-				{"Policies", strings.Join(t.Policies, ", ")},
-			})
-		})
 	}
 }
