@@ -50,7 +50,8 @@ bench-go:
 FUZZ_TARGETS := ./api:FuzzRegister ./api:FuzzConfigPost ./api:FuzzConfigPut \
 	./api:FuzzRoutePost ./api:FuzzRoutePut ./api:FuzzHeartbeat ./api:FuzzAuditSettings \
 	./fsm/command:FuzzDecode ./gateway/router:FuzzMatch \
-	./gateway/plugin/jwtauth:FuzzVerify ./gateway/plugin/jwtauth:FuzzParse
+	./gateway/plugin/jwtauth:FuzzVerify ./gateway/plugin/jwtauth:FuzzParse \
+	./api:FuzzACLWrites ./acl:FuzzVerifyJWT ./acl:FuzzVerifyJWTClaims
 FUZZ_TIME    ?= 5m
 # An execution count, not a duration: a short -fuzztime duration can end with a
 # spurious "context deadline exceeded" failure while a worker is mid-input.
