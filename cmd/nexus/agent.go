@@ -87,6 +87,11 @@ func agent(cfg *agentconfig.Config, logger *slog.Logger, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	aclOpts, err := aclOptions(cfg, os.ReadFile)
+	if err != nil {
+		return err
+	}
+	logACL(logger, cfg, aclOpts)
 
 	node, err := cluster.New(cluster.Config{
 		Node: cfg.Node, BindAddr: cfg.Bind, AdvertiseAddr: cfg.Advertise,
@@ -165,7 +170,7 @@ func agent(cfg *agentconfig.Config, logger *slog.Logger, stderr io.Writer) error
 		Logger: logger.With("component", "api"), Registry: reg, Gatherer: reg,
 		Version: version, MaxBodyBytes: cfg.MaxBodyBytes, ApplyTimeout: cfg.ApplyTimeout,
 		Consistency: node, Heartbeats: heartbeats, AuditArchive: auditArchive,
-		Guard: adminGuard(cfg, sec), Keyring: keyringAdapter{node: node},
+		Guard: adminGuard(cfg, sec), Keyring: keyringAdapter{node: node}, ACL: aclOpts,
 	})
 	if err != nil {
 		_ = node.Shutdown(context.Background())

@@ -112,6 +112,8 @@ func startCluster(t *testing.T, o proccluster.Options) *proccluster.Cluster {
 type api struct {
 	c  *proccluster.Cluster
 	hc *http.Client
+	// token, when set, goes with every request (X-Nexus-Token).
+	token string
 }
 
 func newAPI(t *testing.T, c *proccluster.Cluster) *api {
@@ -167,6 +169,9 @@ func (a *api) do(ctx context.Context, i int, method, path string, body []byte, t
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if a.token != "" {
+		req.Header.Set("X-Nexus-Token", a.token)
 	}
 	resp, err := a.hc.Do(req)
 	if err != nil {

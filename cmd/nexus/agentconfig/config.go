@@ -79,6 +79,21 @@ type Config struct {
 	GatewayTLSKeyFile      string
 	GatewayTLSClientCAFile string // gateway requires client certificates from this CA
 	Encrypt                string // base64 gossip key (16, 24 or 32 bytes)
+
+	// Access control (docs/acl.md); YAML "acl:" mapping, flags --acl-*.
+	// Off by default, --dev included; only an explicit acl_enabled turns it on.
+	ACLEnabled           bool
+	ACLMetricsPublic     bool          // /metrics without a token
+	ACLJWTSecret         Secret        // HS256 key, at least 32 bytes; never logged
+	ACLJWTSecretFile     string        // file holding the HS256 key (instead of ACLJWTSecret)
+	ACLJWTExpiry         time.Duration // lifetime of the JWTs POST /acl/login issues
+	ACLJWTIssuer         string
+	ACLJWTAudience       string
+	ACLJWTRolesClaim     string
+	ACLJWTPublicKeyFiles []string // PEM public keys (RS256, ES256)
+	ACLJWTJWKSFile       string   // JSON Web Key Set (RS256, ES256)
+	ACLTokenRateLimit    float64  // per-token admin API requests/s; 0 = off
+	ACLTokenRateBurst    int      // burst of ACLTokenRateLimit; derived when 0
 }
 
 // TLS reports whether the admin API serves HTTPS.
@@ -172,6 +187,11 @@ func defaults() *Config {
 
 		AutopilotStabilizationTime: defaultStabilization,
 		AutopilotDeadServerGrace:   defaultDeadServerGrace,
+
+		ACLJWTExpiry:     defaultACLJWTExpiry,
+		ACLJWTIssuer:     defaultACLJWTIssuer,
+		ACLJWTAudience:   defaultACLJWTAudience,
+		ACLJWTRolesClaim: defaultACLJWTRolesClaim,
 	}
 }
 
@@ -254,9 +274,14 @@ func Load(args []string, getenv func(string) string, readFile func(string) ([]by
 		if c.BootstrapExpect == 0 {
 			c.BootstrapExpect = 1
 		}
+		// ACLs stay off, as everywhere by default; an explicit
+		// acl_enabled from any source turns them on (docs/acl.md).
 	}
 	if c.AdminRateBurst == 0 && c.AdminRateLimit > 0 {
 		c.AdminRateBurst = max(1, int(math.Ceil(2*c.AdminRateLimit)))
+	}
+	if c.ACLTokenRateBurst == 0 && c.ACLTokenRateLimit > 0 {
+		c.ACLTokenRateBurst = max(1, int(math.Ceil(2*c.ACLTokenRateLimit)))
 	}
 	if !set["autopilot_min_quorum"] {
 		c.AutopilotMinQuorum = c.BootstrapExpect

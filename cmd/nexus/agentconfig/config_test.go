@@ -90,6 +90,11 @@ func TestDefaults(t *testing.T) {
 		AutopilotStabilizationTime: 10 * time.Second,
 		AutopilotDeadServerGrace:   5 * time.Minute,
 		AutopilotMinQuorum:         0, // bootstrap_expect
+
+		ACLJWTExpiry:     time.Hour,
+		ACLJWTIssuer:     "nexus",
+		ACLJWTAudience:   "nexus",
+		ACLJWTRolesClaim: "roles",
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", c, want)
@@ -297,6 +302,18 @@ apply_timeout: 3s
 autopilot_stabilization_time: 2s
 autopilot_dead_server_grace: 90s
 autopilot_min_quorum: 2
+acl:
+  enabled: true
+  metrics_public: true
+  jwt_secret_file: /etc/nexus/jwt.key
+  jwt_expiry: 30m
+  jwt_issuer: iss
+  jwt_audience: aud
+  jwt_roles_claim: groups
+  jwt_public_key_files: [/k1.pem, /k2.pem]
+  jwt_jwks_file: /jwks.json
+  token_rate_limit: 4
+  token_rate_burst: 6
 `
 	c := mustLoad(t, &fakeOS{files: map[string]string{"/c.yaml": file}}, "--config", "/c.yaml")
 	want := &Config{
@@ -307,6 +324,9 @@ autopilot_min_quorum: 2
 		RaftLeaderLeaseTimeout: 500 * time.Millisecond, RaftCommitTimeout: 10 * time.Millisecond,
 		RaftSnapshotThreshold: 100, RaftSnapshotInterval: time.Minute, MaxBodyBytes: 65536, ApplyTimeout: 3 * time.Second,
 		AutopilotStabilizationTime: 2 * time.Second, AutopilotDeadServerGrace: 90 * time.Second, AutopilotMinQuorum: 2,
+		ACLEnabled: true, ACLMetricsPublic: true, ACLJWTSecretFile: "/etc/nexus/jwt.key", ACLJWTExpiry: 30 * time.Minute,
+		ACLJWTIssuer: "iss", ACLJWTAudience: "aud", ACLJWTRolesClaim: "groups", ACLJWTPublicKeyFiles: []string{"/k1.pem", "/k2.pem"},
+		ACLJWTJWKSFile: "/jwks.json", ACLTokenRateLimit: 4, ACLTokenRateBurst: 6,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("\n got %+v\nwant %+v", c, want)
@@ -802,20 +822,33 @@ func TestFlagSyntaxErrors(t *testing.T) {
 
 func TestFileSettingsMatchTable(t *testing.T) {
 	var f fileSettings
+	nodes := f.nodes()
 	var got []string
-	for k := range f.nodes() {
+	for k := range nodes {
 		got = append(got, k)
 	}
 	var want []string
 	for _, s := range settingsTable() {
 		if !s.notFile {
 			want = append(want, s.key)
+			// The YAML path (acl.enabled for section acl) is where the
+			// node sits in fileSettings.
+			if n, ok := nodes[s.key]; ok && n.path != s.fileKey() {
+				t.Errorf("setting %s: fileSettings path %q, table path %q", s.key, n.path, s.fileKey())
+			}
+		}
+		if s.section != "" && !strings.HasPrefix(s.key, s.section+"_") {
+			t.Errorf("setting %s of section %s lacks the prefix %s_", s.key, s.section, s.section)
 		}
 	}
 	sort.Strings(got)
 	sort.Strings(want)
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("fileSettings keys %q\n    table keys %q", got, want)
+	}
+	// Every nested mapping is known to the decoder error mapping.
+	if secs := sectionTypes(); secs["agentconfig.fileACL"] != "acl" || len(secs) != 1 {
+		t.Errorf("sectionTypes() = %v", secs)
 	}
 	// Every setting can be applied from a string without panicking.
 	for _, s := range settingsTable() {

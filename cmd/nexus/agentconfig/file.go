@@ -7,6 +7,7 @@ import (
 	"io"
 	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -15,7 +16,9 @@ import (
 // fileSettings is the shape of the YAML file. Every field is a yaml.Node so
 // that the decoder only checks the keys (KnownFields) and each value is then
 // parsed by the same code as environment and flag values, with errors
-// naming the key. The tags must match settingsTable (tested).
+// naming the key. A field of struct type is a nested mapping whose keys
+// are settings of that section: ACL.Enabled, YAML "acl: {enabled: ...}",
+// is the setting acl_enabled. The tags must match settingsTable (tested).
 type fileSettings struct {
 	Dev                    yaml.Node `yaml:"dev"`
 	Node                   yaml.Node `yaml:"node"`
@@ -56,15 +59,64 @@ type fileSettings struct {
 	GatewayTLSKeyFile      yaml.Node `yaml:"gateway_tls_key_file"`
 	GatewayTLSClientCAFile yaml.Node `yaml:"gateway_tls_client_ca_file"`
 	Encrypt                yaml.Node `yaml:"encrypt"`
+
+	ACL fileACL `yaml:"acl"`
 }
 
-// nodes returns the nodes of f by YAML key.
-func (f *fileSettings) nodes() map[string]*yaml.Node {
-	v := reflect.ValueOf(f).Elem()
-	t := v.Type()
-	m := make(map[string]*yaml.Node, t.NumField())
+// fileACL is the "acl:" mapping: settings acl_<key>.
+type fileACL struct {
+	Enabled           yaml.Node `yaml:"enabled"`
+	MetricsPublic     yaml.Node `yaml:"metrics_public"`
+	JWTSecret         yaml.Node `yaml:"jwt_secret"`
+	JWTSecretFile     yaml.Node `yaml:"jwt_secret_file"`
+	JWTExpiry         yaml.Node `yaml:"jwt_expiry"`
+	JWTIssuer         yaml.Node `yaml:"jwt_issuer"`
+	JWTAudience       yaml.Node `yaml:"jwt_audience"`
+	JWTRolesClaim     yaml.Node `yaml:"jwt_roles_claim"`
+	JWTPublicKeyFiles yaml.Node `yaml:"jwt_public_key_files"`
+	JWTJWKSFile       yaml.Node `yaml:"jwt_jwks_file"`
+	TokenRateLimit    yaml.Node `yaml:"token_rate_limit"`
+	TokenRateBurst    yaml.Node `yaml:"token_rate_burst"`
+}
+
+// fileNode is the node of one setting in the YAML file and its dotted
+// path there ("raft_port", "acl.enabled").
+type fileNode struct {
+	path string
+	node *yaml.Node
+}
+
+// nodes returns the nodes of f by setting key: a field of a nested struct
+// tagged "acl" with tag "enabled" is the setting acl_enabled, path
+// acl.enabled.
+func (f *fileSettings) nodes() map[string]fileNode {
+	m := make(map[string]fileNode)
+	var walk func(v reflect.Value, key, path string)
+	walk = func(v reflect.Value, key, path string) {
+		t := v.Type()
+		for i := 0; i < t.NumField(); i++ {
+			tag := t.Field(i).Tag.Get("yaml")
+			fv := v.Field(i)
+			if n, ok := fv.Addr().Interface().(*yaml.Node); ok {
+				m[key+tag] = fileNode{path: path + tag, node: n}
+				continue
+			}
+			walk(fv, key+tag+"_", path+tag+".")
+		}
+	}
+	walk(reflect.ValueOf(f).Elem(), "", "")
+	return m
+}
+
+// sectionTypes maps the Go type of each nested mapping of fileSettings
+// ("agentconfig.fileACL") to its YAML key ("acl"), for decoder errors.
+func sectionTypes() map[string]string {
+	m := make(map[string]string)
+	t := reflect.TypeOf(fileSettings{})
 	for i := 0; i < t.NumField(); i++ {
-		m[t.Field(i).Tag.Get("yaml")] = v.Field(i).Addr().Interface().(*yaml.Node)
+		if f := t.Field(i); f.Type != reflect.TypeOf(yaml.Node{}) {
+			m[f.Type.String()] = f.Tag.Get("yaml")
+		}
 	}
 	return m
 }
@@ -77,23 +129,24 @@ func parseFile(table []setting, path string, data []byte) (layer, error) {
 		if errors.Is(err, io.EOF) { // empty file or only comments
 			return layer{}, nil
 		}
-		return nil, fileError(table, path, err)
+		return nil, fileError(table, path, data, err)
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
 		return nil, settingErr("config", "config file %q holds more than one YAML document", path)
 	} else if !errors.Is(err, io.EOF) {
-		return nil, fileError(table, path, err)
+		return nil, fileError(table, path, data, err)
 	}
 
 	l := make(layer)
 	nodes := f.nodes()
 	for i := range table {
 		s := &table[i]
-		n, ok := nodes[s.key]
-		if !ok || n.Kind == 0 {
+		fn, ok := nodes[s.key]
+		if !ok || fn.node.Kind == 0 {
 			continue
 		}
+		n := fn.node
 		for n.Kind == yaml.AliasNode && n.Alias != nil {
 			n = n.Alias
 		}
@@ -101,6 +154,9 @@ func parseFile(table []setting, path string, data []byte) (layer, error) {
 			continue // "key:" with no value leaves the setting unset
 		}
 		src := fmt.Sprintf("config file %s line %d", path, n.Line)
+		if fn.path != s.key {
+			src += ", " + fn.path
+		}
 		r := raw{src: src}
 		switch {
 		case n.Kind == yaml.ScalarNode && s.kind == kindList:
@@ -114,12 +170,12 @@ func parseFile(table []setting, path string, data []byte) (layer, error) {
 		case n.Kind == yaml.SequenceNode && s.kind == kindList:
 			for _, item := range n.Content {
 				if item.Kind != yaml.ScalarNode || item.ShortTag() == "!!null" {
-					return nil, settingErr(s.key, "list items must be HOST[:PORT] strings (from config file %s line %d)", path, item.Line)
+					return nil, settingErr(s.key, "list items must be %s strings (from config file %s line %d)", s.arg, path, item.Line)
 				}
 				r.list = append(r.list, item.Value)
 			}
 		case s.kind == kindList:
-			return nil, settingErr(s.key, "expected a list of HOST[:PORT] strings, got %s (from %s)", kindName(n), src)
+			return nil, settingErr(s.key, "expected a list of %s strings, got %s (from %s)", s.arg, kindName(n), src)
 		default:
 			return nil, settingErr(s.key, "expected a single value, got %s (from %s)", kindName(n), src)
 		}
@@ -140,33 +196,91 @@ func kindName(n *yaml.Node) string {
 }
 
 // fileError turns a yaml.v3 error into one line. An unknown key is named as
-// the setting; anything else is reported against "config".
-func fileError(table []setting, path string, err error) error {
+// the setting, with its path in nested mappings ("acl.enabeld"); anything
+// else is reported against "config".
+func fileError(table []setting, path string, data []byte, err error) error {
 	var te *yaml.TypeError
 	if errors.As(err, &te) && len(te.Errors) > 0 {
 		re := regexp.MustCompile(`^line (\d+): field (.+) not found in type `)
 		dup := regexp.MustCompile(`^line (\d+): mapping key "(.+)" already defined at line (\d+)$`)
+		notMap := regexp.MustCompile(`^line (\d+): cannot unmarshal (!!\w+).* into (\S+)$`)
+		sections := sectionTypes()
 		for _, msg := range te.Errors {
 			if m := dup.FindStringSubmatch(msg); m != nil {
-				return settingErr(m[2], "given twice in config file %s (lines %s and %s)", path, m[3], m[1])
+				line, _ := strconv.Atoi(m[1])
+				return settingErr(keyPath(data, line, m[2]), "given twice in config file %s (lines %s and %s)", path, m[3], m[1])
+			}
+			if m := notMap.FindStringSubmatch(msg); m != nil && sections[m[3]] != "" {
+				sec := sections[m[3]]
+				return settingErr(sec, "expected a mapping of %s settings such as \"%s: {enabled: true}\", got %s (from config file %s line %s)",
+					sec, sec, strings.TrimPrefix(m[2], "!!"), path, m[1])
 			}
 			m := re.FindStringSubmatch(msg)
 			if m == nil {
 				continue
 			}
-			key := m[2]
+			line, _ := strconv.Atoi(m[1])
+			key := keyPath(data, line, m[2])
 			reason := fmt.Sprintf("unknown key in config file %s line %s", path, m[1])
 			alt := strings.ReplaceAll(strings.ToLower(key), "-", "_")
 			for i := range table {
-				if table[i].key == alt && alt != key && !table[i].notFile {
+				s := &table[i]
+				switch {
+				case s.notFile:
+				case s.fileKey() == alt && alt != key:
 					reason += fmt.Sprintf("; did you mean %q?", alt)
+				case s.section != "" && s.key == alt:
+					// A flat acl_enabled at the top: the file nests it.
+					reason += fmt.Sprintf("; did you mean %q (%s under %s:)?", s.fileKey(), strings.TrimPrefix(s.fileKey(), s.section+"."), s.section)
 				}
 			}
 			return &SettingError{Setting: key, Reason: reason}
 		}
-		msg := strings.ReplaceAll(oneLine(te.Errors[0]), "agentconfig.fileSettings", "a mapping of settings")
+		msg := oneLine(te.Errors[0])
+		msg = strings.ReplaceAll(msg, "agentconfig.fileSettings", "a mapping of settings")
+		for typ, sec := range sections {
+			msg = strings.ReplaceAll(msg, typ, "a mapping of "+sec+" settings")
+		}
 		return settingErr("config", "config file %s: %s", path, msg)
 	}
 	msg := strings.TrimPrefix(oneLine(err.Error()), "yaml: ")
 	return settingErr("config", "config file %s is not valid YAML: %s", path, msg)
+}
+
+// keyPath returns the dotted path ("acl.enabled") of the mapping key named
+// key on line of the YAML document data, or key itself when there is no
+// such key or it is at the top.
+func keyPath(data []byte, line int, key string) string {
+	var root yaml.Node
+	if yaml.Unmarshal(data, &root) != nil {
+		return key
+	}
+	var walk func(n *yaml.Node, prefix string) (string, bool)
+	walk = func(n *yaml.Node, prefix string) (string, bool) {
+		switch n.Kind {
+		case yaml.DocumentNode:
+			for _, c := range n.Content {
+				if p, ok := walk(c, prefix); ok {
+					return p, true
+				}
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k, v := n.Content[i], n.Content[i+1]
+				if k.Line == line && k.Value == key {
+					return prefix + key, true
+				}
+				if v.Kind == yaml.MappingNode {
+					if p, ok := walk(v, prefix+k.Value+"."); ok {
+						return p, true
+					}
+				}
+			}
+		}
+		return "", false
+	}
+	if p, ok := walk(&root, ""); ok {
+		return p
+	}
+	return key
 }

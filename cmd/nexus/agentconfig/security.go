@@ -49,7 +49,7 @@ func (c *Config) validateSecurity() error {
 			return settingErr("encrypt", "%v", err)
 		}
 	}
-	return nil
+	return c.validateACL()
 }
 
 // pair requires both of two settings or neither.

@@ -17,7 +17,7 @@ const (
 	kindUint64
 	kindDuration
 	kindBytes // int, plain bytes or with a KiB/MiB/GiB suffix
-	kindList  // []string of join addresses
+	kindList  // []string: join addresses, host names, file names
 	kindFloat // float64
 )
 
@@ -30,6 +30,10 @@ type setting struct {
 	usage   string
 	def     string // default shown in Usage; "" shows none
 	notFile bool   // not accepted in the YAML file (config itself)
+	// section is the YAML mapping the setting sits in: key "acl_enabled"
+	// with section "acl" is "acl: {enabled: ...}" in the file (fileKey),
+	// --acl-enabled and NEXUS_ACL_ENABLED elsewhere.
+	section string
 	field   func(c *Config) any
 	// item normalizes one element of a kindList setting; nil: a join
 	// address (normalizeJoin).
@@ -38,6 +42,15 @@ type setting struct {
 
 func (s *setting) flagName() string { return strings.ReplaceAll(s.key, "_", "-") }
 func (s *setting) envName() string  { return "NEXUS_" + strings.ToUpper(s.key) }
+
+// fileKey is the setting's dotted path in the YAML file: "raft_port",
+// "acl.enabled".
+func (s *setting) fileKey() string {
+	if s.section == "" {
+		return s.key
+	}
+	return s.section + "." + strings.TrimPrefix(s.key, s.section+"_")
+}
 
 // settingsTable lists the settings in the order Usage shows them and
 // Validate checks them. It is built per call: the package has no globals.
@@ -121,6 +134,31 @@ func settingsTable() []setting {
 			field: func(c *Config) any { return &c.GatewayTLSClientCAFile }},
 		{key: "encrypt", arg: "KEY", usage: "base64 gossip encryption key of 16, 24 or 32 bytes (AES-GCM); every member needs it. Seeds the keyring of a fresh node; DATA_DIR/gossip-keyring.json (nexus keyring) wins once it exists",
 			field: func(c *Config) any { return &c.Encrypt }},
+		// Access control (docs/acl.md); in the YAML file under "acl:".
+		{key: "acl_enabled", section: "acl", kind: kindBool, usage: "access control on the admin API: requests need a token or JWT with the right (docs/acl.md); off by default, --dev included",
+			field: func(c *Config) any { return &c.ACLEnabled }},
+		{key: "acl_metrics_public", section: "acl", kind: kindBool, usage: "with ACLs on, serve /metrics without a token (else it needs cluster:read)",
+			field: func(c *Config) any { return &c.ACLMetricsPublic }},
+		{key: "acl_jwt_secret", section: "acl", arg: "SECRET", usage: "HS256 key, at least 32 bytes: signs the JWTs of POST /acl/login and verifies HS256 JWTs; never logged. Flags show in ps: prefer acl_jwt_secret_file or the environment",
+			field: func(c *Config) any { return &c.ACLJWTSecret }},
+		{key: "acl_jwt_secret_file", section: "acl", arg: "FILE", usage: "file holding acl_jwt_secret (surrounding white space ignored); instead of acl_jwt_secret",
+			field: func(c *Config) any { return &c.ACLJWTSecretFile }},
+		{key: "acl_jwt_expiry", section: "acl", kind: kindDuration, arg: "DURATION", usage: "lifetime of the JWTs POST /acl/login issues, 1m..24h", def: d(defaultACLJWTExpiry),
+			field: func(c *Config) any { return &c.ACLJWTExpiry }},
+		{key: "acl_jwt_issuer", section: "acl", arg: "ISS", usage: "iss of issued JWTs, and the iss accepted JWTs must carry", def: defaultACLJWTIssuer,
+			field: func(c *Config) any { return &c.ACLJWTIssuer }},
+		{key: "acl_jwt_audience", section: "acl", arg: "AUD", usage: "aud of issued JWTs, and an aud accepted JWTs must carry", def: defaultACLJWTAudience,
+			field: func(c *Config) any { return &c.ACLJWTAudience }},
+		{key: "acl_jwt_roles_claim", section: "acl", arg: "CLAIM", usage: "JWT claim naming the caller's Nexus roles", def: defaultACLJWTRolesClaim,
+			field: func(c *Config) any { return &c.ACLJWTRolesClaim }},
+		{key: "acl_jwt_public_key_files", section: "acl", kind: kindList, arg: "FILE", usage: "PEM public keys (RSA: RS256, EC P-256: ES256) of identity providers whose JWTs are accepted; repeatable; NEXUS_ACL_JWT_PUBLIC_KEY_FILES and YAML take a list",
+			field: func(c *Config) any { return &c.ACLJWTPublicKeyFiles }, item: normalizeFile},
+		{key: "acl_jwt_jwks_file", section: "acl", arg: "FILE", usage: "JSON Web Key Set file (RS256, ES256 keys) of identity providers whose JWTs are accepted",
+			field: func(c *Config) any { return &c.ACLJWTJWKSFile }},
+		{key: "acl_token_rate_limit", section: "acl", kind: kindFloat, arg: "RPS", usage: "per-token (or JWT subject) request rate on the admin API (requests/s); 0 = off", def: "0",
+			field: func(c *Config) any { return &c.ACLTokenRateLimit }},
+		{key: "acl_token_rate_burst", section: "acl", kind: kindInt, arg: "N", usage: "burst of acl_token_rate_limit", def: "2 × acl_token_rate_limit, at least 1",
+			field: func(c *Config) any { return &c.ACLTokenRateBurst }},
 	}
 }
 
@@ -144,6 +182,8 @@ func (s *setting) apply(c *Config, r raw) error {
 	switch p := s.field(c).(type) {
 	case *string:
 		*p = r.s
+	case *Secret:
+		*p = Secret(r.s)
 	case *bool:
 		b, err := strconv.ParseBool(v)
 		if err != nil {

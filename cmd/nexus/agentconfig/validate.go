@@ -289,8 +289,9 @@ func Usage() string {
 
 Runs a Nexus node. Settings come from, lowest precedence first: defaults, the
 YAML file named by --config (keys as the flags with _ for -, join as a list,
-durations as "500ms"), NEXUS_<KEY> environment variables (NEXUS_DATA_DIR,
-NEXUS_JOIN=a,b, NEXUS_DEV=true), and flags given on the command line.
+durations as "500ms"; the --acl-* settings nested: acl: {enabled: true}),
+NEXUS_<KEY> environment variables (NEXUS_DATA_DIR, NEXUS_JOIN=a,b,
+NEXUS_DEV=true, NEXUS_ACL_ENABLED=true), and flags given on the command line.
 
 Flags:
 `)
@@ -303,7 +304,11 @@ Flags:
 		if s.def != "" {
 			b.WriteString(" (default " + s.def + ")")
 		}
-		b.WriteString(" [$" + s.envName() + "]\n")
+		b.WriteString(" [$" + s.envName())
+		if s.section != "" {
+			b.WriteString("; YAML " + s.fileKey())
+		}
+		b.WriteString("]\n")
 	}
 	return b.String()
 }
