@@ -1,6 +1,8 @@
 package fsm
 
 import (
+	"time"
+
 	"github.com/nexus/nexus/acl"
 	"github.com/nexus/nexus/fsm/command"
 	"github.com/nexus/nexus/registry"
@@ -88,8 +90,8 @@ type tokenDoc struct {
 	Description    string   `json:"description"`
 	Policies       []string `json:"policies"`
 	Roles          []string `json:"roles"`
-	CreateTime     int64    `json:"create_time"`
-	ExpirationTime int64    `json:"expiration_time,omitempty"`
+	CreateTime     string   `json:"create_time"`
+	ExpirationTime string   `json:"expiration_time,omitempty"`
 	CreateIndex    uint64   `json:"create_index"`
 	ModifyIndex    uint64   `json:"modify_index"`
 }
@@ -99,9 +101,17 @@ func TokenView(t *registry.ACLToken) any {
 	if t == nil {
 		return nil
 	}
-	return tokenDoc{AccessorID: t.AccessorID, Description: t.Description, Policies: orEmpty(t.Policies),
-		Roles: orEmpty(t.Roles), CreateTime: t.CreateTime, ExpirationTime: t.ExpirationTime,
-		CreateIndex: t.CreateIndex, ModifyIndex: t.ModifyIndex}
+	d := tokenDoc{AccessorID: t.AccessorID, Description: t.Description, Policies: orEmpty(t.Policies),
+		Roles: orEmpty(t.Roles), CreateTime: rfc3339(t.CreateTime), CreateIndex: t.CreateIndex, ModifyIndex: t.ModifyIndex}
+	if t.ExpirationTime != 0 {
+		d.ExpirationTime = rfc3339(t.ExpirationTime)
+	}
+	return d
+}
+
+// rfc3339 formats Unix ns in UTC: the same text on every replica.
+func rfc3339(ns int64) string {
+	return time.Unix(0, ns).UTC().Format(time.RFC3339Nano)
 }
 
 func orEmpty(s []string) []string {
