@@ -32,11 +32,14 @@ type nodeMeta struct {
 	Leaving bool `json:"leaving,omitempty"`
 }
 
-// Member statuses.
+// Member statuses. Gossip (memberlist's event delegate) knows alive,
+// failed and left; suspect is shown for an alive member this node suspects
+// (suspect.go) and is never stored in memberState.Status.
 const (
-	StatusAlive  = "alive"
-	StatusFailed = "failed"
-	StatusLeft   = "left"
+	StatusAlive   = "alive"
+	StatusSuspect = "suspect"
+	StatusFailed  = "failed"
+	StatusLeft    = "left"
 )
 
 type memberState struct {
@@ -63,10 +66,14 @@ type gossip struct {
 
 	keyring   *memberlist.Keyring // nil: gossip not encrypted (keyring.go)
 	keyringMu sync.Mutex          // serializes keyring operations and saves
+
+	susp *suspicion // which alive members this node suspects (suspect.go)
 }
 
 func (n *Node) startGossip() error {
-	g := &gossip{n: n, members: map[string]*memberState{}}
+	// LAN tuning: detect a dead node in about 2-3 s instead of ~5 s.
+	const probeInterval = 500 * time.Millisecond
+	g := &gossip{n: n, members: map[string]*memberState{}, susp: newSuspicion(time.Now, probeInterval)}
 	g.meta = nodeMeta{
 		Role: "server", RaftAddr: n.raftAddr(), HTTPAddr: n.cfg.HTTPAddr, Gateway: n.cfg.GatewayAddr,
 		Version: n.cfg.Version, ClusterID: n.cfg.DataDir.ClusterID(), HasState: n.hasState(), Expect: n.cfg.BootstrapExpect,
@@ -79,8 +86,7 @@ func (n *Node) startGossip() error {
 	mc.BindPort = n.cfg.GossipPort
 	mc.AdvertiseAddr = n.cfg.AdvertiseAddr
 	mc.AdvertisePort = n.cfg.GossipPort
-	// LAN tuning: detect a dead node in about 2-3 s instead of ~5 s.
-	mc.ProbeInterval = 500 * time.Millisecond
+	mc.ProbeInterval = probeInterval
 	mc.ProbeTimeout = 250 * time.Millisecond
 	mc.GossipInterval = 100 * time.Millisecond
 	mc.SuspicionMult = 3
@@ -88,7 +94,8 @@ func (n *Node) startGossip() error {
 	mc.Events = g
 	mc.Merge = g
 	mc.Alive = g
-	mc.Logger = log.New(&logWriter{logger: n.logger.With("subsystem", "gossip")}, "", 0)
+	mc.Ping = g
+	mc.Logger = log.New(&logWriter{logger: n.logger.With("subsystem", "gossip"), onLine: g.memberlistLine}, "", 0)
 	keys, err := n.gossipKeys()
 	if err != nil {
 		return err
@@ -106,6 +113,8 @@ func (n *Node) startGossip() error {
 		return fmt.Errorf("gossip on %s:%d: %w", n.cfg.BindAddr, n.cfg.GossipPort, err)
 	}
 	n.ml = ml
+	n.wg.Add(1)
+	go g.suspectLoop()
 	return nil
 }
 
@@ -222,9 +231,20 @@ func (g *gossip) record(node *memberlist.Node, status string) {
 		Name: node.Name, Addr: net.JoinHostPort(node.Addr.String(), strconv.Itoa(int(node.Port))),
 		Status: status, Meta: meta, Changed: time.Now(),
 	}
+	var suspectSince time.Time
+	wasSuspect := false
+	if status == StatusAlive {
+		g.susp.alive(node.Name)
+	} else {
+		suspectSince, wasSuspect = g.susp.forget(node.Name)
+	}
 	g.mu.Unlock()
 	if prev == nil || prev.Status != status {
-		g.n.logger.Info("member "+status, "member", node.Name, "addr", node.Addr.String())
+		attrs := []any{"member", node.Name, "addr", node.Addr.String()}
+		if wasSuspect {
+			attrs = append(attrs, "was", StatusSuspect, "suspect_for", time.Since(suspectSince).Round(time.Millisecond).String())
+		}
+		g.n.logger.Info("member "+status, attrs...)
 	}
 	g.n.notifyChange()
 	// Never block memberlist: the leader also reconciles periodically.
@@ -268,8 +288,12 @@ func (g *gossip) memberByRaftAddr(addr string) (memberState, bool) {
 	return memberState{}, false
 }
 
-// logWriter turns memberlist's "[LEVEL] memberlist: msg" lines into slog.
-type logWriter struct{ logger *slog.Logger }
+// logWriter turns memberlist's "[LEVEL] memberlist: msg" lines into slog,
+// and shows onLine (when set) every line without its level and prefix.
+type logWriter struct {
+	logger *slog.Logger
+	onLine func(line string)
+}
 
 func (w *logWriter) Write(p []byte) (int, error) {
 	line := strings.TrimSpace(string(p))
@@ -282,6 +306,9 @@ func (w *logWriter) Write(p []byte) (int, error) {
 		}
 	}
 	line = strings.TrimPrefix(line, "memberlist: ")
+	if w.onLine != nil {
+		w.onLine(line)
+	}
 	w.logger.Log(context.Background(), level, line)
 	return len(p), nil
 }

@@ -3,7 +3,6 @@ package cluster
 import (
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // reconnectLoop retries failed members every interval, as serf does:
@@ -34,23 +33,5 @@ func (n *Node) reconnectLoop(interval time.Duration) {
 		} else {
 			n.logger.Debug("failed members still unreachable", "members", addrs, "err", err)
 		}
-	}
-}
-
-// memberCollector exports gossip members by status.
-type memberCollector struct {
-	n    *Node
-	desc *prometheus.Desc
-}
-
-func (c *memberCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
-
-func (c *memberCollector) Collect(ch chan<- prometheus.Metric) {
-	counts := map[string]int{StatusAlive: 0, StatusFailed: 0, StatusLeft: 0}
-	for _, st := range c.n.MemberStatuses() {
-		counts[st]++
-	}
-	for _, s := range []string{StatusAlive, StatusFailed, StatusLeft} {
-		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(counts[s]), s)
 	}
 }

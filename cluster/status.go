@@ -100,7 +100,8 @@ type MemberInfo struct {
 }
 
 // Members returns gossip members side by side with their Raft role. Raft
-// servers that gossip never saw are listed as failed.
+// servers that gossip never saw are listed as failed; alive members this
+// node suspects as suspect.
 func (n *Node) Members() []MemberInfo {
 	roles := map[string]string{}
 	_, leaderID := n.raft.LeaderWithID()
@@ -121,13 +122,15 @@ func (n *Node) Members() []MemberInfo {
 		HTTPAddr: self.HTTPAddr, GatewayAddr: self.Gateway, Version: self.Version,
 	})
 	seen[n.cfg.Node] = true
+	suspects := n.gossip.susp.suspects()
 	for _, m := range n.gossip.snapshot() {
 		if seen[m.Name] {
 			continue
 		}
 		seen[m.Name] = true
+		_, suspect := suspects[m.Name]
 		out = append(out, MemberInfo{
-			Name: m.Name, Address: m.Addr, Status: m.Status, Raft: roleOr(roles, m.Name),
+			Name: m.Name, Address: m.Addr, Status: displayStatus(m.Status, suspect), Raft: roleOr(roles, m.Name),
 			HTTPAddr: m.Meta.HTTPAddr, GatewayAddr: m.Meta.Gateway, Version: m.Meta.Version,
 		})
 	}
@@ -236,9 +239,9 @@ func newMetrics(reg prometheus.Registerer, n *Node) *metrics {
 		Name: "nexus_consistent_read_duration_seconds", Help: "Time to make a read linearizable (read index, quorum check, apply wait), by outcome.",
 		Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2},
 	}, []string{"outcome"})
-	reg.MustRegister(m.leaderChanges, m.applyLatency, m.consistentReads, &memberCollector{
+	reg.MustRegister(m.leaderChanges, m.applyLatency, m.consistentReads, &memberStatusCollector{
 		n:    n,
-		desc: prometheus.NewDesc("nexus_gossip_members", "Gossip members by status, as this node sees them.", []string{"status"}, nil),
+		desc: prometheus.NewDesc("nexus_gossip_members", "Gossip members by status (alive, suspect, failed, left), as this node sees them.", []string{"status"}, nil),
 	})
 	return m
 }

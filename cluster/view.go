@@ -8,11 +8,14 @@ import (
 func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
 
 // MemberStatuses maps every member gossip has seen (this node included) to
-// alive, failed or left.
+// alive, suspect, failed or left. Suspect is this node's suspicion of a
+// member gossip still holds alive (suspect.go): it is not a failure.
 func (n *Node) MemberStatuses() map[string]string {
 	out := map[string]string{n.cfg.Node: StatusAlive}
+	suspects := n.gossip.susp.suspects()
 	for _, m := range n.gossip.snapshot() {
-		out[m.Name] = m.Status
+		_, suspect := suspects[m.Name]
+		out[m.Name] = displayStatus(m.Status, suspect)
 	}
 	return out
 }

@@ -30,7 +30,9 @@ type Writer interface {
 type Membership interface {
 	NodeName() string
 	IsLeader() bool
-	// MemberStatuses maps every known member to alive, failed or left.
+	// MemberStatuses maps every known member to alive, suspect, failed or
+	// left. Suspect (this node had no ack from it lately) is not a failure:
+	// only failed marks a node's instances critical.
 	MemberStatuses() map[string]string
 	// MemberHTTPAddr returns the admin API address of a member.
 	MemberHTTPAddr(name string) (string, bool)

@@ -70,6 +70,8 @@ func (l *Leader) reconcile(ctx context.Context) {
 		k := key(in.Service, in.ID)
 		seen[k] = true
 		if in.Node != self {
+			// Only a failure counts: a suspect node (no recent ack) may be
+			// fine, and alive or suspect, its owner's checks decide.
 			switch statuses[in.Node] {
 			case "failed":
 				if in.Status != registry.StatusCritical {

@@ -3,8 +3,10 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -171,13 +173,236 @@ func TestHealthChecksAndNodeFailure(t *testing.T) {
 	}
 	a.waitStatus(t, 0, "plain", "p1", "passing", 20*time.Second)
 
-	// SIGSTOP: the node fails, SIGCONT: it comes back and recovers.
+	// SIGSTOP: the survivors see the node alive -> suspect -> failed, and
+	// only failed marks its instance critical; SIGCONT: it is alive again
+	// everywhere and recovers.
+	testSuspectThenFailed(t, c, a, victim)
+}
+
+// memberStatus returns the status node i gives member name in
+// GET /cluster/members ("" if it does not list it or does not answer).
+func (a *api) memberStatus(ctx context.Context, i int, name string) string {
+	r, err := a.do(ctx, i, "GET", "/cluster/members", nil, 2*time.Second)
+	if err != nil || r.status != 200 {
+		return ""
+	}
+	var ms []struct {
+		Name   string `json:"name"`
+		Status string `json:"status"`
+	}
+	if json.Unmarshal(r.body, &ms) != nil {
+		return ""
+	}
+	for _, m := range ms {
+		if m.Name == name {
+			return m.Status
+		}
+	}
+	return ""
+}
+
+// waitMember polls until every node in idx gives member name status.
+func (a *api) waitMember(t *testing.T, idx []int, name, status string, timeout time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	err := waitFor(ctx, name+" "+status, func() error {
+		for _, i := range idx {
+			if st := a.memberStatus(ctx, i, name); st != status {
+				return fmt.Errorf("node %d: %s is %q", i, name, st)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return time.Since(start)
+}
+
+// testSuspectThenFailed SIGSTOPs the victim (owner of the plain/p1 instance,
+// without checks) and watches every survivor's /cluster/members every 20 ms.
+func testSuspectThenFailed(t *testing.T, c *proccluster.Cluster, a *api, victim int) {
+	name := c.Node(victim).Name
+	survivors := others(c, victim)
+	for _, i := range all(c) {
+		for _, j := range all(c) {
+			a.waitMember(t, []int{i}, c.Node(j).Name, "alive", 20*time.Second)
+		}
+	}
+	a.waitStatus(t, survivors[0], "plain", "p1", "passing", 20*time.Second)
+
+	type change struct {
+		status string
+		at     time.Duration // since SIGSTOP
+	}
+	views := map[int][]change{}
+	var badCritical string
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	paused := time.Now()
 	if err := c.Pause(victim); err != nil {
 		t.Fatal(err)
 	}
-	a.waitStatus(t, 0, "plain", "p1", "critical", 10*time.Second)
+	for ctx.Err() == nil {
+		// The instance first, then the members: if it is critical, the
+		// leader saw the victim failed before, and with the victim still
+		// stopped some survivor must say failed now.
+		in, _ := a.instanceOn(ctx, survivors[0], "plain", "p1")
+		failed := 0
+		for _, i := range survivors {
+			st := a.memberStatus(ctx, i, name)
+			if v := views[i]; st != "" && (len(v) == 0 || v[len(v)-1].status != st) {
+				views[i] = append(v, change{st, time.Since(paused)})
+			}
+			if st == "failed" {
+				failed++
+			}
+		}
+		if in.Status == "critical" && failed == 0 && badCritical == "" {
+			badCritical = fmt.Sprintf("p1 critical %v after SIGSTOP while no survivor says %s failed (%v)", time.Since(paused), name, views)
+		}
+		if failed == len(survivors) && in.Status == "critical" {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("SIGSTOP of %s: not failed and critical everywhere within 30s: %+v", name, views)
+	}
+	if badCritical != "" {
+		t.Fatal(badCritical)
+	}
+	var firstSuspect, firstFailed, suspectToFailed time.Duration = -1, -1, -1
+	for _, i := range survivors {
+		v := views[i]
+		var seq []string
+		for _, ch := range v {
+			seq = append(seq, ch.status)
+			if ch.status == "failed" && (firstFailed < 0 || ch.at < firstFailed) {
+				firstFailed = ch.at
+			}
+		}
+		switch got := strings.Join(seq, " -> "); got {
+		case "alive -> suspect -> failed":
+			if firstSuspect < 0 || v[1].at < firstSuspect {
+				firstSuspect = v[1].at
+			}
+			suspectToFailed = max(suspectToFailed, v[2].at-v[1].at)
+		case "alive -> failed":
+			// Gossip told this survivor before its own probe of the
+			// victim failed.
+		default:
+			t.Errorf("node %d saw %s: %s", i, name, got)
+		}
+	}
+	var desc []string
+	for _, i := range survivors {
+		var seq []string
+		for _, ch := range views[i] {
+			seq = append(seq, fmt.Sprintf("%s@%v", ch.status, ch.at.Round(time.Millisecond)))
+		}
+		desc = append(desc, fmt.Sprintf("%s: %s", c.Node(i).Name, strings.Join(seq, " ")))
+	}
+	t.Logf("SIGSTOP of %s as seen by %s", name, strings.Join(desc, "; "))
+	if firstSuspect < 0 {
+		t.Fatalf("no survivor saw %s suspect before failed", name)
+	}
+	t.Logf("SIGSTOP of %s: suspect after %v, failed after %v (longest suspect -> failed on one node: %v)",
+		name, firstSuspect.Round(time.Millisecond), firstFailed.Round(time.Millisecond), suspectToFailed.Round(time.Millisecond))
+	for _, i := range survivors {
+		if logs := c.LastRunLogs(i); !strings.Contains(logs, `"msg":"member suspect"`) && len(views[i]) == 3 {
+			t.Errorf("node %d showed %s suspect without an info line \"member suspect\"", i, name)
+		}
+	}
+
 	if err := c.Resume(victim); err != nil {
 		t.Fatal(err)
 	}
-	a.waitStatus(t, 0, "plain", "p1", "passing", 20*time.Second)
+	back := a.waitMember(t, survivors, name, "alive", 20*time.Second)
+	t.Logf("SIGCONT of %s: alive on every survivor after %v", name, back.Round(time.Millisecond))
+	a.waitStatus(t, survivors[0], "plain", "p1", "passing", 20*time.Second)
+	// The resumed node's own view settles too: no peer left suspect.
+	for _, i := range survivors {
+		a.waitMember(t, []int{victim}, c.Node(i).Name, "alive", 10*time.Second)
+	}
+
+	// A short stop: SIGCONT as soon as a survivor suspects the victim. It
+	// answers again before gossip declares it failed (about 1.5 s later), so
+	// it goes suspect -> alive and its instance stays passing throughout.
+	views = map[int][]change{}
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel2()
+	var resumedAt, aliveAfter time.Duration = -1, -1
+	var critical string
+	paused = time.Now()
+	if err := c.Pause(victim); err != nil {
+		t.Fatal(err)
+	}
+	for ctx2.Err() == nil {
+		in, _ := a.instanceOn(ctx2, survivors[0], "plain", "p1")
+		if in.Status == "critical" && critical == "" {
+			critical = fmt.Sprintf("p1 critical %v after a short SIGSTOP", time.Since(paused))
+		}
+		alive, suspect := 0, false
+		for _, i := range survivors {
+			st := a.memberStatus(ctx2, i, name)
+			if v := views[i]; st != "" && (len(v) == 0 || v[len(v)-1].status != st) {
+				views[i] = append(v, change{st, time.Since(paused)})
+			}
+			alive += btoi(st == "alive")
+			suspect = suspect || st == "suspect"
+		}
+		if resumedAt < 0 && suspect {
+			if err := c.Resume(victim); err != nil {
+				t.Fatal(err)
+			}
+			resumedAt = time.Since(paused)
+		}
+		if resumedAt >= 0 && alive == len(survivors) {
+			aliveAfter = time.Since(paused) - resumedAt
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if resumedAt < 0 {
+		_ = c.Resume(victim)
+	}
+	desc = desc[:0]
+	sawShort := false
+	for _, i := range survivors {
+		var seq, at []string
+		for _, ch := range views[i] {
+			seq = append(seq, ch.status)
+			at = append(at, fmt.Sprintf("%s@%v", ch.status, ch.at.Round(time.Millisecond)))
+		}
+		desc = append(desc, fmt.Sprintf("%s: %s", c.Node(i).Name, strings.Join(at, " ")))
+		switch strings.Join(seq, " -> ") {
+		case "alive -> suspect -> alive":
+			sawShort = true
+		case "alive":
+		default:
+			t.Errorf("short SIGSTOP: node %d saw %s", i, strings.Join(seq, " -> "))
+		}
+	}
+	t.Logf("short SIGSTOP of %s (SIGCONT at the first suspicion) as seen by %s", name, strings.Join(desc, "; "))
+	if ctx2.Err() != nil || !sawShort {
+		t.Fatalf("short SIGSTOP of %s: no survivor saw it suspect -> alive (SIGCONT after %v)", name, resumedAt)
+	}
+	if critical != "" {
+		t.Fatal(critical)
+	}
+	t.Logf("short SIGSTOP of %s: SIGCONT after %v, alive on every survivor %v later", name,
+		resumedAt.Round(time.Millisecond), aliveAfter.Round(time.Millisecond))
+	if st, _ := a.instanceOn(context.Background(), survivors[0], "plain", "p1"); st.Status != "passing" {
+		t.Fatalf("after a short SIGSTOP p1 is %q", st.Status)
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

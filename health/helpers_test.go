@@ -1,0 +1,180 @@
+package health
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/nexus/nexus/fsm/command"
+	"github.com/nexus/nexus/registry"
+)
+
+// fakeMembership is the cluster as the health duties see it.
+type fakeMembership struct {
+	name    string
+	mu      sync.Mutex
+	leader  bool
+	members map[string]string
+	addrs   map[string]string // admin API of members
+	changes chan struct{}
+}
+
+func newMembership(name string, leader bool, members map[string]string) *fakeMembership {
+	m := map[string]string{name: "alive"}
+	maps.Copy(m, members)
+	return &fakeMembership{name: name, leader: leader, members: m, changes: make(chan struct{}, 1)}
+}
+
+func (m *fakeMembership) NodeName() string { return m.name }
+func (m *fakeMembership) IsLeader() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.leader
+}
+func (m *fakeMembership) MemberStatuses() map[string]string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return maps.Clone(m.members)
+}
+func (m *fakeMembership) MemberHTTPAddr(name string) (string, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	a, ok := m.addrs[name]
+	return a, ok
+}
+func (m *fakeMembership) Changes() <-chan struct{} { return m.changes }
+
+// proposal is one command a health duty proposed.
+type proposal struct {
+	typ                         command.Type
+	service, id, status, output string
+}
+
+func (p proposal) String() string {
+	if p.typ == command.TypeSetStatus {
+		return fmt.Sprintf("%s/%s %s", p.service, p.id, p.status)
+	}
+	return fmt.Sprintf("%s %s/%s", p.typ, p.service, p.id)
+}
+
+// storeWriter stands for Raft: it applies each proposed command to the
+// store at the next index and remembers it.
+type storeWriter struct {
+	store *registry.Store
+	codec *command.Codec
+
+	mu        sync.Mutex
+	index     uint64
+	proposals []proposal
+}
+
+func (w *storeWriter) Apply(ctx context.Context, b []byte) (*command.Result, error) {
+	t, msg, err := w.codec.Decode(b)
+	if err != nil {
+		return nil, err
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.index++
+	res := &command.Result{Index: w.index}
+	tx := w.store.WriteTxn(w.index)
+	defer tx.Abort()
+	var e *registry.Error
+	switch m := msg.(type) {
+	case *command.SetStatus:
+		w.proposals = append(w.proposals, proposal{typ: t, service: m.Service, id: m.ID, status: m.Status, output: m.Output})
+		_, _, e = tx.SetStatus(m.Service, m.ID, m.Status, m.Output)
+	case *command.DeregisterInstance:
+		w.proposals = append(w.proposals, proposal{typ: t, service: m.Service, id: m.ID})
+		_, e = tx.DeregisterInstance(m.Service, m.ID)
+	default:
+		return nil, fmt.Errorf("unexpected command %s", t)
+	}
+	if e != nil {
+		res.Err = &command.Error{Code: e.Code, Message: e.Message}
+		return res, nil
+	}
+	tx.Commit()
+	return res, nil
+}
+
+func (w *storeWriter) log() []proposal {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]proposal(nil), w.proposals...)
+}
+
+func (w *storeWriter) logStrings() []string {
+	var out []string
+	for _, p := range w.log() {
+		out = append(out, p.String())
+	}
+	return out
+}
+
+// register puts an instance straight into the store, as an applied
+// registration would.
+func (w *storeWriter) register(t *testing.T, in registry.Instance) {
+	t.Helper()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.index++
+	tx := w.store.WriteTxn(w.index)
+	defer tx.Abort()
+	if _, _, e := tx.RegisterInstance(in); e != nil {
+		t.Fatal(e)
+	}
+	tx.Commit()
+}
+
+func testDeps(t *testing.T, m *fakeMembership) (Deps, *storeWriter) {
+	store := registry.NewStore()
+	w := &storeWriter{store: store, codec: command.NewCodec()}
+	return Deps{
+		Store: store, Codec: w.codec, Writer: w, Membership: m, Registerer: prometheus.NewRegistry(),
+		AntiEntropyInterval: 50 * time.Millisecond,
+	}, w
+}
+
+func instanceStatus(store *registry.Store, service, id string) (string, string) {
+	tx := store.ReadTxn()
+	defer tx.Abort()
+	in := tx.Instance(nil, service, id)
+	if in == nil {
+		return "", ""
+	}
+	out := ""
+	if len(in.Checks) > 0 {
+		out = in.Checks[0].Output
+	}
+	return in.Status, out
+}
+
+// waitInstance waits until the instance has status in the store.
+func waitInstance(t *testing.T, store *registry.Store, service, id, status string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if st, _ := instanceStatus(store, service, id); st == status {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	st, out := instanceStatus(store, service, id)
+	t.Fatalf("%s/%s is %s (%q), not %s after %v", service, id, st, out, status, timeout)
+}
+
+// runRunner runs a runner until the test ends.
+func runRunner(t *testing.T, deps Deps) *Runner {
+	r := NewRunner(deps)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); r.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return r
+}

@@ -1,0 +1,159 @@
+package health
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nexus/nexus/registry"
+)
+
+func owned(service, id string, checks ...registry.Check) registry.Instance {
+	return registry.Instance{
+		ID: id, Service: service, Type: "http", Address: "127.0.0.1", Port: 1, Node: "n1",
+		Status: registry.StatusCritical, Checks: checks, Tags: []string{}, DependsOn: []string{},
+	}
+}
+
+// TestRunnerTTL: critical until the first heartbeat, passing with it,
+// critical again when no heartbeat comes for the TTL; heartbeats that change
+// nothing propose nothing.
+func TestRunnerTTL(t *testing.T) {
+	deps, w := testDeps(t, newMembership("n1", false, nil))
+	w.register(t, owned("ttl", "t1", registry.Check{Kind: registry.CheckTTL, TTL: "300ms", Status: registry.StatusCritical}))
+	r := runRunner(t, deps)
+	ctx := context.Background()
+
+	time.Sleep(100 * time.Millisecond) // anti-entropy runs: nothing to change yet
+	if got := w.logStrings(); len(got) != 0 {
+		t.Fatalf("proposed before any heartbeat: %q", got)
+	}
+	for i := 0; i < 8; i++ { // 800 ms of heartbeats, well inside the TTL each time
+		if err := r.Heartbeat(ctx, "ttl", "t1", "", "ok"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if st, _ := instanceStatus(deps.Store, "ttl", "t1"); st != registry.StatusPassing {
+		t.Fatalf("after heartbeats: %s", st)
+	}
+	if err := r.Heartbeat(ctx, "ttl", "t1", registry.StatusWarning, "degraded"); err != nil {
+		t.Fatal(err)
+	}
+	expired := time.Now()
+	waitInstance(t, deps.Store, "ttl", "t1", registry.StatusCritical, 2*time.Second)
+	if took := time.Since(expired); took < 250*time.Millisecond {
+		t.Fatalf("TTL of 300ms expired after %v", took)
+	}
+	time.Sleep(200 * time.Millisecond) // anti-entropy again: nothing new
+	want := []string{"ttl/t1 passing", "ttl/t1 warning", "ttl/t1 critical"}
+	if got := w.logStrings(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("proposals %q, want %q", got, want)
+	}
+	if _, out := instanceStatus(deps.Store, "ttl", "t1"); out != "TTL expired: no heartbeat for 300ms" {
+		t.Fatalf("output %q", out)
+	}
+
+	// Heartbeats for what is not a TTL check or not known.
+	w.register(t, owned("plain", "p1"))
+	if err := r.Heartbeat(ctx, "plain", "p1", "", ""); err != ErrNoTTLCheck {
+		t.Fatalf("heartbeat without a TTL check: %v", err)
+	}
+	if err := r.Heartbeat(ctx, "nope", "x", "", ""); err != ErrNotFound {
+		t.Fatalf("heartbeat of an unknown instance: %v", err)
+	}
+}
+
+// TestRunnerHTTPProposesOnlyChanges: a check run every 20 ms proposes a
+// status only when the status changes.
+func TestRunnerHTTPProposesOnlyChanges(t *testing.T) {
+	var code atomic.Int32
+	code.Store(200)
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.WriteHeader(int(code.Load()))
+	}))
+	defer srv.Close()
+	deps, w := testDeps(t, newMembership("n1", false, nil))
+	w.register(t, owned("web", "w1", registry.Check{Kind: registry.CheckHTTP, HTTP: srv.URL + "/health", Interval: "20ms", Timeout: "1s"}))
+	runRunner(t, deps)
+
+	for _, step := range []struct {
+		code   int32
+		status string
+	}{
+		{200, registry.StatusPassing}, {201, registry.StatusPassing}, {429, registry.StatusWarning},
+		{500, registry.StatusCritical}, {404, registry.StatusCritical}, {200, registry.StatusPassing},
+	} {
+		code.Store(step.code)
+		waitInstance(t, deps.Store, "web", "w1", step.status, 2*time.Second)
+		// Many more check runs (and anti-entropy rounds) in the same state.
+		for h := hits.Load(); hits.Load() < h+8; {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	want := []string{"web/w1 passing", "web/w1 warning", "web/w1 critical", "web/w1 passing"}
+	if got := w.logStrings(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("proposals %q, want %q (after %d check runs)", got, want, hits.Load())
+	}
+	if log := w.log(); !strings.Contains(log[1].output, "429 Too Many Requests") || !strings.Contains(log[2].output, "500 Internal Server Error") {
+		t.Fatalf("outputs: %+v", log)
+	}
+}
+
+// TestRunnerTCP: passing while something listens, critical once it stops.
+func TestRunnerTCP(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	deps, w := testDeps(t, newMembership("n1", false, nil))
+	w.register(t, owned("db", "d1", registry.Check{Kind: registry.CheckTCP, TCP: ln.Addr().String(), Interval: "20ms", Timeout: "500ms"}))
+	runRunner(t, deps)
+	waitInstance(t, deps.Store, "db", "d1", registry.StatusPassing, 2*time.Second)
+	time.Sleep(150 * time.Millisecond)
+	ln.Close()
+	waitInstance(t, deps.Store, "db", "d1", registry.StatusCritical, 2*time.Second)
+	time.Sleep(150 * time.Millisecond)
+	want := []string{"db/d1 passing", "db/d1 critical"}
+	if got := w.logStrings(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("proposals %q, want %q", got, want)
+	}
+}
+
+// TestRunnerAntiEntropy: the owner corrects the catalog from its checks, once:
+// an instance without a check marked critical (the leader did, while this
+// node was failed) turns passing; instances of other nodes are left alone.
+func TestRunnerAntiEntropy(t *testing.T) {
+	deps, w := testDeps(t, newMembership("n1", false, nil))
+	w.register(t, owned("plain", "p1"))
+	other := owned("plain", "p2")
+	other.Node = "n2"
+	w.register(t, other)
+	runRunner(t, deps)
+	waitInstance(t, deps.Store, "plain", "p1", registry.StatusPassing, 2*time.Second)
+	time.Sleep(200 * time.Millisecond) // several anti-entropy rounds
+	want := []string{"plain/p1 passing"}
+	if got := w.logStrings(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("proposals %q, want %q", got, want)
+	}
+	if st, _ := instanceStatus(deps.Store, "plain", "p2"); st != registry.StatusCritical {
+		t.Fatalf("another node's instance changed to %s", st)
+	}
+}
