@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"time"
-
 )
 
 // reconnectLoop retries failed members every interval, as serf does:
