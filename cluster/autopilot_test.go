@@ -434,13 +434,22 @@ func TestAutopilotDeadServerCleanupAndRemovePeer(t *testing.T) {
 		t.Fatalf("voters %d after cleanup, want 3", got)
 	}
 	// Summed over the running servers: leadership may have moved between
-	// the two removals.
-	removed := 0.0
-	for _, n := range c.nodes {
-		if n != nil {
-			removed += metricValue(t, n.reg, "nexus_autopilot_removals_total", "failed")
+	// the two removals. The counter moves just after the configuration
+	// change is committed, so wait for it briefly.
+	sumRemovals := func() float64 {
+		removed := 0.0
+		for _, n := range c.nodes {
+			if n != nil {
+				removed += metricValue(t, n.reg, "nexus_autopilot_removals_total", "failed")
+			}
 		}
+		return removed
 	}
+	deadline := time.Now().Add(5 * time.Second)
+	for sumRemovals() < 2 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	removed := sumRemovals()
 	if removed != 2 {
 		t.Errorf("removals{failed} summed over the servers: %v, want 2", removed)
 	}
