@@ -86,6 +86,9 @@ type Config struct {
 	// the primary key that encrypts; all of them decrypt. A node without
 	// one of the keys cannot join.
 	GossipKeys [][]byte
+	// RaftTLS, when set, puts Raft on mutual TLS with the cluster CA
+	// (streamlayer.go); nil keeps plain TCP.
+	RaftTLS *RaftTLS
 }
 
 // Node is one member of the cluster.
@@ -193,9 +196,9 @@ func (n *Node) startRaft() error {
 	if err != nil {
 		return fmt.Errorf("raft advertise address: %w", err)
 	}
-	trans, err := raft.NewTCPTransportWithLogger(bind, adv, 8, 10*time.Second, rc.Logger.Named("transport"))
+	trans, err := n.newTransport(bind, adv, rc.Logger.Named("transport"))
 	if err != nil {
-		return fmt.Errorf("raft transport on %s: %w", bind, err)
+		return err
 	}
 	n.trans = trans
 	r, err := raft.NewRaft(rc, n.cfg.FSM, n.cfg.DataDir.Store, n.cfg.DataDir.Store, n.cfg.DataDir.Snapshots, trans)
@@ -205,6 +208,34 @@ func (n *Node) startRaft() error {
 	}
 	n.raft = r
 	return nil
+}
+
+// newTransport is Raft's network transport: plain TCP, or mutual TLS when
+// cfg.RaftTLS is set. Both pool up to 8 connections per peer and use a 10 s
+// I/O timeout.
+func (n *Node) newTransport(bind string, adv *net.TCPAddr, logger hclog.Logger) (*raft.NetworkTransport, error) {
+	const maxPool, timeout = 8, 10 * time.Second
+	if n.cfg.RaftTLS == nil {
+		trans, err := raft.NewTCPTransportWithLogger(bind, adv, maxPool, timeout, logger)
+		if err != nil {
+			return nil, fmt.Errorf("raft transport on %s: %w", bind, err)
+		}
+		return trans, nil
+	}
+	if adv.IP == nil || adv.IP.IsUnspecified() {
+		return nil, fmt.Errorf("raft transport: advertise address %s is not advertisable", adv)
+	}
+	failures, err := raftTLSFailureCounter(n.cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	stream, err := newTLSStreamLayer(bind, adv, *n.cfg.RaftTLS, n.logger.With("transport", "raft"), failures)
+	if err != nil {
+		return nil, fmt.Errorf("raft transport on %s: %w", bind, err)
+	}
+	return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream: stream, MaxPool: maxPool, Timeout: timeout, Logger: logger,
+	}), nil
 }
 
 // hasState reports whether this node holds Raft state: then it never
@@ -267,6 +298,9 @@ func (n *Node) shutdownRaft() error {
 			return fmt.Errorf("raft shutdown: %w", err)
 		}
 	case <-time.After(10 * time.Second):
+		// Free the Raft port anyway (raft closes it too once done; Close is
+		// idempotent), so that the node can be started again.
+		_ = n.trans.Close()
 		return errors.New("raft shutdown timed out")
 	}
 	return n.trans.Close()

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 
 	"github.com/nexus/nexus/cluster"
@@ -31,12 +32,21 @@ type secureOpts struct {
 	keys      [][]byte    // gossip keys
 	serverTLS *tls.Config // the node's forwarding endpoint serves TLS
 	peer      cluster.PeerHTTP
+	raftTLS   *cluster.RaftTLS         // Raft over mutual TLS
+	dir       string                   // data dir (default: a new temporary one)
+	reg       *prometheus.Registry     // the node's metrics (default: not kept)
+	logs      io.Writer                // also receives the node's warnings
+	autopilot *cluster.AutopilotConfig // run an autopilot on the node
 }
 
 // startSecureNode is startNode with security settings.
 func startSecureNode(t *testing.T, name string, p ports, expect int, join []string, o secureOpts) *testNode {
 	t.Helper()
-	dd, err := storage.Open(t.TempDir(), name, testWriter{t})
+	dir := o.dir
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	dd, err := storage.Open(dir, name, testWriter{t})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,6 +62,15 @@ func startSecureNode(t *testing.T, name string, p ports, expect int, join []stri
 		return "", ""
 	}
 	httpAddr := "127.0.0.1:" + strconv.Itoa(p.http)
+	var logOut io.Writer = testWriter{t}
+	logLevel := slog.LevelError
+	if o.logs != nil {
+		logOut, logLevel = io.MultiWriter(testWriter{t}, o.logs), slog.LevelWarn
+	}
+	var reg prometheus.Registerer
+	if o.reg != nil {
+		reg = o.reg
+	}
 	node, err := cluster.New(cluster.Config{
 		Node: name, BindAddr: "127.0.0.1", RaftPort: p.raft, GossipPort: p.gossip, HTTPAddr: httpAddr,
 		BootstrapExpect: expect, Join: join, Version: "test",
@@ -67,10 +86,12 @@ func startSecureNode(t *testing.T, name string, p ports, expect int, join []stri
 			},
 			Identity: identity,
 		},
-		Logger:    slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelError})).With("node", name),
+		Logger:    slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: logLevel})).With("node", name),
 		LogOutput: testWriter{t}, LogLevel: slog.LevelError,
 		Peer:       o.peer,
 		GossipKeys: o.keys,
+		RaftTLS:    o.raftTLS,
+		Registerer: reg,
 	})
 	if err != nil {
 		dd.Close()
@@ -97,6 +118,9 @@ func startSecureNode(t *testing.T, name string, p ports, expect int, join []stri
 				return
 			}
 			ctx.SetBodyString(strconv.FormatUint(idx, 10))
+		case cluster.RaftStatsPath:
+			b, _ := json.Marshal(node.LocalRaftStats())
+			ctx.SetBody(b)
 		case cluster.KeyringPath:
 			if err := node.KeyringForwarded(mac, ctx.PostBody()); err != nil {
 				ctx.SetStatusCode(400)
@@ -114,6 +138,14 @@ func startSecureNode(t *testing.T, name string, p ports, expect int, join []stri
 	go srv.Serve(ln)
 	n := &testNode{name: name, node: node, machine: machine, store: store, http: srv, dd: dd}
 	t.Cleanup(n.stop)
+	if o.autopilot != nil {
+		pilot, err := cluster.NewAutopilot(node, *o.autopilot)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pilot.Start()
+		t.Cleanup(pilot.Stop) // cleanups run last in, first out: before n.stop
+	}
 	return n
 }
 

@@ -118,7 +118,7 @@ func agent(cfg *agentconfig.Config, logger *slog.Logger, stderr io.Writer) error
 		},
 		Logger: logger.With("component", "cluster"), LogLevel: level, LogOutput: stderr,
 		Registerer: reg,
-		Peer:       sec.peer, GossipKeys: sec.gossipKeys,
+		Peer:       sec.peer, GossipKeys: sec.gossipKeys, RaftTLS: sec.raftTLS,
 	})
 	if err != nil {
 		return err
@@ -191,7 +191,10 @@ func agent(cfg *agentconfig.Config, logger *slog.Logger, stderr io.Writer) error
 	}
 	logger.Info("nexus agent started", "version", version, "http_addr", cfg.HTTPAddr, "raft_addr", cfg.RaftAddr(),
 		"gossip_addr", cfg.GossipAddr(), "data_dir", cfg.DataDir, "bootstrap_expect", cfg.BootstrapExpect, "dev", cfg.Dev,
-		"tls", cfg.TLS(), "gateway_tls", cfg.GatewayTLS(), "gossip_encrypted", cfg.Encrypt != "")
+		"tls", cfg.TLS(), "gateway_tls", cfg.GatewayTLS(), "gossip_encrypted", cfg.Encrypt != "", "raft_tls", sec.raftTLS != nil)
+	if cfg.TLS() && sec.raftTLS == nil {
+		logger.Warn("Raft traffic is not encrypted: set tls_ca_file or tls_client_ca_file (the cluster CA) for mutual TLS on raft_port")
+	}
 
 	// SIGHUP reloads the TLS certificates and keys.
 	hups := make(chan os.Signal, 1)

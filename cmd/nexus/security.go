@@ -18,6 +18,7 @@ type agentSecurity struct {
 	adminTLS       *tls.Config
 	gatewayTLS     *tls.Config
 	peer           cluster.PeerHTTP
+	raftTLS        *cluster.RaftTLS // nil: Raft over plain TCP
 	gossipKeys     [][]byte
 }
 
@@ -42,6 +43,16 @@ func newAgentSecurity(cfg *agentconfig.Config) (*agentSecurity, error) {
 			return nil, settingErr(key, err)
 		}
 		s.peer = cluster.PeerHTTP{Scheme: "https", TLS: cli}
+		// Raft: mutual TLS with the same certificate and the cluster CA,
+		// both ways. Without a cluster CA (system roots) it stays plain:
+		// any publicly trusted certificate would otherwise be a member.
+		if caFile != "" {
+			srv, err := tlsutil.ServerConfig(s.admin, caFile)
+			if err != nil {
+				return nil, settingErr(key, err)
+			}
+			s.raftTLS = &cluster.RaftTLS{Server: srv, Client: cli}
+		}
 	}
 	if cfg.GatewayTLS() {
 		if s.gateway, err = tlsutil.NewReloader(cfg.GatewayTLSCertFile, cfg.GatewayTLSKeyFile); err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"errors"
 	"slices"
 	"testing"
@@ -20,12 +21,26 @@ func TestAgentSecurity(t *testing.T) {
 		check   func(t *testing.T, s *agentSecurity)
 	}{
 		{"all off", agentconfig.Config{}, "", func(t *testing.T, s *agentSecurity) {
-			if s.adminTLS != nil || s.gatewayTLS != nil || s.peer.Scheme != "" || s.gossipKeys != nil {
+			if s.adminTLS != nil || s.gatewayTLS != nil || s.peer.Scheme != "" || s.gossipKeys != nil || s.raftTLS != nil {
 				t.Fatalf("%+v", s)
 			}
 		}},
 		{"admin mTLS and peer https", agentconfig.Config{TLSCertFile: f.Cert, TLSKeyFile: f.Key, TLSClientCAFile: f.CA}, "", func(t *testing.T, s *agentSecurity) {
 			if s.adminTLS == nil || s.adminTLS.ClientCAs == nil || s.peer.Scheme != "https" || s.peer.TLS.RootCAs == nil || s.gatewayTLS != nil {
+				t.Fatalf("%+v", s)
+			}
+			if s.raftTLS == nil || s.raftTLS.Server.ClientAuth != tls.RequireAndVerifyClientCert || s.raftTLS.Server.ClientCAs == nil ||
+				s.raftTLS.Client.RootCAs == nil || s.raftTLS.Client.GetClientCertificate == nil {
+				t.Fatalf("raft TLS: %+v", s.raftTLS)
+			}
+		}},
+		{"cluster CA only: raft mTLS, admin API without client certificates", agentconfig.Config{TLSCertFile: f.Cert, TLSKeyFile: f.Key, TLSCAFile: f.CA}, "", func(t *testing.T, s *agentSecurity) {
+			if s.adminTLS.ClientCAs != nil || s.raftTLS == nil || s.raftTLS.Server.ClientCAs == nil || s.raftTLS.Client.RootCAs == nil {
+				t.Fatalf("%+v %+v", s, s.raftTLS)
+			}
+		}},
+		{"TLS without a CA: raft stays plain", agentconfig.Config{TLSCertFile: f.Cert, TLSKeyFile: f.Key}, "", func(t *testing.T, s *agentSecurity) {
+			if s.adminTLS == nil || s.raftTLS != nil {
 				t.Fatalf("%+v", s)
 			}
 		}},

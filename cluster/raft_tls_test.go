@@ -1,0 +1,424 @@
+package cluster_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/nexus/nexus/cluster"
+	"github.com/nexus/nexus/fsm/command"
+	"github.com/nexus/nexus/internal/tlsutil"
+	"github.com/nexus/nexus/internal/tlsutil/tlstest"
+)
+
+// raftTLSLogs collects a node's log lines.
+type raftTLSLogs struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *raftTLSLogs) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// lines returns the lines that contain every one of subs.
+func (l *raftTLSLogs) lines(subs ...string) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, line := range strings.Split(l.b.String(), "\n") {
+		ok := line != ""
+		for _, s := range subs {
+			ok = ok && strings.Contains(line, s)
+		}
+		if ok {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+// raftTLSFailures reads nexus_raft_tls_handshake_failures_total of reg for
+// direction, summed over reasons when reason is "".
+func raftTLSFailures(t *testing.T, reg *prometheus.Registry, direction, reason string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != "nexus_raft_tls_handshake_failures_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["direction"] == direction && (reason == "" || labels["reason"] == reason) {
+				sum += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return sum
+}
+
+// raftTLSNode is the security of one node as the agent builds it
+// (cmd/nexus/security.go): the admin API certificate, the same pair for
+// Raft, the cluster CA for peers both ways. raftSigner, when not nil,
+// signs a separate Raft certificate (to make only Raft's wrong).
+func raftTLSNode(t *testing.T, dir, name string, ca, raftSigner *tlstest.CA) secureOpts {
+	t.Helper()
+	f := ca.WriteFiles(t, dir, name, name, "127.0.0.1")
+	admin, err := tlsutil.NewReloader(f.Cert, f.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := tlsutil.ServerConfig(admin, f.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli, err := tlsutil.ClientConfig(f.CA, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raftPair := admin
+	if raftSigner != nil {
+		rf := raftSigner.WriteFiles(t, dir, name+"-raft", name, "127.0.0.1")
+		if raftPair, err = tlsutil.NewReloader(rf.Cert, rf.Key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raftSrv, err := tlsutil.ServerConfig(raftPair, f.CA) // trusts the cluster CA
+	if err != nil {
+		t.Fatal(err)
+	}
+	raftCli, err := tlsutil.ClientConfig(f.CA, raftPair)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return secureOpts{
+		serverTLS: srv, peer: cluster.PeerHTTP{Scheme: "https", TLS: cli},
+		raftTLS: &cluster.RaftTLS{Server: raftSrv, Client: raftCli, HandshakeTimeout: 2 * time.Second},
+		reg:     prometheus.NewRegistry(), logs: &raftTLSLogs{},
+	}
+}
+
+func readyLeader(nodes []*testNode) int {
+	for i, n := range nodes {
+		if n != nil && n.node.Raft().State == "leader" && n.node.Ready() {
+			return i
+		}
+	}
+	return -1
+}
+
+// writeRetry commits key on n, retrying while there is no leader (surely
+// not applied).
+func writeRetry(t *testing.T, n *testNode, key, value string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		res, err := n.node.Apply(ctx, configSet(t, key, value))
+		cancel()
+		if errors.Is(err, command.ErrNoLeader) && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		if err != nil || res.Err != nil {
+			t.Fatalf("write %s on %s: %v %+v", key, n.name, err, res)
+		}
+		return
+	}
+}
+
+// Three nodes with Raft on mutual TLS bootstrap, replicate, fail over and
+// a restarted node catches up, all over TLS.
+func TestRaftOverMutualTLS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three nodes")
+	}
+	ca := tlstest.NewCA(t, "cluster-ca")
+	certs := t.TempDir()
+	names := []string{"a", "b", "c"}
+	ps := make([]ports, 3)
+	var join []string
+	for i := range ps {
+		ps[i] = newPorts(t)
+		join = append(join, fmt.Sprintf("127.0.0.1:%d", ps[i].gossip))
+	}
+	nodes := make([]*testNode, 3)
+	opts := make([]secureOpts, 3)
+	for i, name := range names {
+		opts[i] = raftTLSNode(t, certs, name, ca, nil)
+		opts[i].dir = t.TempDir()
+		nodes[i] = startSecureNode(t, name, ps[i], 3, join, opts[i])
+	}
+	waitFor(t, "a leader with its barrier applied", 20*time.Second, func() bool { return readyLeader(nodes) >= 0 })
+	waitFor(t, "three voters", 10*time.Second, func() bool { return len(nodes[readyLeader(nodes)].node.Raft().Servers) == 3 })
+	waitFor(t, "cluster identity on every node", 10*time.Second, func() bool {
+		for _, n := range nodes {
+			if n.dd.ClusterID() == "" {
+				return false
+			}
+		}
+		return true
+	})
+	for _, p := range ps {
+		expectRaftTLS(t, "127.0.0.1:"+strconv.Itoa(p.raft), ca)
+	}
+	li := readyLeader(nodes)
+	follower := nodes[(li+1)%3]
+	writeRetry(t, follower, "mtls/k1", `"v1"`)
+	waitFor(t, "k1 on every node", 10*time.Second, func() bool {
+		for _, n := range nodes {
+			if configValue(n.store, "mtls/k1") != `"v1"` {
+				return false
+			}
+		}
+		return true
+	})
+
+	// Fail over: stop the leader, a new one is elected over TLS.
+	nodes[li].stop()
+	nodes[li] = nil
+	waitFor(t, "a new leader", 20*time.Second, func() bool { l := readyLeader(nodes); return l >= 0 && l != li })
+	var survivors []*testNode
+	for _, n := range nodes {
+		if n != nil {
+			survivors = append(survivors, n)
+		}
+	}
+	writeRetry(t, survivors[0], "mtls/k2", `"v2"`)
+	waitFor(t, "k2 on both survivors", 10*time.Second, func() bool {
+		return configValue(survivors[0].store, "mtls/k2") == `"v2"` && configValue(survivors[1].store, "mtls/k2") == `"v2"`
+	})
+
+	// The stopped node restarts from its data dir and catches up.
+	opts[li].reg = prometheus.NewRegistry() // a new process, new metrics
+	nodes[li] = startSecureNode(t, names[li], ps[li], 3, join, opts[li])
+	waitFor(t, "the restarted node catches up", 20*time.Second, func() bool {
+		return configValue(nodes[li].store, "mtls/k2") == `"v2"`
+	})
+	for i, n := range nodes {
+		if got := raftTLSFailures(t, opts[i].reg, "inbound", "certificate") + raftTLSFailures(t, opts[i].reg, "outbound", "certificate"); got != 0 {
+			t.Errorf("%s counted %v certificate failures among cluster members", n.name, got)
+		}
+	}
+}
+
+// A node whose Raft certificate comes from another CA is added to the
+// configuration by the leader (gossip and its admin API are fine) but never
+// receives an entry and is never promoted; the leader counts and logs the
+// refusals, once per peer and 30 s. A node with a good certificate joining
+// the same way is promoted and replicates (the control).
+func TestRaftRefusesForeignCertificate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts five nodes")
+	}
+	ca := tlstest.NewCA(t, "cluster-ca")
+	foreign := tlstest.NewCA(t, "foreign-ca")
+	certs := t.TempDir()
+	policy := testPolicy(500*time.Millisecond, time.Hour, 0)
+	ps := make([]ports, 3)
+	var join []string
+	for i := range ps {
+		ps[i] = newPorts(t)
+		join = append(join, fmt.Sprintf("127.0.0.1:%d", ps[i].gossip))
+	}
+	var nodes []*testNode
+	var opts []secureOpts
+	for i, name := range []string{"a", "b", "c"} {
+		o := raftTLSNode(t, certs, name, ca, nil)
+		o.autopilot = &policy
+		opts = append(opts, o)
+		nodes = append(nodes, startSecureNode(t, name, ps[i], 3, join, o))
+	}
+	waitFor(t, "a leader with its barrier applied", 20*time.Second, func() bool { return readyLeader(nodes) >= 0 })
+	waitFor(t, "three voters", 10*time.Second, func() bool { return len(nodes[readyLeader(nodes)].node.Raft().Servers) == 3 })
+	writeRetry(t, nodes[readyLeader(nodes)], "mtls/before", `"1"`)
+
+	pi := newPorts(t)
+	intruderAddr := "127.0.0.1:" + strconv.Itoa(pi.raft)
+	intruderOpts := raftTLSNode(t, certs, "intruder", ca, foreign)
+	intruder := startSecureNode(t, "intruder", pi, 0, join, intruderOpts)
+	good := startSecureNode(t, "good", newPorts(t), 0, join, raftTLSNode(t, certs, "good", ca, nil))
+
+	suffrage := func(id string) string {
+		li := readyLeader(nodes)
+		if li < 0 {
+			return ""
+		}
+		for _, s := range nodes[li].node.Raft().Servers {
+			if s.ID == id {
+				return s.Suffrage
+			}
+		}
+		return ""
+	}
+	waitFor(t, "the good node promoted", 30*time.Second, func() bool { return suffrage("good") == "voter" })
+	writeRetry(t, nodes[readyLeader(nodes)], "mtls/after", `"2"`)
+	waitFor(t, "the good node replicates", 10*time.Second, func() bool {
+		return configValue(good.store, "mtls/before") == `"1"` && configValue(good.store, "mtls/after") == `"2"`
+	})
+	time.Sleep(time.Second) // the intruder had as long as the good node, and more
+
+	if s := suffrage("intruder"); s == "voter" {
+		t.Fatal("the intruder became a voter")
+	}
+	if r := intruder.node.Raft(); r.CommitIndex != 0 || r.AppliedIndex != 0 || r.Leader != "" {
+		t.Fatalf("the intruder received Raft traffic: %+v", r)
+	}
+	if id := intruder.dd.ClusterID(); id != "" || configValue(intruder.store, "mtls/before") != "" {
+		t.Fatalf("the intruder has the cluster's data: cluster id %q", id)
+	}
+
+	// The members refused it: counted on every refusal, logged once.
+	var refused float64
+	var logged []string
+	for i := range nodes {
+		refused += raftTLSFailures(t, opts[i].reg, "outbound", "certificate")
+		logged = append(logged, opts[i].logs.(*raftTLSLogs).lines("raft TLS handshake failed", "remote="+intruderAddr)...)
+	}
+	if refused < 2 {
+		t.Fatalf("refused handshakes with the intruder counted: %v", refused)
+	}
+	if len(logged) == 0 || len(logged) > 3 || float64(len(logged)) >= refused {
+		t.Fatalf("%v refusals, %d log lines (want at least one, and fewer than refusals):\n%s", refused, len(logged), strings.Join(logged, "\n"))
+	}
+	if !strings.Contains(logged[0], "level=WARN") || !strings.Contains(logged[0], "unknown authority") {
+		t.Fatalf("log line: %s", logged[0])
+	}
+	// The intruder saw the members abort its handshakes.
+	if got := raftTLSFailures(t, intruderOpts.reg, "inbound", ""); got == 0 {
+		t.Fatal("the intruder counted no refused inbound handshake")
+	}
+}
+
+// A Raft port on TLS speaks nothing else: what a plaintext Raft transport
+// sends is dropped without an answer, and its RequestVote changes nothing.
+func TestPlaintextRaftIsRefused(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a node")
+	}
+	ca := tlstest.NewCA(t, "cluster-ca")
+	certs := t.TempDir()
+	p := newPorts(t)
+	o := raftTLSNode(t, certs, "a", ca, nil)
+	a := startSecureNode(t, "a", p, 1, nil, o)
+	waitFor(t, "a leads", 20*time.Second, func() bool { return readyLeader([]*testNode{a}) == 0 })
+	term := a.node.Raft().Term
+	raftAddr := "127.0.0.1:" + strconv.Itoa(p.raft)
+
+	// A plaintext Raft transport, as every node had before.
+	plain, err := raft.NewTCPTransport("127.0.0.1:"+strconv.Itoa(freePort(t)), nil, 1, 2*time.Second, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	vote := &raft.RequestVoteRequest{
+		RPCHeader: raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: []byte("intruder"), Addr: []byte(plain.LocalAddr())},
+		Term:      term + 100, LastLogIndex: 1 << 40, LastLogTerm: term + 99,
+	}
+
+	// The bytes it sends for a RequestVote, captured on a tap.
+	tap, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(freePort(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tap.Close()
+	captured := make(chan []byte, 1)
+	go func() {
+		c, err := tap.Accept()
+		if err != nil {
+			captured <- nil
+			return
+		}
+		defer c.Close()
+		var buf []byte
+		b := make([]byte, 4096)
+		for {
+			_ = c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+			n, err := c.Read(b)
+			buf = append(buf, b[:n]...)
+			if err != nil {
+				break
+			}
+		}
+		captured <- buf
+	}()
+	_ = plain.RequestVote("tap", raft.ServerAddress(tap.Addr().String()), vote, &raft.RequestVoteResponse{})
+	rpc := <-captured
+	if len(rpc) < 10 {
+		t.Fatalf("captured %d bytes of a RequestVote", len(rpc))
+	}
+
+	// Sent raw to the TLS Raft port: closed, no answer.
+	c, err := net.DialTimeout("tcp", raftAddr, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write(rpc); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	n, err := c.Read(make([]byte, 256))
+	var ne net.Error
+	switch {
+	case n > 0:
+		t.Fatalf("the TLS Raft port answered %d bytes to a plaintext RequestVote", n)
+	case errors.As(err, &ne) && ne.Timeout():
+		t.Fatal("the TLS Raft port kept a plaintext connection open")
+	}
+
+	// Through the plaintext transport itself: an error, and no new term.
+	var resp raft.RequestVoteResponse
+	if err := plain.RequestVote("a", raft.ServerAddress(raftAddr), vote, &resp); err == nil {
+		t.Fatalf("a plaintext RequestVote got an answer: %+v", resp)
+	}
+	if r := a.node.Raft(); r.Term != term || r.State != "leader" {
+		t.Fatalf("after a refused RequestVote: term %d (was %d), state %s", r.Term, term, r.State)
+	}
+	waitFor(t, "the refusals counted", 5*time.Second, func() bool {
+		return raftTLSFailures(t, o.reg, "inbound", "not_tls") >= 2
+	})
+	if len(o.logs.(*raftTLSLogs).lines("raft TLS handshake failed", "reason=not_tls")) != 1 {
+		t.Fatalf("want one log line for refusals from one peer:\n%s", o.logs.(*raftTLSLogs).b.String())
+	}
+
+	// The port does speak TLS to a member.
+	expectRaftTLS(t, raftAddr, ca)
+}
+
+// expectRaftTLS checks that the Raft port at addr completes a TLS 1.3
+// handshake with a member's certificate, presenting one from ca.
+func expectRaftTLS(t *testing.T, addr string, ca *tlstest.CA) {
+	t.Helper()
+	pair := ca.KeyPair(t, "member", "127.0.0.1")
+	d := &net.Dialer{Timeout: 2 * time.Second}
+	tc, err := tls.DialWithDialer(d, "tcp", addr, &tls.Config{RootCAs: ca.Pool(), Certificates: []tls.Certificate{pair}})
+	if err != nil {
+		t.Fatalf("TLS handshake with the Raft port %s: %v", addr, err)
+	}
+	defer tc.Close()
+	if v := tc.ConnectionState().Version; v != tls.VersionTLS13 {
+		t.Fatalf("Raft port %s: TLS version %x", addr, v)
+	}
+}
