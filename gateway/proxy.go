@@ -92,10 +92,21 @@ func (g *Gateway) proxy(ctx *fasthttp.RequestCtx, r *route, m router.Match[*rout
 func prepareRequest(ctx *fasthttp.RequestCtx, r *route, m router.Match[*route]) bool {
 	clientClose := stripHopRequest(&ctx.Request.Header)
 	setForwarded(ctx)
+	upstreamScheme(ctx)
 	if r.stripPath {
 		rewritePath(ctx.URI(), ctx.Path(), m.Path)
 	}
 	return clientClose
+}
+
+// upstreamScheme makes the reused request plain HTTP for the upstream: a
+// request that reached the gateway over TLS carries scheme https, and the
+// HostClient refuses to send it over its plain connection (every proxied
+// request was a 502). X-Forwarded-Proto still says https.
+func upstreamScheme(ctx *fasthttp.RequestCtx) {
+	if ctx.IsTLS() {
+		ctx.URI().SetScheme("http")
+	}
 }
 
 // pick chooses an endpoint not tried yet whose breaker admits a request.

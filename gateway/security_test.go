@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -122,5 +123,64 @@ func TestGatewaySlowLoris(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("slow client still connected after 5s")
+	}
+}
+
+// TestGatewayTLSProxiesToPlainUpstream: a request that arrives over HTTPS
+// is proxied to the plain-HTTP upstream (it was a 502: the reused request
+// kept scheme https), with X-Forwarded-Proto https.
+func TestGatewayTLSProxiesToPlainUpstream(t *testing.T) {
+	ca := tlstest.NewCA(t, "ca")
+	f := ca.WriteFiles(t, t.TempDir(), "gw", "gw", "127.0.0.1")
+	r, err := tlsutil.NewReloader(f.Cert, f.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvTLS, err := tlsutil.ServerConfig(r, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := startUpstream(t, "u1")
+	host, port, _ := net.SplitHostPort(up.addr())
+	p, _ := strconv.Atoi(port)
+	store := registry.NewStore()
+	rt, verr := registry.NormalizeRoute(registry.Route{ID: "r1", Service: "web", Paths: []string{"/"}})
+	if verr != nil {
+		t.Fatal(verr)
+	}
+	tx := store.WriteTxn(1)
+	if _, _, _, e := tx.UpsertRoute(rt, false); e != nil {
+		t.Fatal(e)
+	}
+	if _, _, e := tx.RegisterInstance(registry.Instance{ID: "w1", Service: "web", Type: "http", Node: "n1", Address: host, Port: p,
+		Status: registry.StatusPassing, Metadata: map[string]string{}, Tags: []string{}, Checks: []registry.Check{}, DependsOn: []string{}}); e != nil {
+		t.Fatal(e)
+	}
+	tx.Commit()
+	addr := serveGateway(t, func(d *Deps) { d.TLS = srvTLS; d.Store = store })
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}}}
+	var res *http.Response
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		res, err = c.Get("https://" + addr + "/hello")
+		if err == nil && (res.StatusCode != http.StatusNotFound || time.Now().After(deadline)) {
+			break
+		}
+		if err == nil {
+			res.Body.Close()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET over TLS: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusOK || res.Header.Get("X-Upstream") != "u1" {
+		t.Fatalf("status %d body %s; want the upstream's 200", res.StatusCode, body)
+	}
+	last := up.last.Load()
+	if last == nil || last.Header.Get("X-Forwarded-Proto") != "https" {
+		t.Fatalf("upstream saw X-Forwarded-Proto %q, want https", last.Header.Get("X-Forwarded-Proto"))
 	}
 }

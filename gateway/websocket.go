@@ -34,6 +34,7 @@ func (g *Gateway) proxyWebSocket(ctx *fasthttp.RequestCtx, r *route, m router.Ma
 		}
 	}
 	setForwarded(ctx)
+	upstreamScheme(ctx)
 	if r.stripPath {
 		rewritePath(ctx.URI(), ctx.Path(), m.Path)
 	}

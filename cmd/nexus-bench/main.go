@@ -25,6 +25,9 @@ const usage = `usage: nexus-bench raft --nexus PATH [--duration 10s] [--clients 
                         [--verbose]
        nexus-bench gateway --nexus PATH [--duration 10s] [--rounds 3] [--threads 2]
                         [--connections 64] [--gomaxprocs N] [--only direct,nginx,nexus,nexus-plugins]
+       nexus-bench security --nexus PATH [--duration 10s] [--rounds 5] [--clients 64]
+                        [--gateway-duration 10s] [--threads 2] [--connections 64]
+                        [--mtls=true] [--only admin,gateway] [--port-base 29700] [--out FILE]
 `
 
 func main() {
@@ -39,6 +42,8 @@ func main() {
 		os.Exit(runRaft(ctx, os.Args[2:]))
 	case "gateway":
 		os.Exit(runGateway(ctx, os.Args[2:]))
+	case "security":
+		os.Exit(runSecurity(ctx, os.Args[2:]))
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 	default:
