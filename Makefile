@@ -101,3 +101,12 @@ bench-gateway: build
 		(apt-get update && apt-get install -y wrk nginx)
 	$(BIN)/nexus-bench gateway --nexus $(NEXUS) --duration 10s --rounds 3
 	$(GO) test -run '^$$' -bench 'HotPath|Proxy|Match|Allow' -benchmem ./gateway/ ./gateway/router/ ./gateway/ratelimit/
+
+## bench-security: the cost of security, interleaved rounds, medians: config
+## writes on a plain 3-node cluster vs one with admin HTTPS (mTLS), Raft mTLS,
+## gossip encryption and ACLs (a token on every request), then gateway HTTP vs
+## HTTPS with wrk. Installs wrk from Debian's packages if missing.
+.PHONY: bench-security
+bench-security: build
+	@command -v wrk >/dev/null 2>&1 || (apt-get update && apt-get install -y wrk)
+	$(BIN)/nexus-bench security --nexus $(NEXUS) --duration 10s --rounds 5 --gateway-duration 10s
