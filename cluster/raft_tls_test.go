@@ -128,6 +128,16 @@ func readyLeader(nodes []*testNode) int {
 	return -1
 }
 
+// waitReadyLeader waits for a ready leader and returns its index: under
+// load leadership can move between two looks, so never index with a
+// single readyLeader call.
+func waitReadyLeader(t *testing.T, nodes []*testNode) int {
+	t.Helper()
+	li := -1
+	waitFor(t, "a ready leader", 20*time.Second, func() bool { li = readyLeader(nodes); return li >= 0 })
+	return li
+}
+
 // writeRetry commits key on n, retrying while there is no leader (surely
 // not applied).
 func writeRetry(t *testing.T, n *testNode, key, value string) {
@@ -171,7 +181,10 @@ func TestRaftOverMutualTLS(t *testing.T) {
 		nodes[i] = startSecureNode(t, name, ps[i], 3, join, opts[i])
 	}
 	waitFor(t, "a leader with its barrier applied", 20*time.Second, func() bool { return readyLeader(nodes) >= 0 })
-	waitFor(t, "three voters", 10*time.Second, func() bool { return len(nodes[readyLeader(nodes)].node.Raft().Servers) == 3 })
+	waitFor(t, "three voters", 10*time.Second, func() bool {
+		li := readyLeader(nodes)
+		return li >= 0 && len(nodes[li].node.Raft().Servers) == 3
+	})
 	waitFor(t, "cluster identity on every node", 10*time.Second, func() bool {
 		for _, n := range nodes {
 			if n.dd.ClusterID() == "" {
@@ -183,7 +196,7 @@ func TestRaftOverMutualTLS(t *testing.T) {
 	for _, p := range ps {
 		expectRaftTLS(t, "127.0.0.1:"+strconv.Itoa(p.raft), ca)
 	}
-	li := readyLeader(nodes)
+	li := waitReadyLeader(t, nodes)
 	follower := nodes[(li+1)%3]
 	writeRetry(t, follower, "mtls/k1", `"v1"`)
 	waitFor(t, "k1 on every node", 10*time.Second, func() bool {
@@ -251,8 +264,11 @@ func TestRaftRefusesForeignCertificate(t *testing.T) {
 		nodes = append(nodes, startSecureNode(t, name, ps[i], 3, join, o))
 	}
 	waitFor(t, "a leader with its barrier applied", 20*time.Second, func() bool { return readyLeader(nodes) >= 0 })
-	waitFor(t, "three voters", 10*time.Second, func() bool { return len(nodes[readyLeader(nodes)].node.Raft().Servers) == 3 })
-	writeRetry(t, nodes[readyLeader(nodes)], "mtls/before", `"1"`)
+	waitFor(t, "three voters", 10*time.Second, func() bool {
+		li := readyLeader(nodes)
+		return li >= 0 && len(nodes[li].node.Raft().Servers) == 3
+	})
+	writeRetry(t, nodes[waitReadyLeader(t, nodes)], "mtls/before", `"1"`)
 
 	pi := newPorts(t)
 	intruderAddr := "127.0.0.1:" + strconv.Itoa(pi.raft)
@@ -273,7 +289,7 @@ func TestRaftRefusesForeignCertificate(t *testing.T) {
 		return ""
 	}
 	waitFor(t, "the good node promoted", 30*time.Second, func() bool { return suffrage("good") == "voter" })
-	writeRetry(t, nodes[readyLeader(nodes)], "mtls/after", `"2"`)
+	writeRetry(t, nodes[waitReadyLeader(t, nodes)], "mtls/after", `"2"`)
 	waitFor(t, "the good node replicates", 10*time.Second, func() bool {
 		return configValue(good.store, "mtls/before") == `"1"` && configValue(good.store, "mtls/after") == `"2"`
 	})

@@ -26,6 +26,10 @@ type Runner struct {
 	mu     sync.Mutex
 	checks map[string]*checkState // by service/id
 	wake   chan struct{}
+	// committing is the status being committed per service/id: a
+	// heartbeat and the anti-entropy loop that both see the old status
+	// must not both propose the same change.
+	committing map[string]string
 }
 
 // checkState is what this node believes about one owned instance.
@@ -55,6 +59,7 @@ func NewRunner(deps Deps) *Runner {
 	return &Runner{
 		deps: deps, node: deps.Membership.NodeName(), logger: deps.Logger, m: newMetrics(deps.Registerer, deps.Store),
 		checks: map[string]*checkState{}, wake: make(chan struct{}, 1), prober: newProber(),
+		committing: map[string]string{},
 	}
 }
 
@@ -253,7 +258,15 @@ func (r *Runner) reconcile(ctx context.Context, owned []registry.Instance) bool 
 		if !ok || status == "" || status == in.Status {
 			continue
 		}
-		if err := r.commitStatus(ctx, in.Service, in.ID, in.Status, status, output); err != nil {
+		// owned may be a moment old: a heartbeat may have committed the
+		// change since. Compare with the replica as it is now.
+		tx := r.deps.Store.ReadTxn()
+		cur := tx.Instance(nil, in.Service, in.ID)
+		tx.Abort()
+		if cur == nil || cur.Status == status {
+			continue
+		}
+		if err := r.commitStatus(ctx, in.Service, in.ID, cur.Status, status, output); err != nil {
 			failed = true
 		}
 	}
@@ -261,6 +274,21 @@ func (r *Runner) reconcile(ctx context.Context, owned []registry.Instance) bool 
 }
 
 func (r *Runner) commitStatus(ctx context.Context, service, id, from, to, output string) error {
+	k := key(service, id)
+	r.mu.Lock()
+	if r.committing[k] == to {
+		r.mu.Unlock()
+		return nil // the same change is on its way
+	}
+	r.committing[k] = to
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		if r.committing[k] == to {
+			delete(r.committing, k)
+		}
+		r.mu.Unlock()
+	}()
 	b, err := r.deps.Codec.Encode(command.TypeSetStatus, &command.SetStatus{
 		Meta:    command.Meta{Actor: "system:health", Node: r.node, Time: r.deps.Now().UnixNano()},
 		Service: service, ID: id, Status: to, Output: output,
