@@ -17,24 +17,25 @@ import (
 
 // campaignRun is one run of a campaign.
 type campaignRun struct {
-	Nemesis string          `json:"nemesis"`
-	Round   int             `json:"round"`
-	Dir     string          `json:"dir"`
-	Exit    int             `json:"exit"`
-	Summary *runner.Summary `json:"-"`
-	Verdict string          `json:"verdict"`
-	Ops     int             `json:"ops"`
-	OK      int             `json:"ok"`
-	Fail    int             `json:"fail"`
-	Info    int             `json:"info"`
-	Avail   float64         `json:"availability"`
-	AvailF  float64         `json:"availability_during_faults"`
-	Faults  int             `json:"faults"`
-	Lost    int             `json:"lost"`
-	Unexp   int             `json:"unexpected"`
-	Lin     string          `json:"linearizable"`
-	Version string          `json:"nexus_version"`
-	Reasons []string        `json:"reasons,omitempty"`
+	Nemesis string              `json:"nemesis"`
+	Round   int                 `json:"round"`
+	Dir     string              `json:"dir"`
+	Exit    int                 `json:"exit"`
+	Summary *runner.Summary     `json:"-"`
+	Verdict string              `json:"verdict"`
+	Ops     int                 `json:"ops"`
+	OK      int                 `json:"ok"`
+	Fail    int                 `json:"fail"`
+	Info    int                 `json:"info"`
+	Avail   float64             `json:"availability"`
+	AvailF  float64             `json:"availability_during_faults"`
+	Faults  int                 `json:"faults"`
+	Lost    int                 `json:"lost"`
+	Unexp   int                 `json:"unexpected"`
+	Lin     string              `json:"linearizable"`
+	Audit   *runner.AuditCounts `json:"audit,omitempty"`
+	Version string              `json:"nexus_version"`
+	Reasons []string            `json:"reasons,omitempty"`
 }
 
 // cmdCampaign is `nexus-jepsen campaign`: rounds of one run per nemesis
@@ -60,6 +61,10 @@ func cmdCampaign(args []string, stdout, stderr io.Writer) int {
 	if err := f.finish(); err != nil {
 		fmt.Fprintf(stderr, "nexus-jepsen campaign: %v\n", err)
 		return exitUsage
+	}
+	if err := f.checkArchive(); err != nil {
+		fmt.Fprintf(stderr, "nexus-jepsen campaign: %v\n", err)
+		return exitUnknown
 	}
 	specs := strings.Split(*nemeses, ",")
 	for _, s := range specs {
@@ -122,7 +127,7 @@ func summarize(spec string, round int, dir string, exit int) campaignRun {
 	r.Summary, r.Verdict, r.Reasons, r.Version = s, s.Verdict, s.Reasons, s.Version
 	r.Ops, r.OK, r.Fail, r.Info = s.Counts.Total, s.Counts.OK, s.Counts.Fail, s.Counts.Info
 	r.Avail, r.AvailF = s.Stats.Availability.Ratio, s.Stats.AvailabilityFaults.Ratio
-	r.Lost, r.Unexp = s.Lost, s.Unexpect
+	r.Lost, r.Unexp, r.Audit = s.Lost, s.Unexpect, s.Audit
 	for _, n := range s.Schedule.Faults {
 		r.Faults += n
 	}
@@ -162,10 +167,19 @@ func campaignTable(results []campaignRun, elapsed time.Duration) string {
 		fmt.Fprintf(&b, "Binary under test: %s.\n", results[0].Version)
 	}
 	b.WriteString("\n")
-	b.WriteString("| nemesis | runs | valid | ops | ok | fail | info | faults | availability | during faults | lost | unexpected |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	audit := false
+	for _, r := range results {
+		audit = audit || r.Audit != nil
+	}
+	auditHead, auditSep := "", ""
+	if audit {
+		auditHead, auditSep = " audit rows | audit ok archived | audit lost | audit duplicated | audit unexpected |", "---|---|---|---|---|"
+	}
+	b.WriteString("| nemesis | runs | valid | ops | ok | fail | info | faults | availability | during faults | lost | unexpected |" + auditHead + "\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|" + auditSep + "\n")
 	var order []string
 	agg := map[string]*campaignRun{}
+	aggAudit := map[string]*runner.AuditCounts{}
 	valid := map[string]int{}
 	count := map[string]int{}
 	for _, r := range results {
@@ -188,16 +202,49 @@ func campaignTable(results []campaignRun, elapsed time.Duration) string {
 		a.Unexp += r.Unexp
 		a.Avail += r.Avail
 		a.AvailF += r.AvailF
+		if r.Audit != nil {
+			x := aggAudit[r.Nemesis]
+			if x == nil {
+				x = &runner.AuditCounts{}
+				aggAudit[r.Nemesis] = x
+			}
+			x.Rows += r.Audit.Rows
+			x.ArchivedOK += r.Audit.ArchivedOK
+			x.Lost += r.Audit.Lost
+			x.Duplicated += r.Audit.Duplicated
+			x.Unexpected += r.Audit.Unexpected
+		}
 	}
 	for _, n := range order {
 		a, k := agg[n], float64(count[n])
-		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d | %d | %d | %.3f | %.3f | %d | %d |\n", n, count[n], valid[n],
+		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d | %d | %d | %.3f | %.3f | %d | %d |", n, count[n], valid[n],
 			a.Ops, a.OK, a.Fail, a.Info, a.Faults, a.Avail/k, a.AvailF/k, a.Lost, a.Unexp)
+		if audit {
+			if x := aggAudit[n]; x != nil {
+				fmt.Fprintf(&b, " %d | %d | %d | %d | %d |", x.Rows, x.ArchivedOK, x.Lost, x.Duplicated, x.Unexpected)
+			} else {
+				b.WriteString(" - | - | - | - | - |")
+			}
+		}
+		b.WriteString("\n")
 	}
-	b.WriteString("\nRuns:\n\n| run | verdict | ops | ok/fail/info | faults | availability (faults) | linearizable | lost | notes |\n|---|---|---|---|---|---|---|---|---|\n")
+	auditHead, auditSep = "", ""
+	if audit {
+		auditHead, auditSep = " audit rows / ok archived / lost / dup / unexp |", "---|"
+	}
+	b.WriteString("\nRuns:\n\n| run | verdict | ops | ok/fail/info | faults | availability (faults) | linearizable | lost |" + auditHead +
+		" notes |\n|---|---|---|---|---|---|---|---|" + auditSep + "---|\n")
 	for _, r := range results {
-		fmt.Fprintf(&b, "| %s | %s | %d | %d/%d/%d | %d | %.3f (%.3f) | %s | %d | %s |\n", filepath.Base(r.Dir), r.Verdict, r.Ops,
-			r.OK, r.Fail, r.Info, r.Faults, r.Avail, r.AvailF, r.Lin, r.Lost, strings.Join(r.Reasons, "; "))
+		fmt.Fprintf(&b, "| %s | %s | %d | %d/%d/%d | %d | %.3f (%.3f) | %s | %d |", filepath.Base(r.Dir), r.Verdict, r.Ops,
+			r.OK, r.Fail, r.Info, r.Faults, r.Avail, r.AvailF, r.Lin, r.Lost)
+		if audit {
+			if x := r.Audit; x != nil {
+				fmt.Fprintf(&b, " %d / %d / %d / %d / %d |", x.Rows, x.ArchivedOK, x.Lost, x.Duplicated, x.Unexpected)
+			} else {
+				b.WriteString(" - |")
+			}
+		}
+		fmt.Fprintf(&b, " %s |\n", strings.Join(r.Reasons, "; "))
 	}
 	return b.String()
 }

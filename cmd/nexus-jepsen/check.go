@@ -2,14 +2,17 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 
 	"github.com/nexus/nexus/internal/jepsen/checker"
 	"github.com/nexus/nexus/internal/jepsen/history"
 	"github.com/nexus/nexus/internal/jepsen/nemesis"
 	"github.com/nexus/nexus/internal/jepsen/runner"
+	"github.com/nexus/nexus/internal/jepsen/workload"
 )
 
 // cmdCheck is `nexus-jepsen check DIR`: the checkers again, on a recorded
@@ -49,6 +52,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	out := struct {
 		Register *checker.RegisterResult `json:"register,omitempty"`
 		Set      *checker.SetResult      `json:"set,omitempty"`
+		Audit    *checker.AuditResult    `json:"audit,omitempty"`
 		Stats    checker.Stats           `json:"stats"`
 	}{Stats: checker.ComputeStats(ops, windows)}
 	valid, unknown := true, false
@@ -60,6 +64,15 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	if len(history.Filter(ops, "set")) > 0 {
 		out.Set = checker.CheckSet(ops, removals)
 		valid = valid && out.Set.Valid
+	}
+	if len(history.Filter(ops, "audit")) > 0 {
+		ar, err := workload.ReadArchive(dir)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			fmt.Fprintln(stderr, err)
+			return exitUnknown
+		}
+		out.Audit = checker.CheckAudit(ops, ar) // nil archive: no-final-read
+		valid = valid && out.Audit.Valid
 	}
 	b, _ := json.MarshalIndent(out, "", "  ")
 	fmt.Fprintf(stdout, "%s\n", b)

@@ -2,12 +2,18 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nexus/nexus/internal/jepsen/checker"
+	"github.com/nexus/nexus/internal/jepsen/history"
 	"github.com/nexus/nexus/internal/jepsen/runner"
+	"github.com/nexus/nexus/internal/jepsen/workload"
 )
 
 func TestInnerArgsRoundTrip(t *testing.T) {
@@ -48,7 +54,8 @@ func TestUsageErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"run", "--nemesis", "bogus"}, "unknown nemesis"},
-		{[]string{"run", "--workload", "audit"}, "audit archive"},
+		{[]string{"run", "--workload", "register,audit,bogus"}, "unknown workload"},
+		{[]string{"run", "--workload", "register", "--unsafe-audit-drop"}, "needs the audit workload"},
 		{[]string{"run", "--nodes", "12"}, "--nodes 12"},
 		{[]string{"frobnicate"}, "unknown command"},
 		{[]string{"campaign", "--nemeses", "kill,nope"}, "unknown nemesis"},
@@ -70,6 +77,115 @@ func TestCampaignTable(t *testing.T) {
 	}
 	s := campaignTable(rs, time.Minute)
 	for _, want := range []string{"| kill | 2 | 1 | 200 | 170 | 28 | 2 | 6 | 0.800 | 0.700 | 2 | 0 |", "| all | 1 | 1 |", "| kill-02 | invalid |", "set: lost"} {
+		if !strings.Contains(s, want) {
+			t.Fatalf("table lacks %q:\n%s", want, s)
+		}
+	}
+}
+
+// --workload audit is a workload like the others: accepted, carried to the
+// inner process.
+func TestAuditWorkloadFlags(t *testing.T) {
+	t.Parallel()
+	var f runFlags
+	fs := newFlagSet("run", &bytes.Buffer{})
+	f.register(fs)
+	if err := fs.Parse([]string{"--workload", "register,set,audit", "--nemesis", "kill", "--unsafe-audit-drop"}); err != nil {
+		t.Fatal(err)
+	}
+	f.cfg.OutDir = "o"
+	if err := f.finish(); err != nil {
+		t.Fatal(err)
+	}
+	ws, _, err := f.cfg.Validate()
+	if err != nil || len(ws) != 3 || ws[2].Name() != "audit" {
+		t.Fatalf("workloads %v, %v", ws, err)
+	}
+	if a, ok := ws[2].(workload.ArchiveUser); !ok || !a.NeedsArchive() {
+		t.Fatal("the audit workload does not ask for the archive")
+	}
+	var g runFlags
+	gs := newFlagSet(innerCommand, &bytes.Buffer{})
+	g.register(gs)
+	gs.StringVar(&g.cfg.OutDir, "out", "", "")
+	if err := gs.Parse(f.innerArgs("o")); err != nil || g.finish() != nil || g.cfg.Workloads != "register,set,audit" || !g.cfg.UnsafeAuditDrop {
+		t.Fatalf("inner workloads %q, unsafe drop %v (%v)", g.cfg.Workloads, g.cfg.UnsafeAuditDrop, err)
+	}
+	if ws, _, _ := g.cfg.Validate(); !ws[2].(*workload.Audit).UnsafeDrop {
+		t.Fatal("--unsafe-audit-drop did not reach the workload")
+	}
+}
+
+// `check DIR` re-checks a recorded audit run from history.jsonl and the
+// archive files: exit 0 when every acknowledged write has its row, 1 when
+// one is lost, 1 when the archive was never read.
+func TestCheckAuditRun(t *testing.T) {
+	t.Parallel()
+	ops := []history.Op{
+		{Index: 0, Workload: "audit", F: history.FWrite, Type: history.OK, Key: "jepsen/audit/k1", Value: 1, ReqID: "jp-x-1", Complete: 10},
+		{Index: 1, Workload: "audit", F: history.FBatch, Type: history.OK, Keys: []string{"jepsen/audit/k2", "jepsen/audit/k1"},
+			Values: []int64{2, 3}, ReqID: "jp-x-2", Complete: 20},
+		{Index: 2, Workload: "audit", F: history.FWrite, Type: history.Fail, Code: "no_leader", Key: "jepsen/audit/k1", Value: 4, ReqID: "jp-x-3", Complete: 30},
+		{Index: 3, Workload: "audit", F: history.FArchiveRead, Type: history.OK, Final: true, Value: 3, Complete: 40},
+	}
+	row := func(idx int64, pos int32, key string, v string, req string) checker.AuditRow {
+		return checker.AuditRow{ClusterID: "c", RaftIndex: idx, Position: pos, Actor: "anonymous", Action: "config set",
+			ResourceType: "config", Resource: key, Node: "n1", RequestID: req, Value: v}
+	}
+	good := []checker.AuditRow{row(5, 0, "jepsen/audit/k1", "1", "jp-x-1"), row(6, 0, "jepsen/audit/k2", "2", "jp-x-2"),
+		row(6, 1, "jepsen/audit/k1", "3", "jp-x-2")}
+	write := func(rows []checker.AuditRow, withArchive bool) string {
+		dir := t.TempDir()
+		var hb bytes.Buffer
+		for _, op := range ops {
+			b, _ := json.Marshal(op)
+			hb.Write(append(b, '\n'))
+		}
+		if err := os.WriteFile(filepath.Join(dir, runner.FileHistory), hb.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, runner.FileTimeline), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if withArchive {
+			ar := &checker.AuditArchive{Archiving: true, Watermark: checker.AuditKey{RaftIndex: 6, Position: 1}, Rows: rows}
+			if err := workload.WriteArchive(dir, ar); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return dir
+	}
+	for _, tc := range []struct {
+		name        string
+		rows        []checker.AuditRow
+		withArchive bool
+		code        int
+		want        string
+	}{
+		{"valid", good, true, exitValid, `"archived_ok": 2`},
+		{"lost write", good[1:], true, exitInvalid, `"lost": 1`},
+		{"row for a failed write", append(good[:3:3], row(7, 0, "jepsen/audit/k1", "4", "jp-x-3")), true, exitInvalid, "failed-archived"},
+		{"archive never read", nil, false, exitInvalid, "no-final-read"},
+	} {
+		var out, errw bytes.Buffer
+		if code := run([]string{"check", write(tc.rows, tc.withArchive)}, &out, &errw); code != tc.code || !strings.Contains(out.String(), tc.want) {
+			t.Errorf("%s: exit %d (want %d), output lacks %q:\n%s%s", tc.name, code, tc.code, tc.want, out.String(), errw.String())
+		}
+	}
+}
+
+func TestCampaignTableAudit(t *testing.T) {
+	t.Parallel()
+	rs := []campaignRun{
+		{Nemesis: "kill", Dir: "c/kill-01", Verdict: runner.VerdictValid, Ops: 100, OK: 90, Fail: 8, Info: 2, Avail: 0.9, AvailF: 0.8,
+			Audit: &runner.AuditCounts{Rows: 120, ArchivedOK: 60}},
+		{Nemesis: "kill", Dir: "c/kill-02", Verdict: runner.VerdictInvalid, Ops: 100, OK: 80, Fail: 20, Avail: 0.7, AvailF: 0.6,
+			Audit: &runner.AuditCounts{Rows: 100, ArchivedOK: 50, Lost: 1}, Reasons: []string{"audit: lost"}},
+		{Nemesis: "pause", Dir: "c/pause-01", Verdict: runner.VerdictValid, Ops: 10, OK: 10, Avail: 1, AvailF: 1},
+	}
+	s := campaignTable(rs, time.Minute)
+	for _, want := range []string{"audit lost |", "| kill | 2 | 1 | 200 | 170 | 28 | 2 | 0 | 0.800 | 0.700 | 0 | 0 | 220 | 110 | 1 | 0 | 0 |",
+		"| pause | 1 | 1 | 10 | 10 | 0 | 0 | 0 | 1.000 | 1.000 | 0 | 0 | - | - | - | - | - |", "| kill-02 | invalid | 100 | 80/20/0 | 0 | 0.700 (0.600) |  | 0 | 100 / 50 / 1 / 0 / 0 | audit: lost |"} {
 		if !strings.Contains(s, want) {
 			t.Fatalf("table lacks %q:\n%s", want, s)
 		}

@@ -36,6 +36,10 @@ func cmdRun(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "nexus-jepsen run: %v\n", err)
 		return exitUsage
 	}
+	if err := f.checkArchive(); err != nil {
+		fmt.Fprintf(stderr, "nexus-jepsen run: %v\n", err)
+		return exitUnknown
+	}
 	code, _ := supervise(&f, *out, stderr)
 	return code
 }
@@ -91,6 +95,10 @@ func cmdInner(args []string, stderr io.Writer) int {
 	fmt.Fprintf(stderr, "nexus-jepsen: %s: ops %d (ok %d, fail %d, info %d), availability %.3f (during faults %.3f), lost %d, unexpected %d; %s\n",
 		sum.Verdict, sum.Counts.Total, sum.Counts.OK, sum.Counts.Fail, sum.Counts.Info, sum.Stats.Availability.Ratio,
 		sum.Stats.AvailabilityFaults.Ratio, sum.Lost, sum.Unexpect, filepath.Join(f.cfg.OutDir, runner.FileSummary))
+	if a := sum.Audit; a != nil {
+		fmt.Fprintf(stderr, "nexus-jepsen: audit: %d rows; %d writes checked (ok %d, info %d): %d ok archived once, %d info applied; lost %d, duplicated %d, unexpected %d\n",
+			a.Rows, a.Writes, a.OK, a.Info, a.ArchivedOK, a.ArchivedInfo, a.Lost, a.Duplicated, a.Unexpected)
+	}
 	for _, r := range sum.Reasons {
 		fmt.Fprintf(stderr, "nexus-jepsen:   %s\n", r)
 	}

@@ -140,3 +140,45 @@ func TestConfigCalls(t *testing.T) {
 		t.Fatalf("requests:\n%s\nwant:\n%s", strings.Join(seen, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+func TestAuditCalls(t *testing.T) {
+	t.Parallel()
+	var seen []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		buf := new(strings.Builder)
+		_, _ = io.Copy(buf, r.Body)
+		seen = append(seen, r.Method+" "+r.URL.RequestURI()+" "+buf.String()+" id="+r.Header.Get("X-Request-ID"))
+		switch {
+		case r.URL.Path == "/config":
+			_, _ = w.Write([]byte(`{"entries":[{"key":"k1","value":1,"modify_index":7},{"key":"k2","value":2,"modify_index":7}]}`))
+		default:
+			_, _ = w.Write([]byte(`{"on_full":"reject","archive":"auto","archiving":true,"attached":true,` +
+				`"backlog":{"records":3,"newest":{"raft_index":12,"position":1}},"watermark":{"raft_index":11,"position":0}}`))
+		}
+	}))
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	c := New(Options{Timeout: time.Second, MaxConnsPerNode: 1, StaleReads: true})
+	defer c.Close()
+	ctx := context.Background()
+	r := c.WriteConfigBatch(ctx, addr, []string{"k1", "k2"}, []int64{1, 2})
+	if r.Type != history.OK || len(r.Entries) != 2 || r.Entries[1].Key != "k2" || r.Entries[0].ModifyIndex != 7 || r.RequestID == "" {
+		t.Fatalf("batch %+v", r)
+	}
+	st, err := c.AuditSettings(ctx, addr)
+	if err != nil || !st.Archiving || !st.Attached || st.Backlog.Records != 3 || st.Backlog.Newest != (AuditKey{12, 1}) ||
+		!st.Watermark.Less(st.Backlog.Newest) {
+		t.Fatalf("settings %+v %v", st, err)
+	}
+	if err := c.SetAuditSettings(ctx, addr, []byte(`{"max_records":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		`POST /config {"entries":[{"key":"k1","value":1},{"key":"k2","value":2}]} id=` + r.RequestID,
+		"GET /audit/settings?consistent  id=" + c.prefix + "2", // consistent even with StaleReads
+		`PUT /audit/settings {"max_records":1} id=` + RequestIDHarness,
+	}
+	if strings.Join(seen, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("requests:\n%s\nwant:\n%s", strings.Join(seen, "\n"), strings.Join(want, "\n"))
+	}
+}

@@ -226,3 +226,95 @@ func (c *Client) Post(ctx context.Context, addr, path string) Result {
 func (c *Client) Delete(ctx context.Context, addr, path string) Result {
 	return c.Do(ctx, Write, http.MethodDelete, addr, path, nil)
 }
+
+// BatchResult is the outcome of an atomic multi-key config write.
+type BatchResult struct {
+	Result
+	Entries []Entry // after an acknowledged write, in request order
+}
+
+// WriteConfigBatch sets keys[i] to values[i] in one atomic write (POST
+// /config with entries: one Raft entry, one audit record per key in
+// request order).
+func (c *Client) WriteConfigBatch(ctx context.Context, addr string, keys []string, values []int64) BatchResult {
+	type entry struct {
+		Key   string `json:"key"`
+		Value int64  `json:"value"`
+	}
+	req := struct {
+		Entries []entry `json:"entries"`
+	}{}
+	for i := range keys {
+		req.Entries = append(req.Entries, entry{keys[i], values[i]})
+	}
+	body, _ := json.Marshal(req)
+	r := BatchResult{Result: c.Do(ctx, Write, http.MethodPost, addr, "/config", body)}
+	if r.Type == history.OK && r.Status/100 == 2 {
+		var out struct {
+			Entries []Entry `json:"entries"`
+		}
+		if err := json.Unmarshal(r.Body, &out); err != nil {
+			// Applied even so (2xx): the entries stay unknown.
+			r.Code, r.Err = CodeHTTP, fmt.Sprintf("malformed entries %q: %v", r.Body, err)
+		}
+		r.Entries = out.Entries
+	}
+	return r
+}
+
+// AuditKey is a position in the audit stream.
+type AuditKey struct {
+	RaftIndex uint64 `json:"raft_index"`
+	Position  uint32 `json:"position"`
+}
+
+// Less reports whether k sorts before o.
+func (k AuditKey) Less(o AuditKey) bool {
+	return k.RaftIndex < o.RaftIndex || (k.RaftIndex == o.RaftIndex && k.Position < o.Position)
+}
+
+// AuditSettings is the part of GET /audit/settings the audit workload uses.
+type AuditSettings struct {
+	OnFull    string `json:"on_full"`
+	Archive   string `json:"archive"`
+	Archiving bool   `json:"archiving"`
+	Attached  bool   `json:"attached"`
+	Backlog   struct {
+		Records int64    `json:"records"`
+		Newest  AuditKey `json:"newest"`
+		Dropped uint64   `json:"dropped"`
+		Evicted uint64   `json:"evicted"`
+	} `json:"backlog"`
+	Watermark AuditKey `json:"watermark"`
+}
+
+// AuditSettings reads GET /audit/settings?consistent (linearizable, even
+// with Options.StaleReads: this is the harness's bookkeeping, not a read
+// under test), so an empty backlog means that every write acknowledged
+// before the call is archived.
+func (c *Client) AuditSettings(ctx context.Context, addr string) (AuditSettings, error) {
+	var st AuditSettings
+	r := c.Do(ctx, Read, http.MethodGet, addr, "/audit/settings?consistent", nil)
+	if r.Type != history.OK || r.Status != http.StatusOK {
+		return st, fmt.Errorf("%s /audit/settings: %d %s %s", addr, r.Status, r.Code, r.Err)
+	}
+	if err := json.Unmarshal(r.Body, &st); err != nil {
+		return st, fmt.Errorf("%s /audit/settings: %v", addr, err)
+	}
+	return st, nil
+}
+
+// RequestIDHarness is the X-Request-ID of the harness's own writes
+// (not a workload's: the audit checker ignores their records).
+const RequestIDHarness = "jepsen-harness"
+
+// SetAuditSettings changes the cluster's audit settings (PUT
+// /audit/settings with body, e.g. {"max_records":1,"on_full":"drop_oldest"}),
+// with the request id RequestIDHarness.
+func (c *Client) SetAuditSettings(ctx context.Context, addr string, body []byte) error {
+	r := c.DoID(ctx, Write, http.MethodPut, addr, "/audit/settings", body, RequestIDHarness)
+	if r.Type != history.OK {
+		return fmt.Errorf("%s PUT /audit/settings: %s %d %s %s", addr, r.Type, r.Status, r.Code, r.Err)
+	}
+	return nil
+}

@@ -31,22 +31,29 @@ const (
 	FAdd     = "add"      // set: register an instance
 	FRemove  = "remove"   // set: deregister an instance
 	FSetRead = "set-read" // set: consistent read of all instances
+	FBatch   = "batch"    // audit: atomic multi-key config write (POST /config with entries)
+	// FArchiveRead is the audit workload's final read of PostgreSQL's
+	// audit_events (Value: the number of rows; the rows go to
+	// audit_events.jsonl).
+	FArchiveRead = "archive-read"
 )
 
 // Op is one completed client operation.
 type Op struct {
 	Index    int    `json:"index"`    // position in the history (completion order)
 	Process  int    `json:"process"`  // logical client; a new one after every info
-	Workload string `json:"workload"` // register, set
+	Workload string `json:"workload"` // register, set, audit
 	F        string `json:"f"`
 	Node     string `json:"node"` // node the request went to
 	Type     Type   `json:"type"`
 	Invoke   int64  `json:"invoke"`   // ns since the run started
 	Complete int64  `json:"complete"` // ns since the run started
 
-	Key    string  `json:"key,omitempty"`
-	Value  int64   `json:"value,omitempty"`  // value written, element added/removed
-	Expect *uint64 `json:"expect,omitempty"` // CAS: the expected modify_index (0 = absent)
+	Key    string   `json:"key,omitempty"`
+	Value  int64    `json:"value,omitempty"`  // value written, element added/removed
+	Expect *uint64  `json:"expect,omitempty"` // CAS: the expected modify_index (0 = absent)
+	Keys   []string `json:"keys,omitempty"`   // batch: the keys written, in request order
+	Values []int64  `json:"values,omitempty"` // batch: the value written to each key
 
 	// Results.
 	Present  bool    `json:"present,omitempty"`      // read: the key exists
@@ -56,7 +63,7 @@ type Op struct {
 	Final    bool    `json:"final,omitempty"`        // set-read/read after every fault healed
 
 	Status int    `json:"status,omitempty"` // HTTP status, 0 if none
-	ReqID  string `json:"req_id,omitempty"` // X-Request-ID: grep the node logs for it
+	ReqID  string `json:"req_id,omitempty"` // X-Request-ID: grep the node logs for it; audit records carry it
 	Code   string `json:"code,omitempty"`   // API error code or a client error class
 	Error  string `json:"error,omitempty"`
 }

@@ -165,6 +165,14 @@ func newLockedTopology(spec Spec) (*Topology, error) {
 
 func lockPath(id string) string { return filepath.Join(LockDir, id+".lock") }
 
+// ScratchDir is a directory a run may use for files that must not outlive
+// its topology (the audit workload's PostgreSQL): Close removes it, and so
+// does CleanStale for a harness that died. Nothing creates it beforehand.
+func ScratchDir(id string) string { return filepath.Join(os.TempDir(), "nexus-jepsen-"+id) }
+
+// Scratch is the topology's ScratchDir.
+func (t *Topology) Scratch() string { return ScratchDir(t.ID) }
+
 func exists(ns string) bool {
 	_, err := os.Stat(filepath.Join("/var/run/netns", ns))
 	return err == nil
@@ -221,6 +229,7 @@ func (t *Topology) Close(ctx context.Context) error {
 		return errors.New("netns: Close called on a topology this process does not own")
 	}
 	err := removeNamespaces(ctx, t.Namespaces())
+	_ = os.RemoveAll(ScratchDir(t.ID))
 	_ = os.Remove(lockPath(t.ID))
 	t.lock.Close()
 	t.lock = nil

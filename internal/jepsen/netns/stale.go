@@ -45,6 +45,7 @@ func CleanStale(ctx context.Context, logf func(string, ...any)) ([]string, error
 		if err := removeNamespaces(ctx, names); err != nil {
 			errs = append(errs, err)
 		}
+		_ = os.RemoveAll(ScratchDir(id))
 		_ = os.Remove(lockPath(id))
 		removed = append(removed, names...)
 	}

@@ -36,6 +36,11 @@ type Config struct {
 	// must fail under partitions, to show that the checkers catch stale
 	// reads end to end. Never valid evidence about Nexus.
 	StaleReads bool
+	// UnsafeAuditDrop makes the audit workload set the backlog to drop
+	// records before they are archived (max_records=1, drop_oldest): a run
+	// that must fail, to show that the audit checker catches a lossy
+	// archive end to end. Never valid evidence about Nexus.
+	UnsafeAuditDrop bool
 }
 
 // Defaults of Config.
@@ -96,6 +101,17 @@ func (c *Config) Validate() ([]workload.Workload, []nemesis.Nemesis, error) {
 	ws, err := workload.Parse(c.Workloads)
 	if err != nil {
 		errs = append(errs, err)
+	}
+	if c.UnsafeAuditDrop {
+		found := false
+		for _, w := range ws {
+			if a, ok := w.(*workload.Audit); ok {
+				a.UnsafeDrop, found = true, true
+			}
+		}
+		if !found && err == nil {
+			errs = append(errs, errors.New("--unsafe-audit-drop needs the audit workload"))
+		}
 	}
 	ns, err := nemesis.Parse(c.Nemesis)
 	if err != nil {

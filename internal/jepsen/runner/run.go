@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/nexus/nexus/internal/jepsen/history"
 	"github.com/nexus/nexus/internal/jepsen/nemesis"
 	"github.com/nexus/nexus/internal/jepsen/netns"
+	"github.com/nexus/nexus/internal/jepsen/pgserver"
 	"github.com/nexus/nexus/internal/jepsen/workload"
 	"github.com/nexus/nexus/internal/proccluster"
 )
@@ -30,6 +32,7 @@ const (
 	FileRegister = "register.html"
 	DirNodes     = "nodes"
 	FileWrapper  = "nexus-netns.sh"
+	FilePostgres = "postgres.log" // the audit archive's server log
 )
 
 // startTimeout bounds starting the cluster and electing the first leader.
@@ -64,9 +67,22 @@ func Run(ctx context.Context, topo *netns.Topology, cfg Config, log *slog.Logger
 	}
 	sctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
+	agentArgs := slices.Clone(cfg.AgentArgs)
+	var pgURL string
+	if needsArchive(ws) {
+		pg, err := startArchive(sctx, topo, log)
+		if err != nil {
+			return nil, err
+		}
+		defer pg.Close(context.Background(), filepath.Join(cfg.OutDir, FilePostgres))
+		sum.Files["postgres"] = FilePostgres
+		sum.Archive = pg.URL()
+		pgURL = pg.LocalURL()
+		agentArgs = append(agentArgs, "--postgres-url="+pg.URL())
+	}
 	pc, err := proccluster.Start(sctx, proccluster.Options{
 		Binary: wrapper, Nodes: len(topo.Nodes), BaseIP: topo.Prefix, Dir: filepath.Join(cfg.OutDir, DirNodes),
-		ExtraArgs: cfg.AgentArgs, StartTimeout: startTimeout,
+		ExtraArgs: agentArgs, StartTimeout: startTimeout,
 		Logf: func(format string, args ...any) { log.Info(fmt.Sprintf(format, args...)) },
 	})
 	if err != nil {
@@ -92,7 +108,6 @@ func Run(ctx context.Context, topo *netns.Topology, cfg Config, log *slog.Logger
 	} else {
 		log.Info("cluster ready", "leader", leader)
 	}
-	cancel()
 
 	histFile, err := os.Create(filepath.Join(cfg.OutDir, FileHistory))
 	if err != nil {
@@ -116,9 +131,18 @@ func Run(ctx context.Context, topo *netns.Topology, cfg Config, log *slog.Logger
 	for k := range ws {
 		envs[k] = &workload.Env{Nodes: nodes, Rec: rec,
 			Client:  client.New(client.Options{Timeout: cfg.ClientTimeout, MaxConnsPerNode: cfg.Clients, StaleReads: cfg.StaleReads}),
-			Clients: cfg.Clients, Seed: cfg.Seed + uint64(k), Logf: func(f string, a ...any) { log.Info(fmt.Sprintf(f, a...)) }}
+			Clients: cfg.Clients, Seed: cfg.Seed + uint64(k), Logf: func(f string, a ...any) { log.Info(fmt.Sprintf(f, a...)) },
+			PostgresURL: pgURL}
 		defer envs[k].Client.Close()
 	}
+	for k, w := range ws {
+		if p, ok := w.(workload.Preparer); ok {
+			if err := p.Prepare(sctx, envs[k]); err != nil {
+				return nil, fmt.Errorf("%s: %w", w.Name(), err)
+			}
+		}
+	}
+	cancel()
 
 	// The workloads and the nemesis run for Duration (or until interrupted).
 	runCtx, stopRun := context.WithTimeout(ctx, cfg.Duration)
@@ -244,6 +268,12 @@ func check(cfg Config, rec *history.Recorder, tl *nemesis.Timeline, ws []workloa
 			}
 		case *checker.SetResult:
 			sum.Lost, sum.Unexpect = len(d.Lost), len(d.Unexpected)
+		case *checker.AuditResult:
+			sum.Audit = NewAuditCounts(d)
+			if _, err := os.Stat(filepath.Join(cfg.OutDir, workload.FileAuditEvents)); err == nil {
+				sum.Files["audit_archive"] = workload.FileAuditArchive
+				sum.Files["audit_events"] = workload.FileAuditEvents
+			}
 		}
 		if !res.Valid {
 			invalid = true
@@ -266,6 +296,28 @@ func check(cfg Config, rec *history.Recorder, tl *nemesis.Timeline, ws []workloa
 	default:
 		sum.Verdict, sum.Valid = VerdictValid, true
 	}
+}
+
+// needsArchive reports whether a workload needs the PostgreSQL archive.
+func needsArchive(ws []workload.Workload) bool {
+	for _, w := range ws {
+		if a, ok := w.(workload.ArchiveUser); ok && a.NeedsArchive() {
+			return true
+		}
+	}
+	return false
+}
+
+// startArchive starts PostgreSQL in this (the harness) namespace, listening
+// on the bridge address, which every node namespace reaches (partitions
+// never cut the harness's address), with the node subnet trusted.
+func startArchive(ctx context.Context, topo *netns.Topology, log *slog.Logger) (*pgserver.Server, error) {
+	pg, err := pgserver.Start(ctx, pgserver.Options{Dir: topo.Scratch(), Listen: topo.HarnessIP,
+		Trust: topo.Prefix + "0/24", Logf: func(f string, a ...any) { log.Info(fmt.Sprintf(f, a...)) }})
+	if err != nil {
+		return nil, fmt.Errorf("starting PostgreSQL for the audit archive: %w", err)
+	}
+	return pg, nil
 }
 
 // binaryVersion asks the binary under test for its version.

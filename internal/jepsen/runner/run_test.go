@@ -8,18 +8,30 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/nexus/nexus/internal/jepsen/pgserver"
+	"github.com/nexus/nexus/internal/jepsen/workload"
 )
 
-// TestRunShort runs the whole harness briefly: both workloads, kill and
-// partition faults, three nodes. It must finish with a valid verdict and
-// write every output file.
+// TestRunShort runs the whole harness briefly: every workload (audit when
+// PostgreSQL is installed; required under CI=true or
+// NEXUS_PGTEST_REQUIRED=1), kill and partition faults, three nodes. It must
+// finish with a valid verdict and write every output file.
 func TestRunShort(t *testing.T) {
 	topo, bin := inside(t, 3)
 	if topo == nil {
 		return
 	}
 	out := t.TempDir()
-	cfg := Config{Binary: bin, OutDir: out, Workloads: "register,set", Nemesis: "kill,partition",
+	workloads, files := "register,set,audit", []string{FilePostgres, workload.FileAuditArchive, workload.FileAuditEvents}
+	if err := pgserver.Available(pgserver.BinDir()); err != nil {
+		if os.Getenv("CI") == "true" || os.Getenv("NEXUS_PGTEST_REQUIRED") == "1" {
+			t.Fatal(err)
+		}
+		t.Logf("without the audit workload: %v", err)
+		workloads, files = "register,set", nil
+	}
+	cfg := Config{Binary: bin, OutDir: out, Workloads: workloads, Nemesis: "kill,partition",
 		Duration: 25 * time.Second, Clients: 4, FaultFor: 4 * time.Second, QuietFor: 3 * time.Second, Seed: 7}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
@@ -37,7 +49,10 @@ func TestRunShort(t *testing.T) {
 	if sum.Counts.OK == 0 || sum.Schedule.Faults["kill"] == 0 || sum.Schedule.Faults["partition"] == 0 {
 		t.Fatalf("too little happened: counts %+v faults %v", sum.Counts, sum.Schedule.Faults)
 	}
-	for _, f := range []string{FileHistory, FileTimeline, FileSummary, FileRegister, "nodes/node1/agent.log"} {
+	if files != nil && (sum.Audit == nil || sum.Audit.ArchivedOK == 0 || sum.Audit.Rows < sum.Audit.ArchivedOK) {
+		t.Fatalf("audit: %+v", sum.Audit)
+	}
+	for _, f := range append([]string{FileHistory, FileTimeline, FileSummary, FileRegister, "nodes/node1/agent.log"}, files...) {
 		if st, err := os.Stat(filepath.Join(out, f)); err != nil || st.Size() == 0 {
 			t.Errorf("%s missing or empty: %v", f, err)
 		}

@@ -41,8 +41,10 @@ type Summary struct {
 	Nodes     []string                   `json:"nodes"`
 	Counts    checker.Counts             `json:"counts"` // ok/fail/info of every op
 	Stats     checker.Stats              `json:"stats"`
-	Lost      int                        `json:"lost"`       // set: acknowledged adds missing at the end
-	Unexpect  int                        `json:"unexpected"` // set: elements present that should not be
+	Lost      int                        `json:"lost"`              // set: acknowledged adds missing at the end
+	Unexpect  int                        `json:"unexpected"`        // set: elements present that should not be
+	Audit     *AuditCounts               `json:"audit,omitempty"`   // audit: the archive against the history
+	Archive   string                     `json:"archive,omitempty"` // audit: the agents' --postgres-url
 	Results   map[string]workload.Result `json:"workloads"`
 	Schedule  nemesis.ScheduleStats      `json:"nemesis"`
 	Windows   []checker.Window           `json:"fault_windows"`
@@ -50,6 +52,31 @@ type Summary struct {
 	Recovery  Recovery                   `json:"recovery"`
 	Errors    []string                   `json:"errors,omitempty"` // harness errors
 	Files     map[string]string          `json:"files"`
+}
+
+// AuditCounts are the audit workload's headline numbers (the full result is
+// in workloads.audit.details).
+type AuditCounts struct {
+	Rows         int `json:"rows"`          // rows of audit_events at the end
+	Writes       int `json:"writes"`        // writes checked (every workload's)
+	OK           int `json:"ok"`            // acknowledged writes
+	Info         int `json:"info"`          // writes with an unknown outcome
+	ArchivedOK   int `json:"archived_ok"`   // acknowledged writes with exactly their rows
+	ArchivedInfo int `json:"archived_info"` // info writes that turned out applied
+	Lost         int `json:"lost"`          // acknowledged writes without their rows
+	Duplicated   int `json:"duplicated"`    // writes archived twice, or a (raft_index, position) twice
+	Unexpected   int `json:"unexpected"`    // rows of failed or never-attempted writes
+	Anomalies    int `json:"anomalies"`     // every kind
+}
+
+// NewAuditCounts summarizes an audit result.
+func NewAuditCounts(r *checker.AuditResult) *AuditCounts {
+	c := &AuditCounts{Rows: r.Rows, Writes: r.Writes.Total, OK: r.Writes.OK, Info: r.Writes.Info, ArchivedOK: r.ArchivedOK,
+		ArchivedInfo: r.ArchivedInfo, Lost: r.Lost, Duplicated: r.Duplicated, Unexpected: r.Unexpected}
+	for _, n := range r.Counts {
+		c.Anomalies += n
+	}
+	return c
 }
 
 func (s *Summary) write(path string) error {
