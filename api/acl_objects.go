@@ -32,13 +32,7 @@ func (s *Server) listPolicies(ctx *fasthttp.RequestCtx, rc *reqCtx) {
 	if !s.aclEnabled(ctx) {
 		return
 	}
-	s.serveRead(ctx, rc, func(tx *registry.Tx, ws memdb.WatchSet) readResult {
-		out := tx.ACLPolicies(ws)
-		if out == nil {
-			out = []registry.ACLPolicy{}
-		}
-		return readResult{index: tx.TableIndex(ws, registry.TableACL), body: out}
-	})
+	serveACLList(s, ctx, rc, func(tx *registry.Tx, ws memdb.WatchSet) []registry.ACLPolicy { return tx.ACLPolicies(ws) })
 }
 
 // GET /acl/policies/{name}
@@ -46,13 +40,11 @@ func (s *Server) getPolicy(ctx *fasthttp.RequestCtx, rc *reqCtx) {
 	if !s.aclEnabled(ctx) {
 		return
 	}
-	name := rc.name
-	s.serveRead(ctx, rc, func(tx *registry.Tx, ws memdb.WatchSet) readResult {
-		p := tx.ACLPolicy(ws, name)
-		if p == nil {
-			return readResult{index: tx.TableIndex(ws, registry.TableACL), err: errNotFound(fmt.Sprintf("policy %q not found", name))}
+	s.serveACLObject(ctx, rc, "policy", func(tx *registry.Tx, ws memdb.WatchSet) (any, uint64) {
+		if p := tx.ACLPolicy(ws, rc.name); p != nil {
+			return p, p.ModifyIndex
 		}
-		return readResult{index: p.ModifyIndex, body: p}
+		return nil, 0
 	})
 }
 
@@ -70,11 +62,10 @@ func (s *Server) upsertPolicy(ctx *fasthttp.RequestCtx, rc *reqCtx, create bool)
 		return
 	}
 	if !create {
-		if b.Name != "" && b.Name != rc.name {
-			s.reject(ctx, errInvalid("name", "%q differs from the name %q of the path", b.Name, rc.name))
+		if e := nameFromPath(&b.Name, rc.name); e != nil {
+			s.reject(ctx, e)
 			return
 		}
-		b.Name = rc.name
 	}
 	p := registry.ACLPolicy{Name: b.Name, Description: b.Description, Rules: b.Rules}
 	if e := registry.ValidateACLPolicy(&p); e != nil {
@@ -110,13 +101,7 @@ func (s *Server) listRoles(ctx *fasthttp.RequestCtx, rc *reqCtx) {
 	if !s.aclEnabled(ctx) {
 		return
 	}
-	s.serveRead(ctx, rc, func(tx *registry.Tx, ws memdb.WatchSet) readResult {
-		out := tx.ACLRoles(ws)
-		if out == nil {
-			out = []registry.ACLRole{}
-		}
-		return readResult{index: tx.TableIndex(ws, registry.TableACL), body: out}
-	})
+	serveACLList(s, ctx, rc, func(tx *registry.Tx, ws memdb.WatchSet) []registry.ACLRole { return tx.ACLRoles(ws) })
 }
 
 // GET /acl/roles/{name}
@@ -124,13 +109,11 @@ func (s *Server) getRole(ctx *fasthttp.RequestCtx, rc *reqCtx) {
 	if !s.aclEnabled(ctx) {
 		return
 	}
-	name := rc.name
-	s.serveRead(ctx, rc, func(tx *registry.Tx, ws memdb.WatchSet) readResult {
-		r := tx.ACLRole(ws, name)
-		if r == nil {
-			return readResult{index: tx.TableIndex(ws, registry.TableACL), err: errNotFound(fmt.Sprintf("role %q not found", name))}
+	s.serveACLObject(ctx, rc, "role", func(tx *registry.Tx, ws memdb.WatchSet) (any, uint64) {
+		if r := tx.ACLRole(ws, rc.name); r != nil {
+			return r, r.ModifyIndex
 		}
-		return readResult{index: r.ModifyIndex, body: r}
+		return nil, 0
 	})
 }
 
@@ -147,11 +130,10 @@ func (s *Server) upsertRole(ctx *fasthttp.RequestCtx, rc *reqCtx, create bool) {
 		return
 	}
 	if !create {
-		if b.Name != "" && b.Name != rc.name {
-			s.reject(ctx, errInvalid("name", "%q differs from the name %q of the path", b.Name, rc.name))
+		if e := nameFromPath(&b.Name, rc.name); e != nil {
+			s.reject(ctx, e)
 			return
 		}
-		b.Name = rc.name
 	}
 	r := registry.ACLRole{Name: b.Name, Description: b.Description, Policies: b.Policies}
 	if e := registry.ValidateACLRole(&r); e != nil {
@@ -211,13 +193,13 @@ func (s *Server) listTokens(ctx *fasthttp.RequestCtx, rc *reqCtx) {
 	if !s.aclEnabled(ctx) {
 		return
 	}
-	s.serveRead(ctx, rc, func(tx *registry.Tx, ws memdb.WatchSet) readResult {
+	serveACLList(s, ctx, rc, func(tx *registry.Tx, ws memdb.WatchSet) []any {
 		ts := tx.ACLTokens(ws)
-		out := make([]any, 0, len(ts))
+		out := make([]any, len(ts))
 		for i := range ts {
-			out = append(out, fsm.TokenView(&ts[i]))
+			out[i] = fsm.TokenView(&ts[i])
 		}
-		return readResult{index: tx.TableIndex(ws, registry.TableACL), body: out}
+		return out
 	})
 }
 
@@ -226,13 +208,35 @@ func (s *Server) getToken(ctx *fasthttp.RequestCtx, rc *reqCtx) {
 	if !s.aclEnabled(ctx) {
 		return
 	}
-	id := rc.name
-	s.serveRead(ctx, rc, func(tx *registry.Tx, ws memdb.WatchSet) readResult {
-		t := tx.ACLToken(ws, id)
-		if t == nil {
-			return readResult{index: tx.TableIndex(ws, registry.TableACL), err: errNotFound(fmt.Sprintf("token %q not found", id))}
+	s.serveACLObject(ctx, rc, "token", func(tx *registry.Tx, ws memdb.WatchSet) (any, uint64) {
+		if t := tx.ACLToken(ws, rc.name); t != nil {
+			return fsm.TokenView(t), t.ModifyIndex
 		}
-		return readResult{index: t.ModifyIndex, body: fsm.TokenView(t)}
+		return nil, 0
+	})
+}
+
+// serveACLList answers a list of ACL objects (never null) at the ACL
+// tables' index.
+func serveACLList[T any](s *Server, ctx *fasthttp.RequestCtx, rc *reqCtx, list func(*registry.Tx, memdb.WatchSet) []T) {
+	s.serveRead(ctx, rc, func(tx *registry.Tx, ws memdb.WatchSet) readResult {
+		out := list(tx, ws)
+		if out == nil {
+			out = []T{}
+		}
+		return readResult{index: tx.TableIndex(ws, registry.TableACL), body: out}
+	})
+}
+
+// serveACLObject answers the ACL object of the path that lookup finds
+// (nil: 404 naming the kind).
+func (s *Server) serveACLObject(ctx *fasthttp.RequestCtx, rc *reqCtx, kind string, lookup func(*registry.Tx, memdb.WatchSet) (any, uint64)) {
+	s.serveRead(ctx, rc, func(tx *registry.Tx, ws memdb.WatchSet) readResult {
+		body, idx := lookup(tx, ws)
+		if body == nil {
+			return readResult{index: tx.TableIndex(ws, registry.TableACL), err: errNotFound(fmt.Sprintf("%s %q not found", kind, rc.name))}
+		}
+		return readResult{index: idx, body: body}
 	})
 }
 
@@ -327,4 +331,14 @@ func (s *Server) deleteToken(ctx *fasthttp.RequestCtx, rc *reqCtx) {
 		return
 	}
 	s.commit(ctx, rc, command.TypeACLTokenDelete, &command.ACLTokenDelete{Meta: s.meta(rc), Accessor: rc.name}, false)
+}
+
+// nameFromPath makes the path's name the object's: a body naming
+// another object is refused.
+func nameFromPath(body *string, path string) *apiError {
+	if *body != "" && *body != path {
+		return errInvalid("name", "%q differs from the name %q of the path", *body, path)
+	}
+	*body = path
+	return nil
 }
