@@ -9,7 +9,9 @@
 // CORS preflight → auth → rate limit → cache → pick an endpoint (balancer,
 // circuit breaker, outlier ejection) → proxy through a pooled
 // fasthttp.HostClient with retries → response plugins (cache store,
-// compression, CORS headers) → metrics and access log.
+// compression, CORS headers) → metrics and access log. On Linux, client
+// and upstream sockets are read and written with raw system calls through
+// the runtime's poller (rawconn_linux.go).
 //
 // State that must outlive a table rebuild (connection pools, breakers,
 // outlier detectors, rate-limit buckets, cached responses) lives in pools

@@ -43,6 +43,8 @@ type Gateway struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	bodies sync.Pool // *bytes.Buffer for request bodies read before proxying
+
 	wsConns atomic.Int64
 	connsMu sync.Mutex
 	conns   map[net.Conn]struct{}
@@ -96,6 +98,9 @@ func New(deps Deps) (*Gateway, error) {
 // Serve accepts gateway traffic on ln until Shutdown: TLS only when
 // Deps.TLS is set.
 func (g *Gateway) Serve(ln net.Listener) error {
+	if !g.opts.PlainSocketIO {
+		ln = rawListener{ln}
+	}
 	if g.tls != nil {
 		ln = tls.NewListener(ln, g.tls)
 	}
@@ -146,8 +151,14 @@ func (g *Gateway) newServer() *fasthttp.Server {
 		WriteBufferSize:       o.BufferSize,
 		// Slow-loris: ReadTimeout bounds the headers (and the first byte
 		// of a request); once they are in, the body gets ClientReadTimeout.
+		// A request without a body (no Content-Length, or 0) reads nothing
+		// more, so its deadline is left alone: one timer update and clock
+		// read less per request.
 		ReadTimeout: o.ClientHeaderTimeout,
-		HeaderReceived: func(*fasthttp.RequestHeader) fasthttp.RequestConfig {
+		HeaderReceived: func(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+			if cl := h.ContentLength(); cl == 0 || cl == -2 {
+				return fasthttp.RequestConfig{}
+			}
 			return fasthttp.RequestConfig{ReadTimeout: o.ClientReadTimeout}
 		},
 		WriteTimeout:                 o.ClientWriteTimeout,
@@ -157,7 +168,9 @@ func (g *Gateway) newServer() *fasthttp.Server {
 		DisablePreParseMultipartForm: true,
 		CloseOnShutdown:              true,
 		TCPKeepalive:                 true,
-		Logger:                       fasthttpLogger{g.logger},
+		// The gateway never calls ctx.Time(): no clock read per request.
+		LazyRequestTime: true,
+		Logger:          fasthttpLogger{g.logger},
 	}
 }
 
@@ -183,5 +196,8 @@ func (g *Gateway) badRequest(ctx *fasthttp.RequestCtx, err error) {
 type fasthttpLogger struct{ l *slog.Logger }
 
 func (f fasthttpLogger) Printf(format string, args ...any) {
+	if !f.l.Enabled(context.Background(), slog.LevelDebug) {
+		return // formatting costs even when the line is dropped
+	}
 	f.l.Debug("fasthttp", "msg", fmt.Sprintf(format, args...))
 }

@@ -49,6 +49,10 @@ type Options struct {
 	CacheMaxEntryBytes  int           // largest cacheable response body (1 MiB)
 	RateLimitMaxKeys    int           // keys tracked per rate-limited route (1M)
 	ShareInterval       time.Duration // cluster-scope rate-limit exchange period (1s)
+	// PlainSocketIO makes client and upstream connections use net.Conn's
+	// own reads and writes instead of raw system calls (rawconn_linux.go;
+	// false: raw on Linux).
+	PlainSocketIO bool
 }
 
 func (o *Options) setDefaults() {

@@ -1,7 +1,10 @@
 package gateway
 
 import (
+	"bytes"
 	"errors"
+	"io"
+	"net"
 	"os"
 
 	"github.com/valyala/fasthttp"
@@ -19,9 +22,14 @@ func (g *Gateway) proxy(ctx *fasthttp.RequestCtx, r *route, m router.Match[*rout
 	st.clientClose = prepareRequest(ctx, r, m)
 	// A body the server buffered completely can be sent again on a retry; a
 	// larger one streams and is retried only when nothing was sent.
+	readBody := false // the client's body was read here, which may have taken a while
 	if req.IsBodyStream() {
 		if cl := req.Header.ContentLength(); cl >= 0 && cl <= g.opts.MaxBufferedBody {
-			req.Body()
+			if err := g.bufferBody(req, cl); err != nil {
+				bodyFailed(ctx, st, err)
+				return false
+			}
+			readBody = true
 		}
 	}
 	streamed := req.IsBodyStream()
@@ -36,7 +44,15 @@ func (g *Gateway) proxy(ctx *fasthttp.RequestCtx, r *route, m router.Match[*rout
 	var tried uint64
 	var lastErr error
 	for attempt := 0; ; attempt++ {
-		now := g.now().UnixNano()
+		// One clock read serves the pick (breakers, outlier ejection) and
+		// the attempt's upstream duration; the first attempt reuses the
+		// request's start (match and plugins take microseconds) unless the
+		// body was read since.
+		t0 := st.start
+		if attempt > 0 || readBody {
+			t0 = g.now()
+		}
+		now := t0.UnixNano()
 		i := pick(r, hashKey, &tried, now)
 		if i < 0 {
 			if attempt == 0 {
@@ -59,7 +75,6 @@ func (g *Gateway) proxy(ctx *fasthttp.RequestCtx, r *route, m router.Match[*rout
 		ctx.Response.StreamBody = r.streamResponse
 
 		ep.up.inflight.Add(1)
-		t0 := g.now()
 		err := ep.up.hc.DoDeadline(req, &ctx.Response, deadline)
 		d := g.now().Sub(t0)
 		ep.up.inflight.Add(-1)
@@ -84,6 +99,42 @@ func (g *Gateway) proxy(ctx *fasthttp.RequestCtx, r *route, m router.Match[*rout
 			return false
 		}
 	}
+}
+
+// bufferBody reads a streamed request body of n bytes into the request. An
+// incomplete body (the client stalled past ClientReadTimeout, or went away)
+// is an error: fasthttp's Request.Body would forward what arrived, or the
+// text of the read error in its place.
+func (g *Gateway) bufferBody(req *fasthttp.Request, n int) error {
+	b, _ := g.bodies.Get().(*bytes.Buffer)
+	if b == nil {
+		b = new(bytes.Buffer)
+	}
+	b.Reset()
+	b.Grow(n)
+	err := req.BodyWriteTo(b) // reads the stream to its end and closes it
+	if err == nil && b.Len() != n {
+		err = io.ErrUnexpectedEOF // the stream ends early, without an error, when the client half-closes
+	}
+	if err == nil {
+		req.SetBody(b.Bytes())
+	}
+	if b.Cap() <= 64<<10 {
+		g.bodies.Put(b) // bigger ones are left to the collector
+	}
+	return err
+}
+
+// bodyFailed answers a request whose body could not be read, and closes
+// the connection: what is left of the body is unknown.
+func bodyFailed(ctx *fasthttp.RequestCtx, st *reqState, err error) {
+	st.code, st.clientClose = CodeBadRequest, true
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		writeError(ctx, fasthttp.StatusRequestTimeout, CodeBadRequest, "timed out reading the request body")
+		return
+	}
+	writeError(ctx, fasthttp.StatusBadRequest, CodeBadRequest, "the request body ended before its Content-Length")
 }
 
 // prepareRequest turns the client's request into the upstream request in

@@ -121,3 +121,20 @@ func TestGatewayErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestPlainSocketIO: the gateway proxies the same with net.Conn's own
+// socket calls (Options.PlainSocketIO) as with raw ones.
+func TestPlainSocketIO(t *testing.T) {
+	for _, plain := range []bool{false, true} {
+		e := newEnv(t, Options{PlainSocketIO: plain})
+		up := startUpstream(t, "a")
+		e.instance("web", "a", up.addr(), nil)
+		e.route(registry.Route{ID: "r", Paths: []string{"/p/"}, Service: "web", StripPath: true})
+		for range 3 {
+			r := e.do("POST", "", "/p/x", nil, strings.NewReader(strings.Repeat("b", 100<<10)))
+			if r.status != 200 || string(r.body) != "hello from a path=/x" {
+				t.Fatalf("plain=%v: %d %q", plain, r.status, r.body)
+			}
+		}
+	}
+}

@@ -95,7 +95,10 @@ func (p *upstreamPool) newClient(addr string) *fasthttp.HostClient {
 			if err != nil {
 				return nil, &dialError{err: err}
 			}
-			return c, nil
+			if o.PlainSocketIO {
+				return c, nil
+			}
+			return newRawConn(c, true), nil
 		},
 		NoDefaultUserAgentHeader: true,
 		MaxConns:                 o.MaxConnsPerUpstream,

@@ -6,9 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -27,6 +29,7 @@ type gatewayConfig struct {
 	raftPort     int
 	gossipPort   int
 	gomaxprocs   string
+	variants     []agentVariant // more agents measured alongside the default one
 	lock         string
 	dir          string
 	only         string
@@ -49,15 +52,20 @@ func parseGatewayFlags(args []string) (gatewayConfig, error) {
 	fs.IntVar(&c.raftPort, "raft-port", 29300, "Nexus Raft port")
 	fs.IntVar(&c.gossipPort, "gossip-port", 29301, "Nexus gossip port")
 	fs.StringVar(&c.gomaxprocs, "gomaxprocs", "", "GOMAXPROCS of the nexus agent (default: Go's)")
+	variants := fs.String("variants", defaultVariants, "more agents measured alongside, comma-separated NAME:VAR=VALUE[;VAR=VALUE] (environment of the agent; targets nexus-NAME and nexus-plugins-NAME, ports +10 each); empty: none")
 	fs.StringVar(&c.lock, "lock", "/tmp/nexus-bench.lock", "lock file held while measuring (waited for if present); empty: none")
 	fs.StringVar(&c.dir, "dir", "", "directory for nginx and nexus files (default: a temporary one)")
-	fs.StringVar(&c.only, "only", "", "comma-separated subset of targets: direct,nginx,nexus,nexus-plugins")
+	fs.StringVar(&c.only, "only", "", "comma-separated subset of targets: direct,nginx,nexus,nexus-plugins (and nexus-NAME,nexus-plugins-NAME of --variants)")
 	fs.StringVar(&c.serveUp, "serve-upstream", "", "internal: serve the benchmark upstream on this address")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
 	if c.serveUp != "" {
 		return c, nil
+	}
+	var err error
+	if c.variants, err = parseVariants(*variants); err != nil {
+		return c, err
 	}
 	if c.nexus == "" {
 		return c, errors.New("--nexus PATH is required")
@@ -133,16 +141,37 @@ func benchGateway(ctx context.Context, cfg gatewayConfig) error {
 	if err := waitHTTP(ctx, "http://"+cfg.nginxAddr+"/", 10*time.Second); err != nil {
 		return fmt.Errorf("nginx: %w", err)
 	}
-	token, nexusPID, err := startNexus(ctx, &procs, dir, cfg)
-	if err != nil {
-		return err
+	primary := nexusAgent{raftPort: cfg.raftPort, gossipPort: cfg.gossipPort,
+		httpAddr: cfg.httpAddr, gatewayAddr: cfg.gatewayAddr}
+	if cfg.gomaxprocs != "" {
+		primary.env = []string{"GOMAXPROCS=" + cfg.gomaxprocs}
+	}
+	agents := []nexusAgent{primary}
+	for i, v := range cfg.variants {
+		a, shift := primary, 10*(i+1)
+		a.suffix, a.env = "-"+v.name, append(append([]string(nil), primary.env...), v.env...)
+		a.raftPort, a.gossipPort = primary.raftPort+shift, primary.gossipPort+shift
+		if a.httpAddr, err = shiftPort(primary.httpAddr, shift); err != nil {
+			return err
+		}
+		if a.gatewayAddr, err = shiftPort(primary.gatewayAddr, shift); err != nil {
+			return err
+		}
+		agents = append(agents, a)
 	}
 	targets := []*target{
 		{name: "direct", url: "http://" + cfg.upstreamAddr + "/bench", pid: upPID},
 		{name: "nginx", url: "http://" + cfg.nginxAddr + "/bench", pid: nginxPID},
-		{name: "nexus", url: "http://" + cfg.gatewayAddr + "/plain/bench", pid: nexusPID},
-		{name: "nexus-plugins", url: "http://" + cfg.gatewayAddr + "/plugins/bench", pid: nexusPID,
-			headers: []string{"Authorization: Bearer " + token}},
+	}
+	for _, a := range agents {
+		token, pid, err := startNexus(ctx, &procs, dir, cfg, a)
+		if err != nil {
+			return err
+		}
+		targets = append(targets,
+			&target{name: "nexus" + a.suffix, url: "http://" + a.gatewayAddr + "/plain/bench", pid: pid},
+			&target{name: "nexus-plugins" + a.suffix, url: "http://" + a.gatewayAddr + "/plugins/bench", pid: pid,
+				headers: []string{"Authorization: Bearer " + token}})
 	}
 	if cfg.only != "" {
 		keep := map[string]bool{}
@@ -192,6 +221,54 @@ func benchGateway(ctx context.Context, cfg gatewayConfig) error {
 	unlock()
 	fmt.Print(gatewayMarkdown(cfg, targets))
 	return nil
+}
+
+// defaultVariants compares the gateway's socket I/O modes and a
+// single-threaded runtime (docs/gateway.md#measured).
+const defaultVariants = "plain:NEXUS_GATEWAY_SOCKET_IO=plain,gmp1:GOMAXPROCS=1"
+
+// agentVariant is an extra agent: the same binary with more environment.
+type agentVariant struct {
+	name string
+	env  []string
+}
+
+// parseVariants reads NAME:VAR=VALUE[;VAR=VALUE], comma-separated.
+func parseVariants(s string) ([]agentVariant, error) {
+	var out []agentVariant
+	seen := map[string]bool{}
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item == "" {
+			continue
+		}
+		name, envs, ok := strings.Cut(item, ":")
+		if !ok || name == "" || strings.ContainsAny(name, " /") || seen[name] {
+			return nil, fmt.Errorf("--variants: %q: want a unique NAME:VAR=VALUE[;VAR=VALUE]", item)
+		}
+		seen[name] = true
+		v := agentVariant{name: name}
+		for _, e := range strings.Split(envs, ";") {
+			if k, _, ok := strings.Cut(e, "="); !ok || k == "" {
+				return nil, fmt.Errorf("--variants: %q: %q is not VAR=VALUE", item, e)
+			}
+			v.env = append(v.env, e)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// shiftPort adds d to the port of a host:port address.
+func shiftPort(addr string, d int) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", err
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", addr, err)
+	}
+	return net.JoinHostPort(host, strconv.Itoa(p+d)), nil
 }
 
 func gatewayMarkdown(cfg gatewayConfig, targets []*target) string {

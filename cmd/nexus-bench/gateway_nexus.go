@@ -16,21 +16,26 @@ import (
 
 const benchJWTSecret = "nexus-bench-secret-0123456789"
 
+// nexusAgent is one measured agent: its target names end in suffix.
+type nexusAgent struct {
+	suffix                string
+	env                   []string // added to the agent's environment
+	raftPort, gossipPort  int
+	httpAddr, gatewayAddr string
+}
+
 // startNexus starts a dev agent, registers the upstream and two routes:
 // /plain/ without plugins and /plugins/ with a (never reached) rate limit
 // and JWT auth. It returns a valid token for /plugins/.
-func startNexus(ctx context.Context, procs *processes, dir string, cfg gatewayConfig) (string, int, error) {
-	var env []string
-	if cfg.gomaxprocs != "" {
-		env = append(env, "GOMAXPROCS="+cfg.gomaxprocs)
-	}
-	pid, err := procs.start(filepath.Join(dir, "nexus.log"), env, cfg.nexus, "agent", "--dev", "--node", "bench",
-		"--raft-port", strconv.Itoa(cfg.raftPort), "--gossip-port", strconv.Itoa(cfg.gossipPort),
-		"--http-addr", cfg.httpAddr, "--gateway-addr", cfg.gatewayAddr, "--log-level", "warn")
+func startNexus(ctx context.Context, procs *processes, dir string, cfg gatewayConfig, a nexusAgent) (string, int, error) {
+	env := a.env
+	pid, err := procs.start(filepath.Join(dir, "nexus"+a.suffix+".log"), env, cfg.nexus, "agent", "--dev", "--node", "bench"+a.suffix,
+		"--raft-port", strconv.Itoa(a.raftPort), "--gossip-port", strconv.Itoa(a.gossipPort),
+		"--http-addr", a.httpAddr, "--gateway-addr", a.gatewayAddr, "--log-level", "warn")
 	if err != nil {
 		return "", 0, err
 	}
-	api := "http://" + cfg.httpAddr
+	api := "http://" + a.httpAddr
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		res, err := http.Get(api + "/ready")
@@ -41,7 +46,7 @@ func startNexus(ctx context.Context, procs *processes, dir string, cfg gatewayCo
 			}
 		}
 		if time.Now().After(deadline) {
-			return "", 0, fmt.Errorf("nexus agent not ready after 30s (log: %s)", filepath.Join(dir, "nexus.log"))
+			return "", 0, fmt.Errorf("nexus agent not ready after 30s (log: %s)", filepath.Join(dir, "nexus"+a.suffix+".log"))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

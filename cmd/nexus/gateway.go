@@ -30,6 +30,7 @@ func startGateway(cfg *agentconfig.Config, store *registry.Store, exch gateway.E
 	gl := logger.With("component", "gateway")
 	gw, err := gateway.New(gateway.Deps{
 		Store: store, Node: cfg.Node, Logger: gl, AccessLog: access, Registerer: reg, Exchanger: exch, TLS: tlsConfig,
+		Options: gateway.Options{PlainSocketIO: cfg.GatewaySocketIO == "plain"},
 	})
 	if err != nil {
 		ln.Close()
@@ -40,7 +41,7 @@ func startGateway(cfg *agentconfig.Config, store *registry.Store, exch gateway.E
 			gl.Error("gateway stopped serving", "err", err)
 		}
 	}()
-	gl.Info("gateway started", "gateway_addr", cfg.GatewayAddr, "access_log", cfg.GatewayAccessLog, "tls", tlsConfig != nil)
+	gl.Info("gateway started", "gateway_addr", cfg.GatewayAddr, "access_log", cfg.GatewayAccessLog, "tls", tlsConfig != nil, "socket_io", cfg.GatewaySocketIO)
 	return gw, nil
 }
 

@@ -47,6 +47,7 @@ type Config struct {
 	PostgresURL     string   // audit archive; empty = off
 
 	GatewayAccessLog bool
+	GatewaySocketIO  string // raw|plain: how the gateway makes socket reads and writes
 	LogLevel         string // debug|info|warn|error
 	LogFormat        string // json|text
 
@@ -150,6 +151,7 @@ const (
 	defaultDevNode          = "dev"
 	defaultLogLevel         = "info"
 	defaultLogFormat        = "json"
+	defaultGatewaySocketIO  = "raw"
 	defaultHeartbeat        = 300 * time.Millisecond
 	defaultElection         = 300 * time.Millisecond
 	defaultLeaderLease      = 150 * time.Millisecond
@@ -176,6 +178,7 @@ func defaults() *Config {
 		GatewayAddr:            defaultGatewayAddr,
 		LogLevel:               defaultLogLevel,
 		LogFormat:              defaultLogFormat,
+		GatewaySocketIO:        defaultGatewaySocketIO,
 		RaftHeartbeatTimeout:   defaultHeartbeat,
 		RaftElectionTimeout:    defaultElection,
 		RaftLeaderLeaseTimeout: defaultLeaderLease,
@@ -307,6 +310,7 @@ func Load(args []string, getenv func(string) string, readFile func(string) ([]by
 
 	c.LogLevel = strings.ToLower(strings.TrimSpace(c.LogLevel))
 	c.LogFormat = strings.ToLower(strings.TrimSpace(c.LogFormat))
+	c.GatewaySocketIO = strings.ToLower(strings.TrimSpace(c.GatewaySocketIO))
 
 	if err := c.Validate(); err != nil {
 		var se *SettingError

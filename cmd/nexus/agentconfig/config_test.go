@@ -78,6 +78,7 @@ func TestDefaults(t *testing.T) {
 		GatewayAddr:            "127.0.0.1:8080",
 		LogLevel:               "info",
 		LogFormat:              "json",
+		GatewaySocketIO:        "raw",
 		RaftHeartbeatTimeout:   300 * time.Millisecond,
 		RaftElectionTimeout:    300 * time.Millisecond,
 		RaftLeaderLeaseTimeout: 150 * time.Millisecond,
@@ -289,6 +290,7 @@ bootstrap_expect: 3
 join: 10.0.0.3
 postgres_url: postgres://u:p@db:5432/nexus
 gateway_access_log: true
+gateway_socket_io: Plain
 log_level: WARN
 log_format: text
 raft_heartbeat_timeout: 1s
@@ -319,7 +321,7 @@ acl:
 	want := &Config{
 		Node: "n1", DataDir: "/data", Bind: "10.0.0.1", Advertise: "10.0.0.2", RaftPort: 7300, GossipPort: 7301,
 		HTTPAddr: "0.0.0.0:7500", GatewayAddr: ":7080", BootstrapExpect: 3, Join: []string{"10.0.0.3:8301"},
-		ConfigFile: "/c.yaml", PostgresURL: "postgres://u:p@db:5432/nexus", GatewayAccessLog: true,
+		ConfigFile: "/c.yaml", PostgresURL: "postgres://u:p@db:5432/nexus", GatewayAccessLog: true, GatewaySocketIO: "plain",
 		LogLevel: "warn", LogFormat: "text", RaftHeartbeatTimeout: time.Second, RaftElectionTimeout: 2 * time.Second,
 		RaftLeaderLeaseTimeout: 500 * time.Millisecond, RaftCommitTimeout: 10 * time.Millisecond,
 		RaftSnapshotThreshold: 100, RaftSnapshotInterval: time.Minute, MaxBodyBytes: 65536, ApplyTimeout: 3 * time.Second,
@@ -550,6 +552,7 @@ func TestValidationErrors(t *testing.T) {
 		{"join bad host", []string{"--join", "a b"}, nil, "join", `"a b"`},
 		{"log level", []string{"--log-level", "verbose"}, nil, "log_level", `"verbose" is not one of debug, info, warn, error`},
 		{"log format", []string{"--log-format", "xml"}, nil, "log_format", `"xml" is not one of json, text`},
+		{"gateway socket io", []string{"--gateway-socket-io", "fast"}, nil, "gateway_socket_io", `"fast" is not one of raw, plain`},
 		{"heartbeat zero", []string{"--raft-heartbeat-timeout", "0s"}, nil, "raft_heartbeat_timeout", "must be positive"},
 		{"heartbeat low", []string{"--raft-heartbeat-timeout", "10ms"}, nil, "raft_heartbeat_timeout", `"10ms" must be at least 50ms`},
 		{"election negative", []string{"--raft-election-timeout", "-1s"}, nil, "raft_election_timeout", "must be positive"},

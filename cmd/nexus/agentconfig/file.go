@@ -33,6 +33,7 @@ type fileSettings struct {
 	Join                   yaml.Node `yaml:"join"`
 	PostgresURL            yaml.Node `yaml:"postgres_url"`
 	GatewayAccessLog       yaml.Node `yaml:"gateway_access_log"`
+	GatewaySocketIO        yaml.Node `yaml:"gateway_socket_io"`
 	LogLevel               yaml.Node `yaml:"log_level"`
 	LogFormat              yaml.Node `yaml:"log_format"`
 	RaftHeartbeatTimeout   yaml.Node `yaml:"raft_heartbeat_timeout"`

@@ -85,6 +85,8 @@ func settingsTable() []setting {
 			field: func(c *Config) any { return &c.PostgresURL }},
 		{key: "gateway_access_log", kind: kindBool, usage: "log one JSON line per gateway request",
 			field: func(c *Config) any { return &c.GatewayAccessLog }},
+		{key: "gateway_socket_io", arg: "MODE", usage: "raw: gateway sockets read and written with raw system calls (less CPU per request; docs/gateway.md); plain: Go's net.Conn calls", def: defaultGatewaySocketIO,
+			field: func(c *Config) any { return &c.GatewaySocketIO }},
 		{key: "log_level", arg: "LEVEL", usage: "debug, info, warn or error", def: defaultLogLevel,
 			field: func(c *Config) any { return &c.LogLevel }},
 		{key: "log_format", arg: "FORMAT", usage: "json or text", def: defaultLogFormat,

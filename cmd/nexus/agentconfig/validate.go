@@ -93,6 +93,9 @@ func (c *Config) Validate() error {
 	if err := checkEnum("log_format", c.LogFormat, "json", "text"); err != nil {
 		return err
 	}
+	if err := checkEnum("gateway_socket_io", c.GatewaySocketIO, "raw", "plain"); err != nil {
+		return err
+	}
 
 	hb := c.RaftHeartbeatTimeout
 	if err := checkMin("raft_heartbeat_timeout", hb, minHeartbeat); err != nil {
