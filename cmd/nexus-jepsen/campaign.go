@@ -36,6 +36,15 @@ type campaignRun struct {
 	Audit   *runner.AuditCounts `json:"audit,omitempty"`
 	Version string              `json:"nexus_version"`
 	Reasons []string            `json:"reasons,omitempty"`
+	// Name labels the run in tables; "": the base name of Dir.
+	Name string `json:"-"`
+}
+
+func (r *campaignRun) label() string {
+	if r.Name != "" {
+		return r.Name
+	}
+	return filepath.Base(r.Dir)
 }
 
 // cmdCampaign is `nexus-jepsen campaign`: rounds of one run per nemesis
@@ -167,6 +176,13 @@ func campaignTable(results []campaignRun, elapsed time.Duration) string {
 		fmt.Fprintf(&b, "Binary under test: %s.\n", results[0].Version)
 	}
 	b.WriteString("\n")
+	b.WriteString(resultTables(results))
+	return b.String()
+}
+
+// resultTables renders the per-nemesis totals and the per-run lines.
+func resultTables(results []campaignRun) string {
+	var b strings.Builder
 	audit := false
 	for _, r := range results {
 		audit = audit || r.Audit != nil
@@ -235,7 +251,7 @@ func campaignTable(results []campaignRun, elapsed time.Duration) string {
 	b.WriteString("\nRuns:\n\n| run | verdict | ops | ok/fail/info | faults | availability (faults) | linearizable | lost |" + auditHead +
 		" notes |\n|---|---|---|---|---|---|---|---|" + auditSep + "---|\n")
 	for _, r := range results {
-		fmt.Fprintf(&b, "| %s | %s | %d | %d/%d/%d | %d | %.3f (%.3f) | %s | %d |", filepath.Base(r.Dir), r.Verdict, r.Ops,
+		fmt.Fprintf(&b, "| %s | %s | %d | %d/%d/%d | %d | %.3f (%.3f) | %s | %d |", r.label(), r.Verdict, r.Ops,
 			r.OK, r.Fail, r.Info, r.Faults, r.Avail, r.AvailF, r.Lin, r.Lost)
 		if audit {
 			if x := r.Audit; x != nil {

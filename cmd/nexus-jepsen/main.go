@@ -46,6 +46,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdCampaign(args[1:], stdout, stderr)
 	case "check":
 		return cmdCheck(args[1:], stdout, stderr)
+	case "report":
+		return cmdReport(args[1:], stdout, stderr)
 	case "clean":
 		return cmdClean(stderr)
 	case innerCommand:
@@ -64,6 +66,7 @@ func usage(w io.Writer) {
   nexus-jepsen run      [flags]   one run: cluster in network namespaces, clients, faults, check
   nexus-jepsen campaign [flags]   repeated runs per nemesis, results in campaign.md/.json
   nexus-jepsen check    DIR       re-check DIR/history.jsonl offline
+  nexus-jepsen report   DIR...    one set of campaign tables over several campaign folders
   nexus-jepsen clean              remove namespaces left by harnesses that died
 
 Run "nexus-jepsen run -h" or "nexus-jepsen campaign -h" for flags.

@@ -191,3 +191,49 @@ func TestCampaignTableAudit(t *testing.T) {
 		}
 	}
 }
+
+// TestReportMergesCampaigns: `report` sums the runs of several campaign
+// folders per nemesis, labels runs with their campaign, and exits 1 when
+// any run is invalid.
+func TestReportMergesCampaigns(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	write := func(name string, rs []campaignRun) string {
+		d := filepath.Join(root, name)
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(rs)
+		if err := os.WriteFile(filepath.Join(d, "campaign.json"), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	a := write("a", []campaignRun{
+		{Nemesis: "kill", Dir: "x/a/kill-01", Verdict: runner.VerdictValid, Ops: 100, OK: 90, Fail: 10, Avail: 0.9, AvailF: 0.8, Version: "nexus v1"},
+	})
+	b := write("b", []campaignRun{
+		{Nemesis: "kill", Dir: "y/b/kill-01", Verdict: runner.VerdictValid, Ops: 50, OK: 50, Avail: 0.7, AvailF: 0.6, Version: "nexus v2"},
+		{Nemesis: "pause", Dir: "y/b/pause-01", Verdict: runner.VerdictValid, Ops: 10, OK: 10, Avail: 1, AvailF: 1, Version: "nexus v2"},
+	})
+	var out, errw bytes.Buffer
+	if code := run([]string{"report", a, b}, &out, &errw); code != exitValid {
+		t.Fatalf("exit %d: %s", code, errw.String())
+	}
+	for _, want := range []string{"Report: 3 runs", "nexus v1, nexus v2", "| kill | 2 | 2 | 150 | 140 | 10 | 0 | 0 | 0.800 | 0.700 | 0 | 0 |",
+		"| pause | 1 | 1 |", "| a/kill-01 | valid |", "| b/kill-01 | valid |"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+	c := write("c", []campaignRun{{Nemesis: "all", Dir: "c/all-01", Verdict: runner.VerdictInvalid, Lost: 1}})
+	if code := run([]string{"report", a, c}, &out, &errw); code != exitInvalid {
+		t.Fatalf("report over an invalid run: exit %d", code)
+	}
+	if code := run([]string{"report", filepath.Join(root, "missing")}, &out, &errw); code == exitValid {
+		t.Fatal("report over a missing campaign exited 0")
+	}
+	if code := run([]string{"report"}, &out, &errw); code != exitUsage {
+		t.Fatalf("report without folders: exit %d", code)
+	}
+}
