@@ -17,6 +17,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/nexus/nexus/internal/proccluster"
+	"github.com/nexus/nexus/internal/tlsutil/certgen"
 )
 
 // securityConfig are the flags of `nexus-bench security`: the cost of TLS
@@ -237,11 +238,11 @@ func benchSecurity(ctx context.Context, cfg securityConfig) (rep *SecurityReport
 		defer os.RemoveAll(d)
 		dir = d
 	}
-	ca, err := newBenchCA("nexus-bench CA")
+	ca, err := certgen.NewCA("nexus-bench CA")
 	if err != nil {
 		return nil, err
 	}
-	clientCert, err := ca.keyPair("nexus-bench")
+	clientCert, err := ca.KeyPair("nexus-bench")
 	if err != nil {
 		return nil, err
 	}
@@ -288,7 +289,7 @@ func benchSecurity(ctx context.Context, cfg securityConfig) (rep *SecurityReport
 // benchSecurityAdmin starts the plain cluster (proccluster, as `nexus-bench
 // raft` does) and the secure one side by side, then measures config writes
 // on each in turn with raft.go's load generator.
-func benchSecurityAdmin(ctx context.Context, cfg securityConfig, dir string, ca *benchCA, clientCert tls.Certificate, rep *SecurityReport) error {
+func benchSecurityAdmin(ctx context.Context, cfg securityConfig, dir string, ca *certgen.CA, clientCert tls.Certificate, rep *SecurityReport) error {
 	pp := cfg.plainPorts()
 	opts := proccluster.Options{
 		ExtraArgs: cfg.agentArgs,

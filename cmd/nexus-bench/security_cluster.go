@@ -22,6 +22,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/nexus/nexus/internal/proccluster"
+	"github.com/nexus/nexus/internal/tlsutil/certgen"
 )
 
 // secProc is one child process of `nexus-bench security` that is not in a
@@ -141,7 +142,7 @@ func (s *secureCluster) close() {
 
 // startSecureCluster starts the nodes with the same arguments proccluster
 // gives the plain cluster, plus the security settings.
-func startSecureCluster(ctx context.Context, cfg securityConfig, dir string, ca *benchCA, clientCert tls.Certificate) (*secureCluster, error) {
+func startSecureCluster(ctx context.Context, cfg securityConfig, dir string, ca *certgen.CA, clientCert tls.Certificate) (*secureCluster, error) {
 	key, err := newGossipKey()
 	if err != nil {
 		return nil, err
@@ -150,7 +151,7 @@ func startSecureCluster(ctx context.Context, cfg securityConfig, dir string, ca 
 	if err := os.MkdirAll(tlsDir, 0o700); err != nil {
 		return nil, err
 	}
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: ca.pool()}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: ca.Pool()}
 	if cfg.mtls {
 		tc.Certificates = []tls.Certificate{clientCert}
 	}
@@ -183,7 +184,7 @@ func startSecureCluster(ctx context.Context, cfg securityConfig, dir string, ca 
 		}
 		// One certificate per node naming its IP: the address peers reach
 		// its admin API on, and the host of the Raft address they dial.
-		f, err := ca.writeFiles(tlsDir, nd.name, nd.name, ip)
+		f, err := writeTLSFiles(ca, tlsDir, nd.name, nd.name, ip)
 		if err != nil {
 			return s, err
 		}
@@ -200,11 +201,11 @@ func startSecureCluster(ctx context.Context, cfg securityConfig, dir string, ca 
 		args = append(args, joins...)
 		args = append(args, "--log-format", "json")
 		args = append(args,
-			"--tls-cert-file", f.cert, "--tls-key-file", f.key, "--tls-ca-file", f.ca,
+			"--tls-cert-file", f.Cert, "--tls-key-file", f.Key, "--tls-ca-file", f.CA,
 			"--encrypt", key,
 			"--acl-enabled")
 		if cfg.mtls {
-			args = append(args, "--tls-client-ca-file", f.ca)
+			args = append(args, "--tls-client-ca-file", f.CA)
 		}
 		args = append(args, cfg.agentArgs...)
 		s.nodes = append(s.nodes, nd)

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"github.com/nexus/nexus/internal/tlsutil/certgen"
 )
 
 // gwNode is a single-node (--dev) agent whose gateway is measured.
@@ -37,9 +39,9 @@ func (g *gatewayRun) close() {
 // only in gateway_tls_cert_file/gateway_tls_key_file, registers the
 // upstream on each and adds a route /plain/ without plugins, as
 // `nexus-bench gateway` does for its "nexus" target.
-func startGatewayNodes(ctx context.Context, cfg securityConfig, dir string, ca *benchCA) (g *gatewayRun, err error) {
+func startGatewayNodes(ctx context.Context, cfg securityConfig, dir string, ca *certgen.CA) (g *gatewayRun, err error) {
 	g = &gatewayRun{client: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
-		Proxy: nil, TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: ca.pool()},
+		Proxy: nil, TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: ca.Pool()},
 	}}}
 	defer func() {
 		if err != nil {
@@ -66,7 +68,7 @@ func startGatewayNodes(ctx context.Context, cfg securityConfig, dir string, ca *
 	if err := os.MkdirAll(tlsDir, 0o700); err != nil {
 		return g, err
 	}
-	f, err := ca.writeFiles(tlsDir, "gateway", "gateway", "127.0.0.1", "localhost")
+	f, err := writeTLSFiles(ca, tlsDir, "gateway", "gateway", "127.0.0.1", "localhost")
 	if err != nil {
 		return g, err
 	}
@@ -85,7 +87,7 @@ func startGatewayNodes(ctx context.Context, cfg securityConfig, dir string, ca *
 			"--http-addr", "127.0.0.1:" + strconv.Itoa(n.ports.http),
 			"--gateway-addr", "127.0.0.1:" + strconv.Itoa(n.ports.gateway), "--log-level", "warn"}
 		if n.https {
-			args = append(args, "--gateway-tls-cert-file", f.cert, "--gateway-tls-key-file", f.key)
+			args = append(args, "--gateway-tls-cert-file", f.Cert, "--gateway-tls-key-file", f.Key)
 		}
 		args = append(args, cfg.agentArgs...)
 		proc, err := startSecProc(node, filepath.Join(dir, node+".log"), cfg.nexus, args...)

@@ -1,16 +1,18 @@
 package main
 
 import (
-	"crypto/x509"
+	"crypto/tls"
 	"encoding/base64"
-	"encoding/pem"
 	"net"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttputil"
+
+	"github.com/nexus/nexus/internal/tlsutil/certgen"
 )
 
 func TestParseSecurityFlags(t *testing.T) {
@@ -78,41 +80,26 @@ func TestSecurityPortsDistinct(t *testing.T) {
 	}
 }
 
-func TestBenchCAIssuesNodeCertificates(t *testing.T) {
-	ca, err := newBenchCA("test CA")
+// The generation itself is certgen's (tested there); this checks the run's
+// layout: every node's files name the one shared ca.pem.
+func TestWriteTLSFiles(t *testing.T) {
+	ca, err := certgen.NewCA("test CA")
 	if err != nil {
 		t.Fatal(err)
-	}
-	certPEM, _, err := ca.issue("n1", "127.0.0.11", "localhost")
-	if err != nil {
-		t.Fatal(err)
-	}
-	blk, _ := pem.Decode(certPEM)
-	cert, err := x509.ParseCertificate(blk.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, usage := range []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth} {
-		if _, err := cert.Verify(x509.VerifyOptions{Roots: ca.pool(), KeyUsages: []x509.ExtKeyUsage{usage}}); err != nil {
-			t.Errorf("usage %v: %v", usage, err)
-		}
-	}
-	if err := cert.VerifyHostname("127.0.0.11"); err != nil {
-		t.Error(err)
-	}
-	if err := cert.VerifyHostname("127.0.0.12"); err == nil {
-		t.Error("certificate of 127.0.0.11 valid for 127.0.0.12")
-	}
-	other, _ := newBenchCA("other")
-	if _, err := cert.Verify(x509.VerifyOptions{Roots: other.pool()}); err == nil {
-		t.Error("verified against a foreign CA")
 	}
 	dir := t.TempDir()
-	f, err := ca.writeFiles(dir, "n1", "n1", "127.0.0.11")
-	if err != nil || !strings.HasSuffix(f.ca, "ca.pem") {
-		t.Fatalf("writeFiles: %+v %v", f, err)
+	f1, err := writeTLSFiles(ca, dir, "n1", "n1", "127.0.0.11")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := ca.keyPair("client"); err != nil {
+	f2, err := writeTLSFiles(ca, dir, "n2", "n2", "127.0.0.12")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f1.CA != filepath.Join(dir, "ca.pem") || f2.CA != f1.CA || f1.Cert != filepath.Join(dir, "n1.pem") || f1.Key != filepath.Join(dir, "n1-key.pem") {
+		t.Fatalf("files: %+v %+v", f1, f2)
+	}
+	if _, err := tls.LoadX509KeyPair(f2.Cert, f2.Key); err != nil {
 		t.Fatal(err)
 	}
 }
