@@ -1,10 +1,11 @@
-// Package pgserver runs the throwaway PostgreSQL 15 that the audit workload
-// of nexus-jepsen archives to. It is internal/pgtest's recipe (initdb, then
-// pg_ctl start with the socket and data in a fresh directory; as root every
+// Package pgserver runs a throwaway PostgreSQL 15: initdb, then pg_ctl start
+// with the socket and data in a fresh directory on a free port; as root every
 // server command runs as the "postgres" user through runuser, on a directory
-// it owns) without the testing dependency, plus what the harness needs: the
-// server listens on the harness namespace's bridge address so that the agents
-// in the node namespaces reach it, and pg_hba.conf trusts the node subnet.
+// it owns. It is the one implementation behind internal/pgtest (tests, on
+// 127.0.0.1) and the audit workload of nexus-jepsen, which also needs the
+// server to listen on the harness namespace's bridge address, so that the
+// agents in the node namespaces reach it, with pg_hba.conf trusting the node
+// subnet.
 //
 // The harness starts it from inside its own namespace, so the server lives
 // there: when a harness dies, removing its namespaces (netns.Topology.Close,
@@ -23,13 +24,14 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 )
 
 // DefaultBinDir is where Debian's postgresql-15 package puts the binaries
-// (the same default as internal/pgtest; $NEXUS_PG_BIN overrides it).
+// ($NEXUS_PG_BIN overrides it).
 const DefaultBinDir = "/usr/lib/postgresql/15/bin"
 
 // Database is the database the agents archive to.
@@ -46,6 +48,12 @@ type Options struct {
 	// Trust is the CIDR allowed to connect without a password besides
 	// loopback (the node subnet, e.g. 10.77.0.0/24).
 	Trust string
+	// Database is created once the server is up (empty: none).
+	Database string
+	// Durable keeps fsync on (for measurements). Off by default: what runs
+	// on these servers does not test PostgreSQL's durability, and fsync off
+	// keeps them cheap on a shared machine.
+	Durable bool
 	// BinDir holds initdb, pg_ctl and postgres (default $NEXUS_PG_BIN or
 	// DefaultBinDir).
 	BinDir string
@@ -53,13 +61,15 @@ type Options struct {
 	Logf func(format string, args ...any)
 }
 
-// Server is one running PostgreSQL server.
+// Server is one PostgreSQL server, running from Start until Stop or Close.
 type Server struct {
-	opts Options
-	data string
-	log  string
-	Port int
-	asPG bool
+	opts   Options
+	data   string
+	log    string
+	listen string // listen_addresses
+	Port   int
+	asPG   bool
+	mu     sync.Mutex // serializes Start and Stop
 }
 
 // BinDir returns the directory of the PostgreSQL binaries to use.
@@ -80,8 +90,8 @@ func Available(binDir string) error {
 	return nil
 }
 
-// Start initializes and starts a server and creates Database. On error it
-// removes what it made.
+// Start initializes and starts a server and creates opts.Database. On error
+// it removes what it made.
 func Start(ctx context.Context, opts Options) (*Server, error) {
 	if opts.BinDir == "" {
 		opts.BinDir = BinDir()
@@ -93,14 +103,14 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{opts: opts, data: filepath.Join(opts.Dir, "data"), log: filepath.Join(opts.Dir, "postgres.log")}
-	if err := s.start(ctx); err != nil {
+	if err := s.init(ctx); err != nil {
 		s.Close(ctx, "")
 		return nil, err
 	}
 	return s, nil
 }
 
-func (s *Server) start(ctx context.Context) error {
+func (s *Server) init(ctx context.Context) error {
 	t0 := time.Now()
 	if err := os.MkdirAll(s.opts.Dir, 0o755); err != nil {
 		return err
@@ -145,29 +155,85 @@ func (s *Server) start(ctx context.Context) error {
 		return err
 	}
 	s.Port = port
-	listen := "127.0.0.1"
-	if s.opts.Listen != "" && s.opts.Listen != listen {
-		listen += "," + s.opts.Listen
+	s.listen = "127.0.0.1"
+	if s.opts.Listen != "" && s.opts.Listen != s.listen {
+		s.listen += "," + s.opts.Listen
 	}
-	// The archive's durability is not under test (PostgreSQL is never
-	// faulted): fsync off keeps it cheap on a shared machine.
-	o := fmt.Sprintf("-p %d -k %s -c listen_addresses=%s -c max_connections=200 -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
-		port, s.opts.Dir, listen)
-	if err := s.run(ctx, time.Minute, "pg_ctl", "-D", s.data, "-l", s.log, "-w", "-t", "60", "-o", o, "start"); err != nil {
+	if err := s.pgCtlStart(ctx); err != nil {
 		return err
 	}
-	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(cctx, s.localURL("postgres"))
-	if err != nil {
-		return fmt.Errorf("pgserver: connect: %w", err)
+	if s.opts.Database != "" {
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if err := s.CreateDB(cctx, s.opts.Database); err != nil {
+			return err
+		}
 	}
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(cctx, "CREATE DATABASE "+pgx.Identifier{Database}.Sanitize()); err != nil {
-		return fmt.Errorf("pgserver: create database: %w", err)
-	}
-	s.logf("pgserver: PostgreSQL started on %s port %d in %v (%s)", listen, port, time.Since(t0).Round(time.Millisecond), s.opts.Dir)
+	s.logStarted(t0)
 	return nil
+}
+
+// Start starts the server again after Stop, on the same port.
+func (s *Server) Start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.running() {
+		return nil
+	}
+	t0 := time.Now()
+	if err := s.pgCtlStart(ctx); err != nil {
+		return err
+	}
+	s.logStarted(t0)
+	return nil
+}
+
+func (s *Server) pgCtlStart(ctx context.Context) error {
+	o := fmt.Sprintf("-p %d -k %s -c listen_addresses=%s -c max_connections=200", s.Port, s.opts.Dir, s.listen)
+	if !s.opts.Durable {
+		o += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+	}
+	return s.run(ctx, time.Minute, "pg_ctl", "-D", s.data, "-l", s.log, "-w", "-t", "60", "-o", o, "start")
+}
+
+func (s *Server) logStarted(t0 time.Time) {
+	s.logf("pgserver: PostgreSQL started on %s port %d in %v (%s)", s.listen, s.Port, time.Since(t0).Round(time.Millisecond), s.opts.Dir)
+}
+
+// Stop stops the server (fast shutdown: open sessions are cut).
+func (s *Server) Stop(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.running() {
+		return nil
+	}
+	if err := s.run(ctx, time.Minute, "pg_ctl", "-D", s.data, "-m", "fast", "-w", "-t", "60", "stop"); err != nil {
+		return err
+	}
+	s.logf("pgserver: PostgreSQL on port %d stopped", s.Port)
+	return nil
+}
+
+// running reports whether a postmaster may be up. The pid file, not a flag,
+// so that Close also stops a server whose start failed half-way.
+func (s *Server) running() bool {
+	_, err := os.Stat(filepath.Join(s.data, "postmaster.pid"))
+	return err == nil
+}
+
+// Close stops the server (fast, then immediate), copies its log to keepLog
+// when not empty, and removes its directory.
+func (s *Server) Close(ctx context.Context, keepLog string) {
+	if err := s.Stop(ctx); err != nil {
+		s.logf("%v", err)
+		_ = s.run(ctx, time.Minute, "pg_ctl", "-D", s.data, "-m", "immediate", "-w", "stop")
+	}
+	if keepLog != "" {
+		if err := copyFile(s.log, keepLog); err != nil && !errors.Is(err, os.ErrNotExist) {
+			s.logf("pgserver: keeping the log: %v", err)
+		}
+	}
+	_ = os.RemoveAll(s.opts.Dir)
 }
 
 func (s *Server) run(ctx context.Context, timeout time.Duration, name string, args ...string) error {
@@ -188,41 +254,32 @@ func (s *Server) run(ctx context.Context, timeout time.Duration, name string, ar
 	return nil
 }
 
-// URL is the connection URL of Database for the agents (through the
-// listen address).
-func (s *Server) URL() string {
+// CreateDB creates database name.
+func (s *Server) CreateDB(ctx context.Context, name string) error {
+	conn, err := pgx.Connect(ctx, s.LocalURL("postgres"))
+	if err != nil {
+		return fmt.Errorf("pgserver: connect: %w", err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		return fmt.Errorf("pgserver: create database: %w", err)
+	}
+	return nil
+}
+
+// URL is the connection URL of database db through the listen address (for
+// the agents).
+func (s *Server) URL(db string) string {
 	host := s.opts.Listen
 	if host == "" {
 		host = "127.0.0.1"
 	}
-	return fmt.Sprintf("postgres://postgres@%s/%s?sslmode=disable", net.JoinHostPort(host, strconv.Itoa(s.Port)), Database)
+	return fmt.Sprintf("postgres://postgres@%s/%s?sslmode=disable", net.JoinHostPort(host, strconv.Itoa(s.Port)), db)
 }
 
-// LocalURL is the connection URL of Database through loopback (for the
-// harness itself).
-func (s *Server) LocalURL() string { return s.localURL(Database) }
-
-func (s *Server) localURL(db string) string {
+// LocalURL is the connection URL of database db through loopback.
+func (s *Server) LocalURL(db string) string {
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", s.Port, db)
-}
-
-// Close stops the server (fast, then immediate), copies its log to keepLog
-// when not empty, and removes its directory.
-func (s *Server) Close(ctx context.Context, keepLog string) {
-	if _, err := os.Stat(filepath.Join(s.data, "postmaster.pid")); err == nil {
-		if err := s.run(ctx, time.Minute, "pg_ctl", "-D", s.data, "-m", "fast", "-w", "-t", "60", "stop"); err != nil {
-			s.logf("%v", err)
-			_ = s.run(ctx, time.Minute, "pg_ctl", "-D", s.data, "-m", "immediate", "-w", "stop")
-		} else {
-			s.logf("pgserver: PostgreSQL on port %d stopped", s.Port)
-		}
-	}
-	if keepLog != "" {
-		if err := copyFile(s.log, keepLog); err != nil && !errors.Is(err, os.ErrNotExist) {
-			s.logf("pgserver: keeping the log: %v", err)
-		}
-	}
-	_ = os.RemoveAll(s.opts.Dir)
 }
 
 func (s *Server) logf(format string, args ...any) {

@@ -1,4 +1,4 @@
-package pgserver
+package pgserver_test
 
 import (
 	"context"
@@ -9,13 +9,16 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/nexus/nexus/internal/jepsen/pgserver"
+	"github.com/nexus/nexus/internal/pgtest"
 )
 
 // Start makes a server with the database the agents use, trusts the given
 // subnet, and Close stops it, keeps its log and removes its directory.
 func TestStartClose(t *testing.T) {
-	if err := Available(BinDir()); err != nil {
-		if os.Getenv("CI") == "true" || os.Getenv("NEXUS_PGTEST_REQUIRED") == "1" {
+	if err := pgserver.Available(pgserver.BinDir()); err != nil {
+		if pgtest.Required() {
 			t.Fatal(err)
 		}
 		t.Skipf("skipping: %v", err)
@@ -29,14 +32,15 @@ func TestStartClose(t *testing.T) {
 	defer os.RemoveAll(dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	s, err := Start(ctx, Options{Dir: dir, Trust: "10.77.0.0/24", Logf: t.Logf})
+	s, err := pgserver.Start(ctx, pgserver.Options{Dir: dir, Trust: "10.77.0.0/24", Database: pgserver.Database, Logf: t.Logf})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(s.URL(), "127.0.0.1") || !strings.HasSuffix(s.LocalURL(), "/"+Database+"?sslmode=disable") {
-		t.Errorf("URLs %s %s", s.URL(), s.LocalURL())
+	url, local := s.URL(pgserver.Database), s.LocalURL(pgserver.Database)
+	if !strings.Contains(url, "127.0.0.1") || !strings.HasSuffix(local, "/"+pgserver.Database+"?sslmode=disable") {
+		t.Errorf("URLs %s %s", url, local)
 	}
-	conn, err := pgx.Connect(ctx, s.LocalURL())
+	conn, err := pgx.Connect(ctx, local)
 	if err != nil {
 		t.Fatal(err)
 	}

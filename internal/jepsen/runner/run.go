@@ -76,9 +76,9 @@ func Run(ctx context.Context, topo *netns.Topology, cfg Config, log *slog.Logger
 		}
 		defer pg.Close(context.Background(), filepath.Join(cfg.OutDir, FilePostgres))
 		sum.Files["postgres"] = FilePostgres
-		sum.Archive = pg.URL()
-		pgURL = pg.LocalURL()
-		agentArgs = append(agentArgs, "--postgres-url="+pg.URL())
+		sum.Archive = pg.URL(pgserver.Database)
+		pgURL = pg.LocalURL(pgserver.Database)
+		agentArgs = append(agentArgs, "--postgres-url="+pg.URL(pgserver.Database))
 	}
 	pc, err := proccluster.Start(sctx, proccluster.Options{
 		Binary: wrapper, Nodes: len(topo.Nodes), BaseIP: topo.Prefix, Dir: filepath.Join(cfg.OutDir, DirNodes),
@@ -313,7 +313,7 @@ func needsArchive(ws []workload.Workload) bool {
 // never cut the harness's address), with the node subnet trusted.
 func startArchive(ctx context.Context, topo *netns.Topology, log *slog.Logger) (*pgserver.Server, error) {
 	pg, err := pgserver.Start(ctx, pgserver.Options{Dir: topo.Scratch(), Listen: topo.HarnessIP,
-		Trust: topo.Prefix + "0/24", Logf: func(f string, a ...any) { log.Info(fmt.Sprintf(f, a...)) }})
+		Trust: topo.Prefix + "0/24", Database: pgserver.Database, Logf: func(f string, a ...any) { log.Info(fmt.Sprintf(f, a...)) }})
 	if err != nil {
 		return nil, fmt.Errorf("starting PostgreSQL for the audit archive: %w", err)
 	}

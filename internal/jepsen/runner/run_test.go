@@ -11,6 +11,7 @@ import (
 
 	"github.com/nexus/nexus/internal/jepsen/pgserver"
 	"github.com/nexus/nexus/internal/jepsen/workload"
+	"github.com/nexus/nexus/internal/pgtest"
 )
 
 // TestRunShort runs the whole harness briefly: every workload (audit when
@@ -25,7 +26,7 @@ func TestRunShort(t *testing.T) {
 	out := t.TempDir()
 	workloads, files := "register,set,audit", []string{FilePostgres, workload.FileAuditArchive, workload.FileAuditEvents}
 	if err := pgserver.Available(pgserver.BinDir()); err != nil {
-		if os.Getenv("CI") == "true" || os.Getenv("NEXUS_PGTEST_REQUIRED") == "1" {
+		if pgtest.Required() {
 			t.Fatal(err)
 		}
 		t.Logf("without the audit workload: %v", err)
