@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -34,10 +35,21 @@ func TestRestoreSnapshotThroughRaft(t *testing.T) {
 		if round%2 == 1 {
 			via = c.follower()
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		start := time.Now()
-		idx, err := c.nodes[via].node.RestoreSnapshot(ctx, snap.Bytes(), snapshotIndex(snap.Bytes()), cluster.Relay{})
-		cancel()
+		var idx uint64
+		var err error
+		// A leader change under load answers "no leader" or "outcome
+		// unknown"; restoring the same snapshot again is idempotent.
+		for attempt := 1; ; attempt++ {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			idx, err = c.nodes[via].node.RestoreSnapshot(ctx, snap.Bytes(), snapshotIndex(snap.Bytes()), cluster.Relay{})
+			cancel()
+			if err == nil || attempt == 3 || !(errors.Is(err, cluster.ErrNoLeader) || errors.Is(err, cluster.ErrOutcomeUnknown)) {
+				break
+			}
+			t.Logf("round %d: restore via %s: %v; again", round, c.nodes[via].name, err)
+			c.mustLeader()
+		}
 		if err != nil {
 			t.Fatalf("round %d: restore via %s: %v", round, c.nodes[via].name, err)
 		}

@@ -78,7 +78,7 @@ func TestClusterScopeRateLimitAcrossGateways(t *testing.T) {
 		addrs = append(addrs, ln.Addr().String())
 	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
-	var allowed atomic.Int64
+	var allowed, refused atomic.Int64
 	var measuring atomic.Bool
 	load := func(addr string, workers int, from, until time.Time, wg *sync.WaitGroup) {
 		for w := 0; w < workers; w++ {
@@ -96,8 +96,13 @@ func TestClusterScopeRateLimitAcrossGateways(t *testing.T) {
 					}
 					_, _ = io.Copy(io.Discard, res.Body)
 					res.Body.Close()
-					if res.StatusCode == 200 && measuring.Load() {
-						allowed.Add(1)
+					if measuring.Load() {
+						switch res.StatusCode {
+						case 200:
+							allowed.Add(1)
+						case 429:
+							refused.Add(1)
+						}
 					}
 				}
 			}()
@@ -116,9 +121,19 @@ func TestClusterScopeRateLimitAcrossGateways(t *testing.T) {
 	elapsed := time.Since(m0).Seconds()
 	wg.Wait()
 	got := float64(allowed.Load()) / elapsed
-	t.Logf("cluster-scope limit %.0f/s over 3 gateways: admitted %.1f/s (%+.1f%%)", rps, got, (got-rps)/rps*100)
-	if got < rps*0.8 || got > rps*1.15 {
+	offered := float64(allowed.Load()+refused.Load()) / elapsed
+	t.Logf("cluster-scope limit %.0f/s over 3 gateways: offered %.1f/s, admitted %.1f/s (%+.1f%%)", rps, offered, got, (got-rps)/rps*100)
+	if got > rps*1.15 {
 		t.Fatalf("admitted %.1f/s with a cluster limit of %.0f/s", got, rps)
+	}
+	// Admitting too little is a fault only if the clients offered enough:
+	// on an overloaded machine seven sequential clients may not.
+	if offered < rps*1.5 {
+		t.Logf("offered only %.1f/s: the lower bound is not checked", offered)
+		return
+	}
+	if got < rps*0.8 {
+		t.Fatalf("admitted %.1f/s of %.1f/s offered with a cluster limit of %.0f/s", got, offered, rps)
 	}
 }
 
