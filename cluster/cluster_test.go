@@ -9,9 +9,11 @@ import (
 	"math/rand/v2"
 	"net"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 
 	"github.com/nexus/nexus/cluster"
@@ -30,6 +32,7 @@ type testNode struct {
 	store   *registry.Store
 	http    *fasthttp.Server
 	dd      *storage.DataDir
+	metrics *prometheus.Registry
 }
 
 // freePort picks a port that is free for TCP and UDP now, below the kernel's
@@ -76,8 +79,10 @@ func startNode(t *testing.T, name, dir string, p ports, expect int, join []strin
 		return "", ""
 	}
 	httpAddr := "127.0.0.1:" + strconv.Itoa(p.http)
+	reg := prometheus.NewRegistry()
 	node, err := cluster.New(cluster.Config{
-		Node: name, BindAddr: "127.0.0.1", RaftPort: p.raft, GossipPort: p.gossip, HTTPAddr: httpAddr,
+		Registerer: reg,
+		Node:       name, BindAddr: "127.0.0.1", RaftPort: p.raft, GossipPort: p.gossip, HTTPAddr: httpAddr,
 		BootstrapExpect: expect, Join: join, Version: "test",
 		HeartbeatTimeout: 300 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond,
 		LeaderLeaseTimeout: 150 * time.Millisecond, CommitTimeout: 5 * time.Millisecond,
@@ -126,7 +131,7 @@ func startNode(t *testing.T, name, dir string, p ports, expect int, join []strin
 		t.Fatal(err)
 	}
 	go srv.Serve(ln)
-	return &testNode{name: name, node: node, machine: machine, store: store, http: srv, dd: dd}
+	return &testNode{name: name, node: node, machine: machine, store: store, http: srv, dd: dd, metrics: reg}
 }
 
 func (n *testNode) stop() {
@@ -254,9 +259,26 @@ func TestThreeNodesReplicateForwardAndFailOver(t *testing.T) {
 		return true
 	})
 
-	// Linearizable reads through a follower.
+	// Linearizable reads through a follower; concurrent ones share
+	// read-index rounds.
 	if err := nodes[follower].node.ConsistentRead(ctx); err != nil {
 		t.Fatalf("consistent read on follower: %v", err)
+	}
+	rounds0 := counterValue(t, nodes[follower].metrics, "nexus_read_index_rounds_total")
+	var wg sync.WaitGroup
+	const readers = 64
+	for range readers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := nodes[follower].node.ConsistentRead(ctx); err != nil {
+				t.Errorf("concurrent consistent read on follower: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if rounds := counterValue(t, nodes[follower].metrics, "nexus_read_index_rounds_total") - rounds0; rounds < 1 || rounds >= readers {
+		t.Fatalf("%d concurrent consistent reads took %v read-index rounds", readers, rounds)
 	}
 
 	// Stop the leader (SIGTERM path: transfer leadership, no leave).
@@ -330,4 +352,20 @@ func TestNodeOfAnotherClusterIsRefused(t *testing.T) {
 	if got := len(a.node.Raft().Servers); got != 1 {
 		t.Fatalf("a has %d raft servers, want 1", got)
 	}
+}
+
+// counterValue reads a counter without labels from reg.
+func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("no counter %s", name)
+	return 0
 }

@@ -102,6 +102,7 @@ type Node struct {
 	fwd    *forwarder
 	m      *metrics
 	exch   exchange
+	reads  *readRounds
 
 	events  chan memberEvent
 	changes chan struct{} // coalesced membership/leadership changes for one consumer
@@ -140,6 +141,8 @@ func New(cfg Config) (*Node, error) {
 		stopCh:  make(chan struct{}),
 	}
 	n.m = newMetrics(cfg.Registerer, n)
+	n.reads = &readRounds{fetch: n.readIndexRound, timeout: cfg.ApplyTimeout, staleAfter: readRoundStaleAfter,
+		onRound: n.m.readIndexRounds.Inc}
 	if err := n.startRaft(); err != nil {
 		return nil, err
 	}

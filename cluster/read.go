@@ -61,19 +61,26 @@ func (n *Node) ConsistentRead(ctx context.Context) (err error) {
 		}
 		n.m.consistentReads.WithLabelValues(outcome).Observe(time.Since(start).Seconds())
 	}()
-	var idx uint64
-	if n.raft.State() == raft.Leader {
-		idx, err = n.ReadIndex(ctx)
-	} else {
-		idx, err = n.remoteReadIndex(ctx)
-	}
+	idx, err := n.reads.get(ctx)
 	if err != nil {
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			return fmt.Errorf("%w: waiting for a read index: %v", ErrNoLeader, err)
+		}
 		return err
 	}
 	if err := n.cfg.FSM.WaitApplied(ctx, idx); err != nil {
 		return fmt.Errorf("%w: waiting to apply index %d: %v", ErrNoLeader, idx, err)
 	}
 	return nil
+}
+
+// readIndexRound is one round of readRounds: from the leader's own state
+// on the leader, else asked of the leader.
+func (n *Node) readIndexRound(ctx context.Context) (uint64, error) {
+	if n.raft.State() == raft.Leader {
+		return n.ReadIndex(ctx)
+	}
+	return n.remoteReadIndex(ctx)
 }
 
 func (n *Node) remoteReadIndex(ctx context.Context) (uint64, error) {

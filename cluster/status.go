@@ -221,6 +221,7 @@ func (n *Node) Done() <-chan struct{} { return n.stopCh }
 
 type metrics struct {
 	consistentReads *prometheus.HistogramVec
+	readIndexRounds prometheus.Counter
 	leaderChanges   prometheus.Counter
 	applyLatency    *prometheus.HistogramVec
 }
@@ -239,7 +240,10 @@ func newMetrics(reg prometheus.Registerer, n *Node) *metrics {
 		Name: "nexus_consistent_read_duration_seconds", Help: "Time to make a read linearizable (read index, quorum check, apply wait), by outcome.",
 		Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2},
 	}, []string{"outcome"})
-	reg.MustRegister(m.leaderChanges, m.applyLatency, m.consistentReads, &memberStatusCollector{
+	m.readIndexRounds = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "nexus_read_index_rounds_total", Help: "Read-index rounds this node ran for consistent reads (concurrent reads share a round).",
+	})
+	reg.MustRegister(m.leaderChanges, m.applyLatency, m.consistentReads, m.readIndexRounds, &memberStatusCollector{
 		n:    n,
 		desc: prometheus.NewDesc("nexus_gossip_members", "Gossip members by status (alive, suspect, failed, left), as this node sees them.", []string{"status"}, nil),
 	})
