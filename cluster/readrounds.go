@@ -35,9 +35,10 @@ type readRounds struct {
 }
 
 type readRound struct {
-	done chan struct{}
-	idx  uint64
-	err  error
+	done  chan struct{}
+	idx   uint64
+	err   error
+	stale *time.Timer // starts the round if the running one hangs
 }
 
 // get returns the index of a round that started after the call, or the
@@ -50,7 +51,7 @@ func (r *readRounds) get(ctx context.Context) (uint64, error) {
 		r.next = rd
 		if r.running > 0 {
 			if wait := r.staleAfter - time.Since(r.lastStart); wait > 0 {
-				time.AfterFunc(wait, func() { r.start(rd) })
+				rd.stale = time.AfterFunc(wait, func() { r.start(rd) })
 			} else {
 				r.startLocked(rd)
 			}
@@ -80,6 +81,9 @@ func (r *readRounds) startLocked(rd *readRound) {
 		return
 	}
 	r.next = nil
+	if rd.stale != nil {
+		rd.stale.Stop()
+	}
 	r.running++
 	r.lastStart = time.Now()
 	if r.onRound != nil {
