@@ -6,9 +6,9 @@ import (
 	"time"
 )
 
-// DumpLimit is how many bytes of each node's log StartT prints when a test
+// dumpLimit is how many bytes of each node's log StartT prints when a test
 // fails (the tail of the log).
-var DumpLimit = 256 << 10
+const dumpLimit = 256 << 10
 
 // StartT starts a cluster for a test. Dir defaults to t.TempDir() and Logf to
 // t.Logf. It registers a cleanup that prints every node's log if the test
@@ -45,11 +45,11 @@ func StartT(t testing.TB, opts Options) *Cluster {
 	return c
 }
 
-// DumpLogs prints the tail (DumpLimit bytes) of every node's log through logf.
+// DumpLogs prints the tail (dumpLimit bytes) of every node's log through logf.
 func (c *Cluster) DumpLogs(logf func(format string, args ...any)) {
 	for i := range c.nodes {
 		info := c.Node(i)
 		logf("===== log of %s (pid %d, running=%v, %s) =====\n%s", info.Name, info.PID, info.Running,
-			info.LogPath, Tail(c.Logs(i), DumpLimit))
+			info.LogPath, Tail(c.Logs(i), dumpLimit))
 	}
 }
