@@ -162,10 +162,14 @@ func newHarness(t *testing.T, mod ...func(*Deps)) *harness {
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	h.client = &fasthttp.Client{
-		Dial:                     func(string) (net.Conn, error) { return ln.Dial() },
-		ReadTimeout:              10 * time.Second,
-		WriteTimeout:             10 * time.Second,
-		MaxResponseBodySize:      16 << 20,
+		Dial:                func(string) (net.Conn, error) { return ln.Dial() },
+		ReadTimeout:         10 * time.Second,
+		WriteTimeout:        10 * time.Second,
+		MaxResponseBodySize: 16 << 20,
+		// A request up to 64 KiB goes into the in-memory pipe in one write:
+		// a server that refuses it after the headers (413) and closes then
+		// cannot fail the client's write before the client reads the answer.
+		WriteBufferSize:          64 << 10,
 		DisablePathNormalizing:   true,
 		NoDefaultUserAgentHeader: true,
 	}
