@@ -137,15 +137,7 @@ func (w *Audit) Prepare(ctx context.Context, env *Env) error {
 // Run implements Workload.
 func (w *Audit) Run(ctx context.Context, env *Env) {
 	w.defaults()
-	var wg sync.WaitGroup
-	for k := 0; k < env.Clients; k++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			w.client(ctx, env, k)
-		}()
-	}
-	wg.Wait()
+	runClients(ctx, env, w.client)
 }
 
 func (w *Audit) client(ctx context.Context, env *Env, k int) {

@@ -61,15 +61,7 @@ func (w *Register) key(rec *history.Recorder, k int) string {
 // Run implements Workload.
 func (w *Register) Run(ctx context.Context, env *Env) {
 	w.defaults()
-	var wg sync.WaitGroup
-	for k := 0; k < env.Clients; k++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			w.client(ctx, env, k)
-		}()
-	}
-	wg.Wait()
+	runClients(ctx, env, w.client)
 }
 
 // client k talks to node k mod N. known holds, per key, the modify_index

@@ -83,15 +83,7 @@ func ParseElementID(id string) int64 {
 // Run implements Workload.
 func (w *Set) Run(ctx context.Context, env *Env) {
 	w.defaults()
-	var wg sync.WaitGroup
-	for k := 0; k < env.Clients; k++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			w.client(ctx, env, k)
-		}()
-	}
-	wg.Wait()
+	runClients(ctx, env, w.client)
 }
 
 func (w *Set) takeFromPool(rng *rand.Rand) (poolElem, bool) {

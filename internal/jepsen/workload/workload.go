@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nexus/nexus/internal/jepsen/checker"
@@ -110,6 +111,20 @@ func Parse(spec string) ([]Workload, error) {
 }
 
 // clientRand is client k's random source.
+// runClients runs client k for k in [0, env.Clients) concurrently and
+// returns when all have.
+func runClients(ctx context.Context, env *Env, client func(ctx context.Context, env *Env, k int)) {
+	var wg sync.WaitGroup
+	for k := 0; k < env.Clients; k++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			client(ctx, env, k)
+		}()
+	}
+	wg.Wait()
+}
+
 func clientRand(seed uint64, workload string, k int) *rand.Rand {
 	var h uint64 = 1469598103934665603
 	for _, c := range workload {
