@@ -17,5 +17,5 @@ func (l rawListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newRawConn(c, false), nil
+	return newRawConn(c), nil
 }

@@ -29,29 +29,69 @@ import (
 // the latency tail when the CPUs are oversubscribed (Options.PlainSocketIO
 // turns this off).
 //
-// Everything but Read, Write and (for upstream connections) the deadline
-// setters is the embedded *net.TCPConn's.
+// Deadlines are armed in the runtime lazily (see deadline below).
+// Everything but Read, Write and the deadline setters is the embedded
+// *net.TCPConn's.
 type rawConn struct {
 	*net.TCPConn
 	rc syscall.RawConn
 
-	rmu  sync.Mutex // one Read at a time owns rbuf, rn, rerr
-	rbuf []byte
-	rn   int
-	rerr syscall.Errno
-	rfn  func(uintptr) bool // c.read1, bound once: no allocation per call
+	rmu      sync.Mutex // one Read at a time owns rbuf, rn, rerr, rblocked
+	rbuf     []byte
+	rn       int
+	rerr     syscall.Errno
+	rblocked bool               // read1 found nothing to read and armed rd
+	rfn      func(uintptr) bool // c.read1, bound once: no allocation per call
 
-	wmu  sync.Mutex
-	wbuf []byte
-	wn   int
-	werr syscall.Errno
-	wfn  func(uintptr) bool
+	wmu      sync.Mutex
+	wbuf     []byte
+	wn       int
+	werr     syscall.Errno
+	wblocked bool
+	wfn      func(uintptr) bool
 
-	// merge: see SetWriteDeadline.
-	merge  bool
-	dmu    sync.Mutex
-	known  bool // rd and wd are the deadlines in force
-	rd, wd time.Time
+	dmu    sync.Mutex // guards rd, wd and arms
+	rd, wd deadline
+	arms   int // deadlines armed in the runtime poller (for tests)
+}
+
+// deadline is one direction's deadline, as asked for and as armed in the
+// runtime's poller. Arming (net.Conn's SetReadDeadline) costs two clock
+// reads and a runtime timer update, and fasthttp asks for three to five
+// deadlines per proxied request, nearly all of which only move later and
+// never bound a wait, because the data is already there. So a deadline is
+// only recorded when set, and armed when an operation is about to wait
+// (or is waiting) if the armed one is later than asked, or earlier by more
+// than a slack of an eighth of the armed timeout. An armed deadline that
+// fires before the one asked for is re-armed and the wait resumed, so the
+// deadline in force is always exactly the one asked for; what differs from
+// net.Conn is only that an operation that need not wait succeeds even past
+// its deadline ("fail instead of blocking", as net.Conn documents it).
+// Under load a keep-alive connection re-arms about once per eighth of its
+// timeout instead of several times per request.
+type deadline struct {
+	want, armed time.Time // zero: none
+	known       bool      // armed is what the poller has
+	waiting     bool      // an operation is waiting, or about to, on armed
+	slack       time.Duration
+}
+
+// slackDivisor: an armed deadline up to timeout/slackDivisor earlier than
+// the one asked for is left in place.
+const slackDivisor = 8
+
+// needsArm reports whether an operation about to wait must re-arm d.
+func (d *deadline) needsArm() bool {
+	switch {
+	case !d.known:
+		return true
+	case d.want.IsZero():
+		return !d.armed.IsZero()
+	case d.armed.IsZero(), d.want.Before(d.armed):
+		return true
+	default:
+		return d.want.Sub(d.armed) > d.slack
+	}
 }
 
 // maxRawIO bounds one read or write call, so that a large body is copied
@@ -59,10 +99,7 @@ type rawConn struct {
 const maxRawIO = 1 << 20
 
 // newRawConn wraps a *net.TCPConn; any other connection is returned as is.
-// merge is for a connection used by one request at a time that writes the
-// request, then reads the answer under the same deadline: the upstream
-// connections of a fasthttp.HostClient.
-func newRawConn(c net.Conn, merge bool) net.Conn {
+func newRawConn(c net.Conn) net.Conn {
 	tc, ok := c.(*net.TCPConn)
 	if !ok {
 		return c
@@ -71,7 +108,7 @@ func newRawConn(c net.Conn, merge bool) net.Conn {
 	if err != nil {
 		return c
 	}
-	r := &rawConn{TCPConn: tc, rc: rc, merge: merge}
+	r := &rawConn{TCPConn: tc, rc: rc}
 	r.rfn, r.wfn = r.read1, r.write1
 	return r
 }
@@ -84,7 +121,17 @@ func (c *rawConn) Read(p []byte) (int, error) {
 	}
 	c.rmu.Lock()
 	c.rbuf, c.rn, c.rerr = p[:min(len(p), maxRawIO)], 0, 0
-	err := c.rc.Read(c.rfn)
+	var err error
+	for {
+		err = c.rc.Read(c.rfn)
+		if c.rblocked {
+			c.rblocked = false
+			c.doneWaiting(&c.rd)
+		}
+		if !errors.Is(err, os.ErrDeadlineExceeded) || !c.firedEarly(&c.rd, 'r') {
+			break
+		}
+	}
 	n, errno := c.rn, c.rerr
 	c.rbuf = nil
 	c.rmu.Unlock()
@@ -114,6 +161,8 @@ func (c *rawConn) read1(fd uintptr) bool {
 			return true
 		case syscall.EINTR:
 		case syscall.EAGAIN:
+			c.rblocked = true
+			c.aboutToWait(&c.rd, 'r')
 			return false
 		default:
 			c.rerr = e
@@ -128,8 +177,15 @@ func (c *rawConn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	c.wbuf, c.wn, c.werr = p, 0, 0
 	var err error
-	if len(p) > 0 {
+	for len(p) > 0 {
 		err = c.rc.Write(c.wfn)
+		if c.wblocked {
+			c.wblocked = false
+			c.doneWaiting(&c.wd)
+		}
+		if !errors.Is(err, os.ErrDeadlineExceeded) || !c.firedEarly(&c.wd, 'w') {
+			break
+		}
 	}
 	n, errno := c.wn, c.werr
 	c.wbuf = nil
@@ -155,6 +211,8 @@ func (c *rawConn) write1(fd uintptr) bool {
 			c.wn += int(n)
 		case syscall.EINTR:
 		case syscall.EAGAIN:
+			c.wblocked = true
+			c.aboutToWait(&c.wd, 'w')
 			return false
 		default:
 			c.werr = e
@@ -175,57 +233,79 @@ func (c *rawConn) opError(op string, err error) error {
 	return &net.OpError{Op: op, Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
 }
 
-// SetWriteDeadline on a merging connection sets the read deadline too:
-// fasthttp's client sets the write deadline, writes the request, then sets
-// the read deadline to the same time, which is then already in force. One
-// runtime timer update per request instead of two, and one timer serves
-// both directions while their deadlines are equal.
-func (c *rawConn) SetWriteDeadline(t time.Time) error {
-	if !c.merge {
-		return c.TCPConn.SetWriteDeadline(t)
+func (c *rawConn) SetReadDeadline(t time.Time) error  { return c.setDeadline(&c.rd, 'r', t) }
+func (c *rawConn) SetWriteDeadline(t time.Time) error { return c.setDeadline(&c.wd, 'w', t) }
+
+func (c *rawConn) SetDeadline(t time.Time) error {
+	err := c.setDeadline(&c.rd, 'r', t)
+	if werr := c.setDeadline(&c.wd, 'w', t); err == nil {
+		err = werr
 	}
-	c.dmu.Lock()
-	defer c.dmu.Unlock()
-	if c.known && t.Equal(c.wd) && t.Equal(c.rd) {
-		return nil
-	}
-	return c.setBoth(t)
+	return err
 }
 
-// SetReadDeadline on a merging connection skips the update when t is the
-// deadline already in force.
-func (c *rawConn) SetReadDeadline(t time.Time) error {
-	if !c.merge {
-		return c.TCPConn.SetReadDeadline(t)
-	}
+// setDeadline records t; it arms it only for an operation already waiting
+// (another goroutine may set a past deadline to interrupt a blocked Read).
+func (c *rawConn) setDeadline(d *deadline, mode byte, t time.Time) error {
 	c.dmu.Lock()
 	defer c.dmu.Unlock()
-	if c.known && t.Equal(c.rd) {
-		return nil
+	d.want = t
+	if d.waiting && d.needsArm() {
+		return c.arm(d, mode)
 	}
-	if err := c.TCPConn.SetReadDeadline(t); err != nil {
-		c.known = false
-		return err
-	}
-	c.rd = t
 	return nil
 }
 
-func (c *rawConn) SetDeadline(t time.Time) error {
-	if !c.merge {
-		return c.TCPConn.SetDeadline(t)
-	}
+// aboutToWait is called by read1/write1 when the poller is to wait: from
+// here until doneWaiting, setDeadline arms at once.
+func (c *rawConn) aboutToWait(d *deadline, mode byte) {
 	c.dmu.Lock()
-	defer c.dmu.Unlock()
-	return c.setBoth(t)
+	d.waiting = true
+	if d.needsArm() {
+		// An error (a closed connection) surfaces from the wait itself.
+		_ = c.arm(d, mode)
+	}
+	c.dmu.Unlock()
 }
 
-// setBoth sets both deadlines; c.dmu is held.
-func (c *rawConn) setBoth(t time.Time) error {
-	if err := c.TCPConn.SetDeadline(t); err != nil {
-		c.known = false
+func (c *rawConn) doneWaiting(d *deadline) {
+	c.dmu.Lock()
+	d.waiting = false
+	c.dmu.Unlock()
+}
+
+// firedEarly is called after a wait ended with a timeout: if the deadline
+// asked for is still ahead, the armed one was an earlier one within the
+// slack; it arms the right one and reports that the wait should resume.
+func (c *rawConn) firedEarly(d *deadline, mode byte) bool {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	if !d.want.IsZero() && !time.Now().Before(d.want) {
+		return false
+	}
+	if d.known && d.armed.Equal(d.want) {
+		return false // the deadline in force expired: a true timeout
+	}
+	return c.arm(d, mode) == nil
+}
+
+// arm hands d.want to the runtime poller; c.dmu is held.
+func (c *rawConn) arm(d *deadline, mode byte) error {
+	var err error
+	if mode == 'r' {
+		err = c.TCPConn.SetReadDeadline(d.want)
+	} else {
+		err = c.TCPConn.SetWriteDeadline(d.want)
+	}
+	c.arms++
+	if err != nil {
+		d.known = false
 		return err
 	}
-	c.known, c.rd, c.wd = true, t, t
+	d.armed, d.known = d.want, true
+	d.slack = 0
+	if !d.want.IsZero() {
+		d.slack = max(time.Until(d.want), 0) / slackDivisor
+	}
 	return nil
 }

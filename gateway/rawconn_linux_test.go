@@ -13,8 +13,8 @@ import (
 	"time"
 )
 
-// rawPair returns a rawConn (merge as given) and the plain peer it talks to.
-func rawPair(t *testing.T, merge bool) (*rawConn, net.Conn) {
+// rawPair returns a rawConn and the plain peer it talks to.
+func rawPair(t *testing.T) (*rawConn, net.Conn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -34,7 +34,7 @@ func rawPair(t *testing.T, merge bool) (*rawConn, net.Conn) {
 	if peer == nil {
 		t.Fatal("accept failed")
 	}
-	rc, ok := newRawConn(c, merge).(*rawConn)
+	rc, ok := newRawConn(c).(*rawConn)
 	if !ok {
 		t.Fatal("a *net.TCPConn was not wrapped")
 	}
@@ -46,7 +46,7 @@ func TestRawConnLeavesOtherConnsAlone(t *testing.T) {
 	a, b := net.Pipe()
 	defer a.Close()
 	defer b.Close()
-	if c := newRawConn(a, false); c != a {
+	if c := newRawConn(a); c != a {
 		t.Fatalf("net.Pipe wrapped: %T", c)
 	}
 }
@@ -54,7 +54,7 @@ func TestRawConnLeavesOtherConnsAlone(t *testing.T) {
 // TestRawConnTransfersBothWays sends 8 MiB each way at once, so that
 // writes fill the socket buffers (partial writes, EAGAIN, poller waits).
 func TestRawConnTransfersBothWays(t *testing.T) {
-	rc, peer := rawPair(t, false)
+	rc, peer := rawPair(t)
 	// Small buffers: the writes fill them many times over.
 	_ = rc.SetWriteBuffer(16 << 10)
 	_ = rc.SetReadBuffer(16 << 10)
@@ -99,7 +99,7 @@ func TestRawConnTransfersBothWays(t *testing.T) {
 }
 
 func TestRawConnEOFAndErrors(t *testing.T) {
-	rc, peer := rawPair(t, false)
+	rc, peer := rawPair(t)
 	if _, err := peer.Write([]byte("bye")); err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +138,7 @@ func TestRawConnEOFAndErrors(t *testing.T) {
 }
 
 func TestRawConnReadDeadlineAndClose(t *testing.T) {
-	rc, _ := rawPair(t, false)
+	rc, _ := rawPair(t)
 	_ = rc.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
 	start := time.Now()
 	_, err := rc.Read(make([]byte, 8))
@@ -169,54 +169,160 @@ func TestRawConnReadDeadlineAndClose(t *testing.T) {
 	}
 }
 
-// TestRawConnMergedDeadlines: on an upstream connection the write
-// deadline is applied to reads as well, and setting the read deadline to
-// it again is a no-op; any other read deadline still applies.
-func TestRawConnMergedDeadlines(t *testing.T) {
-	rc, peer := rawPair(t, true)
-	d := time.Now().Add(60 * time.Millisecond)
-	if err := rc.SetWriteDeadline(d); err != nil {
-		t.Fatal(err)
+func TestDeadlineNeedsArm(t *testing.T) {
+	t0 := time.Now()
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	for _, tc := range []struct {
+		name        string
+		known       bool
+		want, armed time.Time
+		slack       time.Duration
+		arm         bool
+	}{
+		{"unknown", false, at(100), at(100), time.Second, true},
+		{"same", true, at(100), at(100), 0, false},
+		{"none asked, none armed", true, time.Time{}, time.Time{}, 0, false},
+		{"none asked, one armed", true, time.Time{}, at(100), time.Second, true},
+		{"one asked, none armed", true, at(100), time.Time{}, 0, true},
+		{"earlier than armed", true, at(99), at(100), time.Second, true},
+		{"later within slack", true, at(150), at(100), 50 * time.Millisecond, false},
+		{"later past slack", true, at(151), at(100), 50 * time.Millisecond, true},
+	} {
+		d := deadline{want: tc.want, armed: tc.armed, known: tc.known, slack: tc.slack}
+		if got := d.needsArm(); got != tc.arm {
+			t.Errorf("%s: needsArm = %v, want %v", tc.name, got, tc.arm)
+		}
 	}
-	if _, err := rc.Write([]byte("ping")); err != nil {
-		t.Fatal(err)
+}
+
+// TestRawConnArmsDeadlinesLazily: request after request with a deadline
+// that moves a little later each time (fasthttp's pattern), the runtime
+// poller is armed once, not once per Set*Deadline.
+func TestRawConnArmsDeadlinesLazily(t *testing.T) {
+	rc, peer := rawPair(t)
+	msg, buf := []byte("0123456789abcdef"), make([]byte, 64)
+	const rounds = 200
+	for i := range rounds {
+		d := time.Now().Add(time.Hour + time.Duration(i)*time.Millisecond)
+		_ = rc.SetWriteDeadline(d)
+		if _, err := rc.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		_ = rc.SetReadDeadline(d)
+		go func() {
+			if _, err := io.ReadFull(peer, buf[:len(msg)]); err == nil {
+				_, _ = peer.Write(msg)
+			}
+		}()
+		var got [16]byte
+		if _, err := io.ReadFull(rc, got[:]); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := rc.SetReadDeadline(d); err != nil {
-		t.Fatal(err)
+	rc.dmu.Lock()
+	arms := rc.arms
+	rc.dmu.Unlock()
+	if arms > 2 {
+		t.Fatalf("%d deadlines armed in %d round trips (4 set per round trip)", arms, rounds)
 	}
-	if _, err := rc.Read(make([]byte, 8)); !errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatalf("read under the merged deadline: %v", err)
+}
+
+// TestRawConnDeadlineSemantics: however lazily armed, the deadline in
+// force is the one last asked for.
+func TestRawConnDeadlineSemantics(t *testing.T) {
+	readAfter := func(rc *rawConn, peer net.Conn, after time.Duration) (time.Duration, error) {
+		go func() {
+			time.Sleep(after)
+			_, _ = peer.Write([]byte("x"))
+		}()
+		start := time.Now()
+		_, err := rc.Read(make([]byte, 8))
+		return time.Since(start), err
 	}
-	// A later deadline, then none: the answer arrives and is read.
-	if err := rc.SetWriteDeadline(time.Now().Add(time.Hour)); err != nil {
-		t.Fatal(err)
-	}
-	if err := rc.SetReadDeadline(time.Time{}); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		time.Sleep(100 * time.Millisecond)
-		_, _ = peer.Write([]byte("pong"))
-	}()
-	b := make([]byte, 8)
-	n, err := rc.Read(b)
-	if err != nil || string(b[:n]) != "pong" {
-		t.Fatalf("read without deadline: %q, %v", b[:n], err)
-	}
-	// An expired write deadline fails writes.
-	if err := rc.SetDeadline(time.Now().Add(-time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := rc.Write([]byte("x")); !errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatalf("write past the deadline: %v", err)
-	}
+	t.Run("tightened", func(t *testing.T) {
+		rc, peer := rawPair(t)
+		_ = rc.SetReadDeadline(time.Now().Add(time.Hour))
+		if _, err := readAfter(rc, peer, 10*time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		_ = rc.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		took, err := readAfter(rc, peer, 3*time.Second)
+		if !errors.Is(err, os.ErrDeadlineExceeded) || took > 2*time.Second {
+			t.Fatalf("read under a tightened deadline: %v after %v", err, took)
+		}
+	})
+	t.Run("moved later within the slack", func(t *testing.T) {
+		rc, peer := rawPair(t)
+		t0 := time.Now()
+		_ = rc.SetReadDeadline(t0.Add(1600 * time.Millisecond))
+		if _, err := readAfter(rc, peer, 10*time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		// 150 ms later: within the slack (~200 ms), so not re-armed
+		// until the armed deadline fires; the read then waits on.
+		_ = rc.SetReadDeadline(t0.Add(1750 * time.Millisecond))
+		if took, err := readAfter(rc, peer, time.Until(t0.Add(1675*time.Millisecond))); err != nil {
+			t.Fatalf("read before the moved deadline: %v after %v", err, took)
+		}
+		rc.dmu.Lock()
+		arms := rc.arms
+		rc.dmu.Unlock()
+		if arms != 2 {
+			t.Fatalf("%d arms, want 2 (the first deadline, then the moved one when the first fired)", arms)
+		}
+	})
+	t.Run("cleared", func(t *testing.T) {
+		rc, peer := rawPair(t)
+		_ = rc.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		if _, err := readAfter(rc, peer, 10*time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		_ = rc.SetReadDeadline(time.Time{})
+		if took, err := readAfter(rc, peer, 150*time.Millisecond); err != nil {
+			t.Fatalf("read without a deadline: %v after %v", err, took)
+		}
+	})
+	t.Run("past deadline interrupts a waiting read", func(t *testing.T) {
+		rc, _ := rawPair(t)
+		_ = rc.SetReadDeadline(time.Now().Add(time.Hour))
+		done := make(chan error, 1)
+		go func() {
+			_, err := rc.Read(make([]byte, 8))
+			done <- err
+		}()
+		time.Sleep(30 * time.Millisecond)
+		_ = rc.SetReadDeadline(time.Now().Add(-time.Second))
+		select {
+		case err := <-done:
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("interrupted read: %v", err)
+			}
+		case <-time.After(2 * time.Second):
+			t.Fatal("a past deadline did not interrupt a waiting read")
+		}
+	})
+	t.Run("write", func(t *testing.T) {
+		rc, _ := rawPair(t)
+		_ = rc.SetWriteBuffer(16 << 10)
+		_ = rc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+		start := time.Now()
+		// The peer never reads: the socket buffers fill and the write waits.
+		n, err := rc.Write(make([]byte, 32<<20))
+		if !errors.Is(err, os.ErrDeadlineExceeded) || n == 0 || time.Since(start) > 3*time.Second {
+			t.Fatalf("write past the deadline: %d bytes, %v after %v", n, err, time.Since(start))
+		}
+		_ = rc.SetDeadline(time.Now().Add(-time.Second))
+		if _, err := rc.Write(make([]byte, 1<<20)); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("write past an expired deadline: %v", err)
+		}
+	})
 }
 
 func TestRawConnDoesNotAllocate(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts differ under -race")
 	}
-	rc, peer := rawPair(t, true)
+	rc, peer := rawPair(t)
 	msg, buf := []byte("0123456789abcdef"), make([]byte, 64)
 	d := time.Now().Add(time.Hour)
 	allocs := testing.AllocsPerRun(200, func() {

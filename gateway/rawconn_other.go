@@ -5,4 +5,4 @@ package gateway
 import "net"
 
 // newRawConn returns c: raw socket calls are implemented for Linux only.
-func newRawConn(c net.Conn, merge bool) net.Conn { return c }
+func newRawConn(c net.Conn) net.Conn { return c }

@@ -98,7 +98,7 @@ func (p *upstreamPool) newClient(addr string) *fasthttp.HostClient {
 			if o.PlainSocketIO {
 				return c, nil
 			}
-			return newRawConn(c, true), nil
+			return newRawConn(c), nil
 		},
 		NoDefaultUserAgentHeader: true,
 		MaxConns:                 o.MaxConnsPerUpstream,
