@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
 	"sync/atomic"
 	"syscall"
@@ -45,6 +46,9 @@ func runAgent(args []string, stderr io.Writer) int {
 		return 1
 	}
 	logger := newLogger(cfg, stderr)
+	if n := agentProcs(os.Getenv, runtime.GOMAXPROCS(0)); n > 0 {
+		runtime.GOMAXPROCS(n)
+	}
 	if err := agent(cfg, logger, stderr); err != nil {
 		logger.Error("agent stopped with an error", "err", err)
 		fmt.Fprintln(stderr, "nexus agent:", err)
@@ -191,7 +195,7 @@ func agent(cfg *agentconfig.Config, logger *slog.Logger, stderr io.Writer) error
 	}
 	logger.Info("nexus agent started", "version", version, "http_addr", cfg.HTTPAddr, "raft_addr", cfg.RaftAddr(),
 		"gossip_addr", cfg.GossipAddr(), "data_dir", cfg.DataDir, "bootstrap_expect", cfg.BootstrapExpect, "dev", cfg.Dev,
-		"tls", cfg.TLS(), "gateway_tls", cfg.GatewayTLS(), "gossip_encrypted", cfg.Encrypt != "", "raft_tls", sec.raftTLS != nil)
+		"tls", cfg.TLS(), "gateway_tls", cfg.GatewayTLS(), "gossip_encrypted", cfg.Encrypt != "", "raft_tls", sec.raftTLS != nil, "gomaxprocs", runtime.GOMAXPROCS(0))
 	if cfg.TLS() && sec.raftTLS == nil {
 		logger.Warn("Raft traffic is not encrypted: set tls_ca_file or tls_client_ca_file (the cluster CA) for mutual TLS on raft_port")
 	}
