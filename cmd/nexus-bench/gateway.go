@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -52,7 +53,7 @@ func parseGatewayFlags(args []string) (gatewayConfig, error) {
 	fs.IntVar(&c.raftPort, "raft-port", 29300, "Nexus Raft port")
 	fs.IntVar(&c.gossipPort, "gossip-port", 29301, "Nexus gossip port")
 	fs.StringVar(&c.gomaxprocs, "gomaxprocs", "", "GOMAXPROCS of the nexus agent (default: Go's)")
-	variants := fs.String("variants", defaultVariants, "more agents measured alongside, comma-separated NAME:VAR=VALUE[;VAR=VALUE] (environment of the agent; targets nexus-NAME and nexus-plugins-NAME, ports +10 each); empty: none")
+	variants := fs.String("variants", defaultVariants(), "more agents measured alongside, comma-separated NAME:VAR=VALUE[;VAR=VALUE] (environment of the agent; targets nexus-NAME and nexus-plugins-NAME, ports +10 each); empty: none")
 	fs.StringVar(&c.lock, "lock", "/tmp/nexus-bench.lock", "lock file held while measuring (waited for if present); empty: none")
 	fs.StringVar(&c.dir, "dir", "", "directory for nginx and nexus files (default: a temporary one)")
 	fs.StringVar(&c.only, "only", "", "comma-separated subset of targets: direct,nginx,nexus,nexus-plugins (and nexus-NAME,nexus-plugins-NAME of --variants)")
@@ -223,9 +224,12 @@ func benchGateway(ctx context.Context, cfg gatewayConfig) error {
 	return nil
 }
 
-// defaultVariants compares the gateway's socket I/O modes and a
-// single-threaded runtime (docs/gateway.md#measured).
-const defaultVariants = "plain:NEXUS_GATEWAY_SOCKET_IO=plain,gmp1:GOMAXPROCS=1"
+// defaultVariants measures the agent with Go's own GOMAXPROCS (one P per
+// CPU) beside its default of two (docs/gateway.md#measured); plain socket
+// I/O and GOMAXPROCS=1, measured before, are a --variants away.
+func defaultVariants() string {
+	return fmt.Sprintf("onepercpu:GOMAXPROCS=%d", runtime.NumCPU())
+}
 
 // agentVariant is an extra agent: the same binary with more environment.
 type agentVariant struct {

@@ -2,6 +2,8 @@ package main
 
 import (
 	"reflect"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -13,7 +15,10 @@ func TestParseVariants(t *testing.T) {
 		err  string
 	}{
 		{in: "", want: nil},
-		{in: defaultVariants, want: []agentVariant{
+		{in: defaultVariants(), want: []agentVariant{
+			{name: "onepercpu", env: []string{"GOMAXPROCS=" + strconv.Itoa(runtime.NumCPU())}},
+		}},
+		{in: "plain:NEXUS_GATEWAY_SOCKET_IO=plain,gmp1:GOMAXPROCS=1", want: []agentVariant{
 			{name: "plain", env: []string{"NEXUS_GATEWAY_SOCKET_IO=plain"}},
 			{name: "gmp1", env: []string{"GOMAXPROCS=1"}},
 		}},
