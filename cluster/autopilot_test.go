@@ -196,6 +196,7 @@ func writeOpAnswer(ctx *fasthttp.RequestCtx, idx uint64, err error) {
 // apCluster is a set of apNodes bootstrapped together.
 type apCluster struct {
 	t     *testing.T
+	pp    *portPicker // every port of the cluster, including nodes added later
 	nodes []*apNode
 	ports []ports
 	join  []string
@@ -203,9 +204,9 @@ type apCluster struct {
 
 func startAPCluster(t *testing.T, n int, policy cluster.AutopilotConfig) *apCluster {
 	t.Helper()
-	c := &apCluster{t: t}
+	c := &apCluster{t: t, pp: newPortPicker(t)}
 	for i := 0; i < n; i++ {
-		p := ports{raft: freePort(t), gossip: freePort(t), http: freePort(t)}
+		p := c.pp.ports()
 		c.ports = append(c.ports, p)
 		c.join = append(c.join, fmt.Sprintf("127.0.0.1:%d", p.gossip))
 	}
@@ -333,7 +334,7 @@ func TestAutopilotPromotesJoiningServer(t *testing.T) {
 	}
 
 	// A fourth server joins without --bootstrap-expect.
-	p := ports{raft: freePort(t), gossip: freePort(t), http: freePort(t)}
+	p := c.pp.ports()
 	c.ports = append(c.ports, p)
 	c.nodes = append(c.nodes, startAPNode(t, "s4", p, 0, c.join[:1], policy))
 	var added time.Time

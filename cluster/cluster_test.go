@@ -35,14 +35,28 @@ type testNode struct {
 	metrics *prometheus.Registry
 }
 
-// freePort picks a port that is free for TCP and UDP now, below the kernel's
-// ephemeral range (32768+) and the fixed ports of the e2e tests (18000+): a
-// port the kernel hands out for :0 can be handed to another test's outgoing
-// connection before this test binds it again.
-func freePort(t *testing.T) int {
-	t.Helper()
+// portPicker hands out ports that are free for TCP and UDP now, below the
+// kernel's ephemeral range (32768+) and the fixed ports of the e2e tests
+// (18000+): a port the kernel hands out for :0 can be handed to another
+// test's outgoing connection before this test binds it again. One picker
+// per test never hands out a port twice (random picks did: a node's Raft
+// port once came up again as another node's gossip port).
+type portPicker struct {
+	t    *testing.T
+	used map[int]bool
+}
+
+func newPortPicker(t *testing.T) *portPicker {
+	return &portPicker{t: t, used: map[int]bool{}}
+}
+
+func (pp *portPicker) port() int {
+	pp.t.Helper()
 	for try := 0; try < 1000; try++ {
 		p := 10000 + rand.IntN(8000)
+		if pp.used[p] {
+			continue
+		}
 		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
 		if err != nil {
 			continue
@@ -53,10 +67,16 @@ func freePort(t *testing.T) int {
 			continue
 		}
 		pc.Close()
+		pp.used[p] = true
 		return p
 	}
-	t.Fatal("no free port in 10000-17999")
+	pp.t.Fatal("no free port in 10000-17999")
 	return 0
+}
+
+// ports returns a node's three ports.
+func (pp *portPicker) ports() ports {
+	return ports{raft: pp.port(), gossip: pp.port(), http: pp.port()}
 }
 
 type ports struct{ raft, gossip, http int }
@@ -190,11 +210,12 @@ func TestThreeNodesReplicateForwardAndFailOver(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three nodes")
 	}
+	pp := newPortPicker(t)
 	names := []string{"a", "b", "c"}
 	ps := make([]ports, 3)
 	var join []string
 	for i := range ps {
-		ps[i] = ports{raft: freePort(t), gossip: freePort(t), http: freePort(t)}
+		ps[i] = pp.ports()
 		join = append(join, fmt.Sprintf("127.0.0.1:%d", ps[i].gossip))
 	}
 	nodes := make([]*testNode, 3)
@@ -326,8 +347,9 @@ func TestNodeOfAnotherClusterIsRefused(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts two clusters")
 	}
-	pa := ports{raft: freePort(t), gossip: freePort(t), http: freePort(t)}
-	pb := ports{raft: freePort(t), gossip: freePort(t), http: freePort(t)}
+	pp := newPortPicker(t)
+	pa := pp.ports()
+	pb := pp.ports()
 	dirB := t.TempDir()
 	a := startNode(t, "a", t.TempDir(), pa, 1, nil)
 	defer a.stop()
@@ -368,4 +390,16 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	t.Fatalf("no counter %s", name)
 	return 0
+}
+
+func TestPortPickerNeverRepeats(t *testing.T) {
+	pp := newPortPicker(t)
+	seen := map[int]bool{}
+	for range 300 {
+		p := pp.port()
+		if seen[p] {
+			t.Fatalf("port %d handed out twice", p)
+		}
+		seen[p] = true
+	}
 }

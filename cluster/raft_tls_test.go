@@ -164,13 +164,14 @@ func TestRaftOverMutualTLS(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three nodes")
 	}
+	pp := newPortPicker(t)
 	ca := tlstest.NewCA(t, "cluster-ca")
 	certs := t.TempDir()
 	names := []string{"a", "b", "c"}
 	ps := make([]ports, 3)
 	var join []string
 	for i := range ps {
-		ps[i] = newPorts(t)
+		ps[i] = pp.ports()
 		join = append(join, fmt.Sprintf("127.0.0.1:%d", ps[i].gossip))
 	}
 	nodes := make([]*testNode, 3)
@@ -245,6 +246,7 @@ func TestRaftRefusesForeignCertificate(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts five nodes")
 	}
+	pp := newPortPicker(t)
 	ca := tlstest.NewCA(t, "cluster-ca")
 	foreign := tlstest.NewCA(t, "foreign-ca")
 	certs := t.TempDir()
@@ -252,7 +254,7 @@ func TestRaftRefusesForeignCertificate(t *testing.T) {
 	ps := make([]ports, 3)
 	var join []string
 	for i := range ps {
-		ps[i] = newPorts(t)
+		ps[i] = pp.ports()
 		join = append(join, fmt.Sprintf("127.0.0.1:%d", ps[i].gossip))
 	}
 	var nodes []*testNode
@@ -270,11 +272,11 @@ func TestRaftRefusesForeignCertificate(t *testing.T) {
 	})
 	writeRetry(t, nodes[waitReadyLeader(t, nodes)], "mtls/before", `"1"`)
 
-	pi := newPorts(t)
+	pi := pp.ports()
 	intruderAddr := "127.0.0.1:" + strconv.Itoa(pi.raft)
 	intruderOpts := raftTLSNode(t, certs, "intruder", ca, foreign)
 	intruder := startSecureNode(t, "intruder", pi, 0, join, intruderOpts)
-	good := startSecureNode(t, "good", newPorts(t), 0, join, raftTLSNode(t, certs, "good", ca, nil))
+	good := startSecureNode(t, "good", pp.ports(), 0, join, raftTLSNode(t, certs, "good", ca, nil))
 
 	suffrage := func(id string) string {
 		li := readyLeader(nodes)
@@ -333,9 +335,10 @@ func TestPlaintextRaftIsRefused(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a node")
 	}
+	pp := newPortPicker(t)
 	ca := tlstest.NewCA(t, "cluster-ca")
 	certs := t.TempDir()
-	p := newPorts(t)
+	p := pp.ports()
 	o := raftTLSNode(t, certs, "a", ca, nil)
 	a := startSecureNode(t, "a", p, 1, nil, o)
 	waitFor(t, "a leads", 20*time.Second, func() bool { return readyLeader([]*testNode{a}) == 0 })
@@ -343,7 +346,7 @@ func TestPlaintextRaftIsRefused(t *testing.T) {
 	raftAddr := "127.0.0.1:" + strconv.Itoa(p.raft)
 
 	// A plaintext Raft transport, as every node had before.
-	plain, err := raft.NewTCPTransport("127.0.0.1:"+strconv.Itoa(freePort(t)), nil, 1, 2*time.Second, io.Discard)
+	plain, err := raft.NewTCPTransport("127.0.0.1:"+strconv.Itoa(pp.port()), nil, 1, 2*time.Second, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -354,7 +357,7 @@ func TestPlaintextRaftIsRefused(t *testing.T) {
 	}
 
 	// The bytes it sends for a RequestVote, captured on a tap.
-	tap, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(freePort(t)))
+	tap, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(pp.port()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -149,17 +149,14 @@ func startSecureNode(t *testing.T, name string, p ports, expect int, join []stri
 	return n
 }
 
-func newPorts(t *testing.T) ports {
-	return ports{raft: freePort(t), gossip: freePort(t), http: freePort(t)}
-}
-
 func TestGossipEncryption(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts several nodes")
 	}
+	pp := newPortPicker(t)
 	k1 := []byte("0123456789abcdef")
 	k2 := []byte("fedcba9876543210")
-	pa := newPorts(t)
+	pa := pp.ports()
 	join := []string{fmt.Sprintf("127.0.0.1:%d", pa.gossip)}
 	a := startSecureNode(t, "a", pa, 1, nil, secureOpts{keys: [][]byte{k1}})
 	cases := []struct {
@@ -176,7 +173,7 @@ func TestGossipEncryption(t *testing.T) {
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			name := "n" + strconv.Itoa(i)
-			startSecureNode(t, name, newPorts(t), 0, join, secureOpts{keys: tc.keys})
+			startSecureNode(t, name, pp.ports(), 0, join, secureOpts{keys: tc.keys})
 			if tc.member {
 				waitFor(t, name+" alive on a", 10*time.Second, func() bool { return a.node.MemberStatuses()[name] == "alive" })
 				return
@@ -196,6 +193,7 @@ func TestForwardingOverTLS(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts two nodes")
 	}
+	pp := newPortPicker(t)
 	ca := tlstest.NewCA(t, "cluster-ca")
 	foreign := tlstest.NewCA(t, "foreign-ca")
 	dir := t.TempDir()
@@ -216,7 +214,7 @@ func TestForwardingOverTLS(t *testing.T) {
 		}
 		return secureOpts{serverTLS: srv, peer: cluster.PeerHTTP{Scheme: "https", TLS: cli}}
 	}
-	pa, pb := newPorts(t), newPorts(t)
+	pa, pb := pp.ports(), pp.ports()
 	join := []string{fmt.Sprintf("127.0.0.1:%d", pa.gossip), fmt.Sprintf("127.0.0.1:%d", pb.gossip)}
 	nodes := []*testNode{
 		startSecureNode(t, "a", pa, 2, join, secure("a", ca)),
@@ -247,7 +245,7 @@ func TestForwardingOverTLS(t *testing.T) {
 
 	// A third node with a foreign certificate joins gossip and Raft as a
 	// nonvoter candidate, but the leader's admin API refuses its writes.
-	pc := newPorts(t)
+	pc := pp.ports()
 	c := startSecureNode(t, "c", pc, 0, join, secure("c", foreign))
 	waitFor(t, "c knows the leader", 20*time.Second, func() bool { _, ok := c.node.Leader(); return ok })
 	ctx2, cancel2 := context.WithTimeout(context.Background(), 5*time.Second)
@@ -264,10 +262,11 @@ func TestKeyringRotation(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts several nodes")
 	}
+	pp := newPortPicker(t)
 	k1 := base64.StdEncoding.EncodeToString([]byte("0123456789abcdef"))
 	k2 := base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
 	raw := func(s string) []byte { b, _ := base64.StdEncoding.DecodeString(s); return b }
-	pa, pb := newPorts(t), newPorts(t)
+	pa, pb := pp.ports(), pp.ports()
 	join := []string{fmt.Sprintf("127.0.0.1:%d", pa.gossip), fmt.Sprintf("127.0.0.1:%d", pb.gossip)}
 	a := startSecureNode(t, "a", pa, 2, join, secureOpts{keys: [][]byte{raw(k1)}})
 	b := startSecureNode(t, "b", pb, 2, join, secureOpts{keys: [][]byte{raw(k1)}})
@@ -303,9 +302,9 @@ func TestKeyringRotation(t *testing.T) {
 	}
 	// The cluster still gossips, a node with the new key joins, one with
 	// the old key cannot.
-	startSecureNode(t, "c", newPorts(t), 0, join, secureOpts{keys: [][]byte{raw(k2)}})
+	startSecureNode(t, "c", pp.ports(), 0, join, secureOpts{keys: [][]byte{raw(k2)}})
 	waitFor(t, "c alive on a", 10*time.Second, func() bool { return a.node.MemberStatuses()["c"] == "alive" })
-	startSecureNode(t, "d", newPorts(t), 0, join, secureOpts{keys: [][]byte{raw(k1)}})
+	startSecureNode(t, "d", pp.ports(), 0, join, secureOpts{keys: [][]byte{raw(k1)}})
 	time.Sleep(2 * time.Second)
 	if st, ok := a.node.MemberStatuses()["d"]; ok {
 		t.Fatalf("d joined with the removed key: %q", st)

@@ -17,11 +17,12 @@ func TestStoppedNodeIsSuspectBeforeFailed(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three nodes")
 	}
+	pp := newPortPicker(t)
 	names := []string{"a", "b", "c"}
 	ps := make([]ports, 3)
 	var join []string
 	for i := range ps {
-		ps[i] = ports{raft: freePort(t), gossip: freePort(t), http: freePort(t)}
+		ps[i] = pp.ports()
 		join = append(join, fmt.Sprintf("127.0.0.1:%d", ps[i].gossip))
 	}
 	nodes := make([]*testNode, 3)
