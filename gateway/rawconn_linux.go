@@ -70,8 +70,8 @@ type rawConn struct {
 // Under load a keep-alive connection re-arms about once per eighth of its
 // timeout instead of several times per request.
 type deadline struct {
-	want, armed time.Time // zero: none
-	known       bool      // armed is what the poller has
+	mode        byte      // 'r' or 'w': which of the poller's deadlines
+	want, armed time.Time // zero: none (a new connection has none armed)
 	waiting     bool      // an operation is waiting, or about to, on armed
 	slack       time.Duration
 }
@@ -83,8 +83,6 @@ const slackDivisor = 8
 // needsArm reports whether an operation about to wait must re-arm d.
 func (d *deadline) needsArm() bool {
 	switch {
-	case !d.known:
-		return true
 	case d.want.IsZero():
 		return !d.armed.IsZero()
 	case d.armed.IsZero(), d.want.Before(d.armed):
@@ -110,6 +108,7 @@ func newRawConn(c net.Conn) net.Conn {
 	}
 	r := &rawConn{TCPConn: tc, rc: rc}
 	r.rfn, r.wfn = r.read1, r.write1
+	r.rd.mode, r.wd.mode = 'r', 'w'
 	return r
 }
 
@@ -121,17 +120,7 @@ func (c *rawConn) Read(p []byte) (int, error) {
 	}
 	c.rmu.Lock()
 	c.rbuf, c.rn, c.rerr = p[:min(len(p), maxRawIO)], 0, 0
-	var err error
-	for {
-		err = c.rc.Read(c.rfn)
-		if c.rblocked {
-			c.rblocked = false
-			c.doneWaiting(&c.rd)
-		}
-		if !errors.Is(err, os.ErrDeadlineExceeded) || !c.firedEarly(&c.rd, 'r') {
-			break
-		}
-	}
+	err := c.pollIO(&c.rd, &c.rblocked)
 	n, errno := c.rn, c.rerr
 	c.rbuf = nil
 	c.rmu.Unlock()
@@ -162,7 +151,7 @@ func (c *rawConn) read1(fd uintptr) bool {
 		case syscall.EINTR:
 		case syscall.EAGAIN:
 			c.rblocked = true
-			c.aboutToWait(&c.rd, 'r')
+			c.aboutToWait(&c.rd)
 			return false
 		default:
 			c.rerr = e
@@ -177,15 +166,8 @@ func (c *rawConn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	c.wbuf, c.wn, c.werr = p, 0, 0
 	var err error
-	for len(p) > 0 {
-		err = c.rc.Write(c.wfn)
-		if c.wblocked {
-			c.wblocked = false
-			c.doneWaiting(&c.wd)
-		}
-		if !errors.Is(err, os.ErrDeadlineExceeded) || !c.firedEarly(&c.wd, 'w') {
-			break
-		}
+	if len(p) > 0 {
+		err = c.pollIO(&c.wd, &c.wblocked)
 	}
 	n, errno := c.wn, c.werr
 	c.wbuf = nil
@@ -212,7 +194,7 @@ func (c *rawConn) write1(fd uintptr) bool {
 		case syscall.EINTR:
 		case syscall.EAGAIN:
 			c.wblocked = true
-			c.aboutToWait(&c.wd, 'w')
+			c.aboutToWait(&c.wd)
 			return false
 		default:
 			c.werr = e
@@ -233,12 +215,34 @@ func (c *rawConn) opError(op string, err error) error {
 	return &net.OpError{Op: op, Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
 }
 
-func (c *rawConn) SetReadDeadline(t time.Time) error  { return c.setDeadline(&c.rd, 'r', t) }
-func (c *rawConn) SetWriteDeadline(t time.Time) error { return c.setDeadline(&c.wd, 'w', t) }
+// pollIO makes one Read (d is c.rd) or Write (c.wd) through the runtime
+// poller with c.rfn or c.wfn, and resumes the wait when a deadline armed
+// within the slack fired before the one asked for. blocked is c.rblocked
+// or c.wblocked, owned by the caller's c.rmu or c.wmu.
+func (c *rawConn) pollIO(d *deadline, blocked *bool) error {
+	for {
+		var err error
+		if d.mode == 'r' {
+			err = c.rc.Read(c.rfn)
+		} else {
+			err = c.rc.Write(c.wfn)
+		}
+		if *blocked {
+			*blocked = false
+			c.doneWaiting(d)
+		}
+		if !errors.Is(err, os.ErrDeadlineExceeded) || !c.firedEarly(d) {
+			return err
+		}
+	}
+}
+
+func (c *rawConn) SetReadDeadline(t time.Time) error  { return c.setDeadline(&c.rd, t) }
+func (c *rawConn) SetWriteDeadline(t time.Time) error { return c.setDeadline(&c.wd, t) }
 
 func (c *rawConn) SetDeadline(t time.Time) error {
-	err := c.setDeadline(&c.rd, 'r', t)
-	if werr := c.setDeadline(&c.wd, 'w', t); err == nil {
+	err := c.setDeadline(&c.rd, t)
+	if werr := c.setDeadline(&c.wd, t); err == nil {
 		err = werr
 	}
 	return err
@@ -246,24 +250,24 @@ func (c *rawConn) SetDeadline(t time.Time) error {
 
 // setDeadline records t; it arms it only for an operation already waiting
 // (another goroutine may set a past deadline to interrupt a blocked Read).
-func (c *rawConn) setDeadline(d *deadline, mode byte, t time.Time) error {
+func (c *rawConn) setDeadline(d *deadline, t time.Time) error {
 	c.dmu.Lock()
 	defer c.dmu.Unlock()
 	d.want = t
 	if d.waiting && d.needsArm() {
-		return c.arm(d, mode)
+		return c.arm(d)
 	}
 	return nil
 }
 
 // aboutToWait is called by read1/write1 when the poller is to wait: from
 // here until doneWaiting, setDeadline arms at once.
-func (c *rawConn) aboutToWait(d *deadline, mode byte) {
+func (c *rawConn) aboutToWait(d *deadline) {
 	c.dmu.Lock()
 	d.waiting = true
 	if d.needsArm() {
 		// An error (a closed connection) surfaces from the wait itself.
-		_ = c.arm(d, mode)
+		_ = c.arm(d)
 	}
 	c.dmu.Unlock()
 }
@@ -277,32 +281,32 @@ func (c *rawConn) doneWaiting(d *deadline) {
 // firedEarly is called after a wait ended with a timeout: if the deadline
 // asked for is still ahead, the armed one was an earlier one within the
 // slack; it arms the right one and reports that the wait should resume.
-func (c *rawConn) firedEarly(d *deadline, mode byte) bool {
+func (c *rawConn) firedEarly(d *deadline) bool {
 	c.dmu.Lock()
 	defer c.dmu.Unlock()
 	if !d.want.IsZero() && !time.Now().Before(d.want) {
 		return false
 	}
-	if d.known && d.armed.Equal(d.want) {
+	if d.armed.Equal(d.want) {
 		return false // the deadline in force expired: a true timeout
 	}
-	return c.arm(d, mode) == nil
+	return c.arm(d) == nil
 }
 
-// arm hands d.want to the runtime poller; c.dmu is held.
-func (c *rawConn) arm(d *deadline, mode byte) error {
+// arm hands d.want to the runtime poller; c.dmu is held. A failed arm
+// (a closed connection) left the poller's deadline as it was.
+func (c *rawConn) arm(d *deadline) error {
 	var err error
-	if mode == 'r' {
+	if d.mode == 'r' {
 		err = c.TCPConn.SetReadDeadline(d.want)
 	} else {
 		err = c.TCPConn.SetWriteDeadline(d.want)
 	}
 	c.arms++
 	if err != nil {
-		d.known = false
 		return err
 	}
-	d.armed, d.known = d.want, true
+	d.armed = d.want
 	d.slack = 0
 	if !d.want.IsZero() {
 		d.slack = max(time.Until(d.want), 0) / slackDivisor

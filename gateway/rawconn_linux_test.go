@@ -174,21 +174,19 @@ func TestDeadlineNeedsArm(t *testing.T) {
 	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
 	for _, tc := range []struct {
 		name        string
-		known       bool
 		want, armed time.Time
 		slack       time.Duration
 		arm         bool
 	}{
-		{"unknown", false, at(100), at(100), time.Second, true},
-		{"same", true, at(100), at(100), 0, false},
-		{"none asked, none armed", true, time.Time{}, time.Time{}, 0, false},
-		{"none asked, one armed", true, time.Time{}, at(100), time.Second, true},
-		{"one asked, none armed", true, at(100), time.Time{}, 0, true},
-		{"earlier than armed", true, at(99), at(100), time.Second, true},
-		{"later within slack", true, at(150), at(100), 50 * time.Millisecond, false},
-		{"later past slack", true, at(151), at(100), 50 * time.Millisecond, true},
+		{"same", at(100), at(100), 0, false},
+		{"none asked, none armed", time.Time{}, time.Time{}, 0, false},
+		{"none asked, one armed", time.Time{}, at(100), time.Second, true},
+		{"one asked, none armed", at(100), time.Time{}, 0, true},
+		{"earlier than armed", at(99), at(100), time.Second, true},
+		{"later within slack", at(150), at(100), 50 * time.Millisecond, false},
+		{"later past slack", at(151), at(100), 50 * time.Millisecond, true},
 	} {
-		d := deadline{want: tc.want, armed: tc.armed, known: tc.known, slack: tc.slack}
+		d := deadline{want: tc.want, armed: tc.armed, slack: tc.slack}
 		if got := d.needsArm(); got != tc.arm {
 			t.Errorf("%s: needsArm = %v, want %v", tc.name, got, tc.arm)
 		}
