@@ -72,10 +72,9 @@ func (g *Gateway) proxy(ctx *fasthttp.RequestCtx, r *route, m router.Match[*rout
 			req.Header.SetHost(ep.up.addr)
 		}
 		req.UseHostHeader = true
-		ctx.Response.StreamBody = r.streamResponse
 
 		ep.up.inflight.Add(1)
-		err := ep.up.hc.DoDeadline(req, &ctx.Response, deadline)
+		err := ep.up.do(req, &ctx.Response, deadline, r.streamResponse, idempotent)
 		d := g.now().Sub(t0)
 		ep.up.inflight.Add(-1)
 		st.upstreamDur += d

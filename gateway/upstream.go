@@ -16,10 +16,12 @@ import (
 // in-flight count (least_conn) and outlier detector. It outlives table
 // rebuilds while some route uses it.
 type upstream struct {
-	addr     string
-	hc       *fasthttp.HostClient
-	inflight atomic.Int64
-	outlier  *breaker.Outlier
+	addr       string
+	hc         *fasthttp.HostClient // its connection pool; transport.go does the round trips
+	bufferSize int                  // answers with a Content-Length up to this are read whole
+	maxBody    int                  // the largest answer read whole for a plugin that needs it
+	inflight   atomic.Int64
+	outlier    *breaker.Outlier
 }
 
 // dialError marks a failure to connect: nothing reached the upstream, so
@@ -53,7 +55,7 @@ func (p *upstreamPool) get(addr string) *upstream {
 	if u := p.m[addr]; u != nil {
 		return u
 	}
-	u := &upstream{addr: addr, hc: p.newClient(addr)}
+	u := &upstream{addr: addr, hc: p.newClient(addr), bufferSize: p.opts.BufferSize, maxBody: p.opts.MaxBufferedResponse}
 	u.outlier = breaker.NewOutlier(func(d time.Duration) { p.metrics.ejections.WithLabelValues(addr).Inc() })
 	p.m[addr] = u
 	return u
@@ -105,10 +107,5 @@ func (p *upstreamPool) newClient(addr string) *fasthttp.HostClient {
 		MaxIdleConnDuration:      o.UpstreamIdleTimeout,
 		ReadBufferSize:           o.BufferSize,
 		WriteBufferSize:          o.BufferSize,
-		// Retries to the same instance only for idempotent requests on a
-		// failed keep-alive connection; retries to other instances are the
-		// gateway's (proxy.go).
-		MaxIdemponentCallAttempts: 2,
-		MaxResponseBodySize:       o.MaxBufferedResponse,
 	}
 }

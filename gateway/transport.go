@@ -1,0 +1,230 @@
+package gateway
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// The gateway's own round trip over the HostClient's connection pool, in
+// place of HostClient.DoDeadline. It exists for two reasons:
+//   - A small answer (a Content-Length that fits one connection buffer) is
+//     read whole and the connection goes back to the pool at once. fasthttp
+//     streams every answer when asked to stream, which costs a stream, a
+//     closure pair and a locked Read per response (3% of the gateway's CPU
+//     per request, measured with a build that buffered everything).
+//   - The route's deadline reaches the socket as it is: HostClient.Do turns
+//     it into a timeout and back into a deadline, reading the clock each way.
+// Larger, chunked and close-delimited answers still stream.
+
+// maxIdempotentAttempts bounds the tries of a request on one upstream: a
+// second try only after a reused keep-alive connection failed (the upstream
+// closed it while idle). Retries to other instances are proxy.go's.
+const maxIdempotentAttempts = 2
+
+// do sends req to the upstream and reads the answer into resp before
+// deadline. With stream set, an answer larger than the buffer is handed to
+// resp as a body stream that returns the connection to the pool when the
+// server closes it; without, the whole answer is read, up to maxBody bytes.
+func (u *upstream) do(req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time, stream, idempotent bool) error {
+	for attempt := 1; ; attempt++ {
+		retry, err := u.roundTrip(req, resp, deadline, stream)
+		if err == nil {
+			return nil
+		}
+		if err == io.EOF {
+			err = fasthttp.ErrConnectionClosed
+		}
+		if !retry || !idempotent || attempt >= maxIdempotentAttempts || req.IsBodyStream() || isTimeout(err) {
+			return err
+		}
+	}
+}
+
+// roundTrip is one try on one connection. retry reports a failure on a
+// reused connection before any answer arrived, which a second connection
+// may not have.
+func (u *upstream) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time, stream bool) (retry bool, err error) {
+	hc := u.hc
+	cc, err := hc.AcquireConn(time.Until(deadline), req.ConnectionClose())
+	if err != nil {
+		return false, err
+	}
+	reused := !cc.LastUseTime().IsZero() // a freshly dialed connection has never been released
+	conn := cc.Conn()
+	if err := conn.SetWriteDeadline(deadline); err != nil {
+		hc.CloseConn(cc)
+		return reused, err
+	}
+	req.URI().DisablePathNormalizing = false // as HostClient does: the path the upstream sees is normalized
+	bw := hc.AcquireWriter(conn)
+	err = req.Write(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	hc.ReleaseWriter(bw)
+	if err != nil {
+		hc.CloseConn(cc)
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			return false, fasthttp.ErrTimeout
+		}
+		return reused, err
+	}
+
+	if err := conn.SetReadDeadline(deadline); err != nil {
+		hc.CloseConn(cc)
+		return reused, err
+	}
+	resp.Reset()
+	resp.SkipBody = req.Header.IsHead()
+	br := hc.AcquireReader(conn)
+	if err := readResponseHeader(br, &resp.Header); err != nil {
+		hc.ReleaseReader(br)
+		hc.CloseConn(cc)
+		return reused, err
+	}
+	closeConn := req.ConnectionClose() || resp.Header.ConnectionClose()
+	if resp.SkipBody || hasNoBody(resp.Header.StatusCode()) {
+		hc.ReleaseReader(br)
+		if closeConn {
+			hc.CloseConn(cc)
+		} else {
+			hc.ReleaseConn(cc)
+		}
+		return false, nil
+	}
+	cl := resp.Header.ContentLength()
+	if !stream || cl >= 0 && cl <= u.bufferSize {
+		err = resp.ReadBody(br, u.maxBody)
+		if err == nil && cl == -1 {
+			err = resp.Header.ReadTrailer(br)
+		}
+		hc.ReleaseReader(br)
+		if err != nil || closeConn {
+			hc.CloseConn(cc)
+		} else {
+			hc.ReleaseConn(cc)
+		}
+		return false, err
+	}
+
+	// Stream the body. It is read through a response of its own, because
+	// the one handed to the server releases its body stream when replaced.
+	up := fasthttp.AcquireResponse()
+	up.StreamBody = true
+	resp.Header.CopyTo(&up.Header)
+	if err := up.ReadBody(br, 0); err != nil {
+		fasthttp.ReleaseResponse(up)
+		hc.ReleaseReader(br)
+		hc.CloseConn(cc)
+		return false, err
+	}
+	closeConn = closeConn || cl == -2 // a close-delimited body ends the connection
+	body := &upstreamBody{
+		r:         up.BodyStream(),
+		interrupt: func() { _ = conn.Close() },
+		release: func(discard bool) {
+			_ = up.CloseBodyStream()
+			fasthttp.ReleaseResponse(up)
+			hc.ReleaseReader(br)
+			if discard || closeConn {
+				hc.CloseConn(cc)
+			} else {
+				hc.ReleaseConn(cc)
+			}
+		},
+	}
+	if cl < 0 {
+		cl = -1 // the client gets chunked encoding whatever framed the upstream's body
+	}
+	resp.SetBodyStream(body, cl)
+	return false, nil
+}
+
+// readResponseHeader reads the answer's status line and headers, skipping
+// interim 1xx answers other than 101 (a WebSocket upgrade goes through
+// websocket.go, not here).
+func readResponseHeader(br *bufio.Reader, h *fasthttp.ResponseHeader) error {
+	for n := 0; ; n++ {
+		if err := h.Read(br); err != nil {
+			return err
+		}
+		s := h.StatusCode()
+		if s >= 200 || s == fasthttp.StatusSwitchingProtocols {
+			return nil
+		}
+		if n >= maxInterimResponses {
+			return errTooManyInterim
+		}
+	}
+}
+
+// maxInterimResponses bounds the 1xx answers read before the final one.
+const maxInterimResponses = 8
+
+var errTooManyInterim = &interimError{}
+
+type interimError struct{}
+
+func (*interimError) Error() string { return "upstream sent too many 1xx interim responses" }
+
+// hasNoBody reports the statuses that never carry a body (RFC 9110 §6.4.1).
+func hasNoBody(status int) bool {
+	return status < 200 || status == fasthttp.StatusNoContent || status == fasthttp.StatusNotModified
+}
+
+// upstreamBody is a streamed upstream answer. The server reads it while it
+// writes to the client and closes it after; the connection goes back to
+// the pool only when the body was read to its end without error, and a
+// close while a Read is blocked interrupts that Read before anything is
+// released, as fasthttp's own client stream does.
+type upstreamBody struct {
+	r         io.Reader
+	interrupt func()
+	release   func(discard bool)
+	done      bool // read to io.EOF
+	closed    atomic.Bool
+	mu        sync.Mutex // held by Read
+	once      sync.Once
+}
+
+func (b *upstreamBody) Read(p []byte) (int, error) {
+	if b.closed.Load() {
+		return 0, io.ErrClosedPipe
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed.Load() {
+		return 0, io.ErrClosedPipe
+	}
+	n, err := b.r.Read(p)
+	if err == io.EOF {
+		b.done = true
+	}
+	return n, err
+}
+
+// CloseWithError is called by the server when it is done with the body;
+// err is the reason it stopped early, if it did. (No Close method: fasthttp
+// would call it first, without the error.)
+func (b *upstreamBody) CloseWithError(err error) error {
+	b.once.Do(func() {
+		b.closed.Store(true)
+		locked := b.mu.TryLock()
+		discard := err != nil || !locked || !b.done
+		if discard {
+			b.interrupt() // unblocks a Read in flight
+		}
+		if !locked {
+			b.mu.Lock()
+		}
+		defer b.mu.Unlock()
+		b.release(discard)
+	})
+	return nil
+}
