@@ -80,8 +80,7 @@ func agent(cfg *agentconfig.Config, logger *slog.Logger, stderr io.Writer) error
 	}
 	defer dd.Close()
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := newMetricsRegistry()
 
 	store := registry.NewStore()
 	codec := command.NewCodec()
@@ -297,4 +296,18 @@ func (i *identity) get() (string, string) {
 	}
 	i.v.Store(m)
 	return m.ClusterID, m.Secret
+}
+
+// newMetricsRegistry is the agent's registry with the Go runtime and
+// process collectors. Besides the default Go metrics it exports the
+// scheduler's: go_sched_latencies_seconds (how long goroutines wait to run)
+// tells an operator whether the node is short of CPU, which shows first as
+// the gateway's tail latency.
+func newMetricsRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(collectors.MetricsScheduler)),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return reg
 }
