@@ -122,6 +122,7 @@ func TestTransportFraming(t *testing.T) {
 		{"304 has no body despite length", "GET", "HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n", false, true, 304, "", false, true},
 		{"HEAD skips the announced body", "HEAD", "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n", false, true, 200, "", false, true},
 		{"interim 100 skipped", "GET", "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false, true, 200, "ok", false, true},
+		{"HTTP/1.0 answer ends the connection", "POST", "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok", true, true, 200, "ok", false, false},
 		{"upstream asks to close", "GET", "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok", true, true, 200, "ok", false, false},
 	}
 	for _, tc := range cases {
@@ -308,4 +309,51 @@ func TestTransportStaleConnectionRetry(t *testing.T) {
 			t.Fatalf("%d tries, want 1", got)
 		}
 	})
+}
+
+// Closing a streamed body while another goroutine's Read waits on a
+// stalled upstream interrupts that Read and releases the connection (closed,
+// not pooled) instead of waiting for the upstream.
+func TestTransportCloseInterruptsBlockedRead(t *testing.T) {
+	stall := make(chan struct{})
+	t.Cleanup(func() { close(stall) })
+	up := startScripted(t, func(n int64, r *http.Request, w *bufio.Writer) bool {
+		if n > 1 {
+			_, _ = w.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+			return false
+		}
+		_, _ = w.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 9000\r\n\r\n" + strings.Repeat("x", 100))
+		_ = w.Flush()
+		<-stall // the rest of the body never comes
+		return true
+	})
+	u := testUpstream(t, up.ln.Addr().String())
+	body := streamedGet(t, u).BodyStream().(*upstreamBody)
+	read := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(io.Discard, body)
+		read <- err
+	}()
+	time.Sleep(50 * time.Millisecond) // the Read is waiting on the socket
+	closed := make(chan struct{})
+	go func() { _ = body.CloseWithError(nil); close(closed) }()
+	select {
+	case err := <-read:
+		if err == nil {
+			t.Fatal("the interrupted Read reported a complete body")
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("Close did not interrupt the blocked Read")
+	}
+	select {
+	case <-closed:
+	case <-time.After(2 * time.Second):
+		t.Fatal("Close did not return")
+	}
+	if _, body, _, err := roundTrip(t, u, "GET", true, 5*time.Second); err != nil || body != "ok" {
+		t.Fatalf("next request: %q %v", body, err)
+	}
+	if got := up.accepted.Load(); got != 2 {
+		t.Fatalf("%d connections, want 2 (the interrupted one closed)", got)
+	}
 }
