@@ -83,7 +83,10 @@ type target struct {
 	url     string
 	headers []string
 	pid     int // the server process whose CPU time is charged to the target
-	results []wrkResult
+	// metricsURL is a Nexus agent's /metrics, whose scheduler latency
+	// histogram tells how often goroutines waited long for a CPU.
+	metricsURL string
+	results    []wrkResult
 }
 
 func runGateway(ctx context.Context, args []string) int {
@@ -170,9 +173,10 @@ func benchGateway(ctx context.Context, cfg gatewayConfig) error {
 			return err
 		}
 		targets = append(targets,
-			&target{name: "nexus" + a.suffix, url: "http://" + a.gatewayAddr + "/plain/bench", pid: pid},
+			&target{name: "nexus" + a.suffix, url: "http://" + a.gatewayAddr + "/plain/bench", pid: pid,
+				metricsURL: "http://" + a.httpAddr + "/metrics"},
 			&target{name: "nexus-plugins" + a.suffix, url: "http://" + a.gatewayAddr + "/plugins/bench", pid: pid,
-				headers: []string{"Authorization: Bearer " + token}})
+				metricsURL: "http://" + a.httpAddr + "/metrics", headers: []string{"Authorization: Bearer " + token}})
 	}
 	if cfg.only != "" {
 		keep := map[string]bool{}
@@ -205,6 +209,10 @@ func benchGateway(ctx context.Context, cfg gatewayConfig) error {
 			if _, err := runWrk(ctx, t, cfg.threads, cfg.connections, time.Second); err != nil {
 				return err
 			}
+			var sched0 schedHist
+			if t.metricsURL != "" {
+				sched0, _ = scrapeSched(ctx, t.metricsURL)
+			}
 			cpu0, _ := treeCPU(t.pid)
 			res, err := runWrk(ctx, t, cfg.threads, cfg.connections, cfg.duration)
 			if err != nil {
@@ -214,8 +222,14 @@ func benchGateway(ctx context.Context, cfg gatewayConfig) error {
 			if n := res.rps * cfg.duration.Seconds(); n > 0 {
 				res.cpuPerReq = time.Duration(float64(cpu1-cpu0) / n)
 			}
-			fmt.Fprintf(os.Stderr, "round %d %-14s %9.0f req/s  p50 %-9v p99 %-9v cpu/req %-8v errors %d\n",
-				round+1, t.name, res.rps, res.p50, res.p99, res.cpuPerReq, res.errors)
+			res.schedSlow = -1
+			if t.metricsURL != "" {
+				if sched1, err := scrapeSched(ctx, t.metricsURL); err == nil {
+					res.schedSlow = slowShare(sched0, sched1)
+				}
+			}
+			fmt.Fprintf(os.Stderr, "round %d %-14s %9.0f req/s  p50 %-9v p99 %-9v cpu/req %-8v %serrors %d\n",
+				round+1, t.name, res.rps, res.p50, res.p99, res.cpuPerReq, schedText(res.schedSlow, "sched>0.9ms ", " "), res.errors)
 			t.results = append(t.results, res)
 		}
 	}
@@ -278,9 +292,10 @@ func shiftPort(addr string, d int) (string, error) {
 func gatewayMarkdown(cfg gatewayConfig, targets []*target) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nServer CPU/req is the user+system CPU time of the proxy (or, for direct, the upstream) per request: steadier than req/s on a shared machine.\n")
+	fmt.Fprintf(&b, "Sched > 0.9 ms is the share of the agent's goroutine runs that waited longer than that for a CPU (go_sched_latencies_seconds): what makes the gateway's p99.\n")
 	fmt.Fprintf(&b, "\n### Gateway throughput (wrk -t%d -c%d, %v × %d interleaved rounds, median)\n\n", cfg.threads, cfg.connections, cfg.duration, cfg.rounds)
-	fmt.Fprintln(&b, "| target | req/s | p50 | p99 | req/s vs nginx | p99 vs nginx | server CPU/req | rounds req/s |")
-	fmt.Fprintln(&b, "|---|---:|---:|---:|---:|---:|---:|---|")
+	fmt.Fprintln(&b, "| target | req/s | p50 | p99 | req/s vs nginx | p99 vs nginx | server CPU/req | sched > 0.9 ms | rounds req/s |")
+	fmt.Fprintln(&b, "|---|---:|---:|---:|---:|---:|---:|---:|---|")
 	var nginx wrkResult
 	for _, t := range targets {
 		if t.name == "nginx" {
@@ -298,7 +313,8 @@ func gatewayMarkdown(cfg gatewayConfig, targets []*target) string {
 		for _, r := range t.results {
 			each = append(each, fmt.Sprintf("%.0f", r.rps))
 		}
-		fmt.Fprintf(&b, "| %s | %.0f | %v | %v | %s | %s | %v | %s |\n", t.name, m.rps, m.p50, m.p99, ratio, p99r, m.cpuPerReq, strings.Join(each, ", "))
+		fmt.Fprintf(&b, "| %s | %.0f | %v | %v | %s | %s | %v | %s | %s |\n", t.name, m.rps, m.p50, m.p99, ratio, p99r, m.cpuPerReq,
+			schedText(m.schedSlow, "", ""), strings.Join(each, ", "))
 	}
 	return b.String()
 }
@@ -306,15 +322,26 @@ func gatewayMarkdown(cfg gatewayConfig, targets []*target) string {
 // medianResult takes the median of each figure separately.
 func medianResult(rs []wrkResult) wrkResult {
 	if len(rs) == 0 {
-		return wrkResult{}
+		return wrkResult{schedSlow: -1}
 	}
 	rps := make([]float64, len(rs))
 	p50 := make([]time.Duration, len(rs))
 	p99 := make([]time.Duration, len(rs))
 	cpu := make([]time.Duration, len(rs))
+	sched := make([]float64, len(rs))
 	for i, r := range rs {
-		rps[i], p50[i], p99[i], cpu[i] = r.rps, r.p50, r.p99, r.cpuPerReq
+		rps[i], p50[i], p99[i], cpu[i], sched[i] = r.rps, r.p50, r.p99, r.cpuPerReq, r.schedSlow
 	}
 	sort.Float64s(rps)
-	return wrkResult{rps: rps[len(rps)/2], p50: median(p50), p99: median(p99), cpuPerReq: median(cpu)}
+	sort.Float64s(sched)
+	return wrkResult{rps: rps[len(rps)/2], p50: median(p50), p99: median(p99), cpuPerReq: median(cpu), schedSlow: sched[len(sched)/2]}
+}
+
+// schedText formats a slow-wait share as a percentage between prefix and
+// suffix, or nothing when there is none (-1: not an agent, or unknown).
+func schedText(share float64, prefix, suffix string) string {
+	if share < 0 {
+		return ""
+	}
+	return prefix + strconv.FormatFloat(100*share, 'f', 2, 64) + "%" + suffix
 }

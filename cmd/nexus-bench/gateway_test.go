@@ -52,3 +52,35 @@ func TestShiftPort(t *testing.T) {
 		t.Fatal("shiftPort accepted an address without a port")
 	}
 }
+
+func TestSlowShare(t *testing.T) {
+	expo := func(counts ...int) schedHist {
+		les := []string{"6.4e-08", "8.191999999999999e-05", "0.0009175039999999999", "0.010485759999999998", "+Inf"}
+		var b strings.Builder
+		b.WriteString("# HELP go_sched_latencies_seconds x\ngo_sched_gomaxprocs_threads 4\n")
+		for i, n := range counts {
+			b.WriteString(`go_sched_latencies_seconds_bucket{le="` + les[i] + `"} ` + strconv.Itoa(n) + "\n")
+		}
+		b.WriteString("go_sched_latencies_seconds_sum 0.5\ngo_sched_latencies_seconds_count 999\n")
+		h, err := parseSchedHist(strings.NewReader(b.String()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	for _, tc := range []struct {
+		name          string
+		before, after schedHist
+		want          float64
+	}{
+		{"2 of 100 slow", expo(0, 10, 20, 20, 20), expo(10, 60, 118, 120, 120), 0.02},
+		{"none slow", expo(0, 0, 0, 0, 0), expo(5, 50, 50, 50, 50), 0},
+		{"all slow", expo(0, 0, 0, 0, 0), expo(0, 0, 0, 4, 10), 1},
+		{"nothing ran", expo(1, 2, 3, 4, 5), expo(1, 2, 3, 4, 5), -1},
+		{"no histogram", schedHist{}, schedHist{}, -1},
+	} {
+		if got := slowShare(tc.before, tc.after); got < tc.want-1e-9 || got > tc.want+1e-9 {
+			t.Errorf("%s: slowShare = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

@@ -17,6 +17,7 @@ type wrkResult struct {
 	p50, p99  time.Duration
 	errors    int
 	cpuPerReq time.Duration
+	schedSlow float64 // share of the agent's goroutine runs that waited > schedSlowWait; -1: none
 }
 
 // checkTarget makes sure a target answers 200 before it is measured.
