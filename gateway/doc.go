@@ -7,8 +7,10 @@
 // the watcher whenever routes, instances or gateway configuration change in
 // the store (go-memdb watch channels, no polling). Per request: match →
 // CORS preflight → auth → rate limit → cache → pick an endpoint (balancer,
-// circuit breaker, outlier ejection) → proxy through a pooled
-// fasthttp.HostClient with retries → response plugins (cache store,
+// circuit breaker, outlier ejection) → proxy over a pooled keep-alive
+// connection with retries (transport.go: the round trip is the gateway's,
+// over fasthttp.HostClient's pool; answers that fit a buffer are read whole,
+// others stream) → response plugins (cache store,
 // compression, CORS headers) → metrics and access log. On Linux, client
 // and upstream sockets are read and written with raw system calls through
 // the runtime's poller (rawconn_linux.go).

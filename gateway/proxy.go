@@ -149,10 +149,11 @@ func prepareRequest(ctx *fasthttp.RequestCtx, r *route, m router.Match[*route]) 
 	return clientClose
 }
 
-// upstreamScheme makes the reused request plain HTTP for the upstream: a
-// request that reached the gateway over TLS carries scheme https, and the
-// HostClient refuses to send it over its plain connection (every proxied
-// request was a 502). X-Forwarded-Proto still says https.
+// upstreamScheme makes the reused request plain HTTP for the upstream, whose
+// connection is plain: a request that reached the gateway over TLS carries
+// scheme https (HostClient.Do refused to send it, and every proxied request
+// was a 502, before transport.go; the scheme must not leak into anything
+// derived from the URI). X-Forwarded-Proto still says https.
 func upstreamScheme(ctx *fasthttp.RequestCtx) {
 	if ctx.IsTLS() {
 		ctx.URI().SetScheme("http")
