@@ -51,7 +51,11 @@ func (u *upstream) do(req *fasthttp.Request, resp *fasthttp.Response, deadline t
 // may not have.
 func (u *upstream) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time, stream bool) (retry bool, err error) {
 	hc := u.hc
-	cc, err := hc.AcquireConn(time.Until(deadline), req.ConnectionClose())
+	timeout := time.Until(deadline)
+	if timeout <= 0 {
+		return false, fasthttp.ErrTimeout // a retry after the route's time ran out: no new connection for it
+	}
+	cc, err := hc.AcquireConn(timeout, req.ConnectionClose())
 	if err != nil {
 		return false, err
 	}

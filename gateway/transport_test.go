@@ -173,6 +173,8 @@ func TestTransportErrors(t *testing.T) {
 			false, 5 * time.Second, func(err error) bool { return err != nil }},
 		{"no answer within the deadline", "",
 			true, 200 * time.Millisecond, isTimeout},
+		{"deadline already past", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+			true, -time.Millisecond, isTimeout},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -188,8 +190,18 @@ func TestTransportErrors(t *testing.T) {
 			if !tc.isErr(err) {
 				t.Fatalf("err %v", err)
 			}
-			if got := up.requests.Load(); got != 1 {
-				t.Fatalf("%d tries on the upstream, want 1 (no retry)", got)
+			want := int64(1)
+			if tc.timeout < 0 {
+				want = 0
+			}
+			if got := up.requests.Load(); got != want {
+				t.Fatalf("%d tries on the upstream, want %d", got, want)
+			}
+			if tc.timeout < 0 {
+				time.Sleep(50 * time.Millisecond) // an accept would have been counted by now
+			}
+			if tc.timeout < 0 && up.accepted.Load() != 0 {
+				t.Fatal("a connection was opened for a request whose time had run out")
 			}
 		})
 	}
