@@ -92,7 +92,12 @@ func (u *upstream) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, dea
 		hc.CloseConn(cc)
 		return reused, err
 	}
-	closeConn := req.ConnectionClose() || resp.Header.ConnectionClose()
+	// fasthttp's header parser marks a close-delimited answer as closing.
+	// After a 101 the connection no longer speaks HTTP (WebSocket upgrades
+	// take websocket.go's own connection; this is an upstream upgrading
+	// unasked).
+	closeConn := req.ConnectionClose() || resp.Header.ConnectionClose() ||
+		resp.Header.StatusCode() == fasthttp.StatusSwitchingProtocols
 	if resp.SkipBody || hasNoBody(resp.Header.StatusCode()) {
 		hc.ReleaseReader(br)
 		if closeConn {
@@ -128,7 +133,6 @@ func (u *upstream) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, dea
 		hc.CloseConn(cc)
 		return false, err
 	}
-	closeConn = closeConn || cl == -2 // a close-delimited body ends the connection
 	body := &upstreamBody{
 		r:         up.BodyStream(),
 		interrupt: func() { _ = conn.Close() },
