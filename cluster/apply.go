@@ -118,7 +118,37 @@ func (n *Node) Forwarded(ctx context.Context, mac string, cmd []byte) (*command.
 	if n.raft.State() != raft.Leader {
 		return nil, ErrNoLeader
 	}
-	return n.applyLocal(ctx, cmd)
+	res, err := n.applyLocal(ctx, cmd)
+	if err == nil {
+		n.nudgeCommit(res.Index)
+	}
+	return res, err
+}
+
+// nudgeCommit makes the commit of a forwarded write known to the followers
+// at once. The follower that forwarded it answers its client only once it
+// has applied the write itself (read-your-writes), and hashicorp/raft tells
+// followers about a commit only with its next AppendEntries: with no later
+// entry in the log that is the CommitTimeout tick (5-10 ms by default), which
+// a lone client writing through a follower paid on every write. A no-op
+// appended now is such an entry. When later entries are already in the log
+// (concurrent writers) they carry the commit, and nothing is added. The
+// no-op is not waited for (only counted once applied); if it cannot be
+// enqueued within a millisecond (a busy leader has later entries coming
+// anyway) it is skipped.
+func (n *Node) nudgeCommit(index uint64) {
+	if n.raft.LastIndex() != index {
+		return
+	}
+	// A no-op command rather than raft.Barrier: a barrier never reaches the
+	// FSM, so a follower's applied index would stop short of the commit
+	// index that read-index rounds hand out.
+	f := n.raft.Apply(n.cfg.Hooks.Noop(), time.Millisecond)
+	go func() {
+		if f.Error() == nil {
+			n.m.commitNudges.Inc()
+		}
+	}()
 }
 
 func sign(secret string, body []byte) string {

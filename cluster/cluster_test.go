@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -81,7 +82,24 @@ func (pp *portPicker) ports() ports {
 
 type ports struct{ raft, gossip, http int }
 
+// cluster returns the ports of n nodes and the gossip addresses they join.
+func (pp *portPicker) cluster(n int) ([]ports, []string) {
+	ps := make([]ports, n)
+	join := make([]string, n)
+	for i := range ps {
+		ps[i] = pp.ports()
+		join[i] = fmt.Sprintf("127.0.0.1:%d", ps[i].gossip)
+	}
+	return ps, join
+}
+
 func startNode(t *testing.T, name, dir string, p ports, expect int, join []string) *testNode {
+	t.Helper()
+	return startNodeWith(t, name, dir, p, expect, join, nil)
+}
+
+// startNodeWith is startNode with tune applied to the node's configuration.
+func startNodeWith(t *testing.T, name, dir string, p ports, expect int, join []string, tune func(*cluster.Config)) *testNode {
 	t.Helper()
 	dd, err := storage.Open(dir, name, testWriter{t})
 	if err != nil {
@@ -100,7 +118,7 @@ func startNode(t *testing.T, name, dir string, p ports, expect int, join []strin
 	}
 	httpAddr := "127.0.0.1:" + strconv.Itoa(p.http)
 	reg := prometheus.NewRegistry()
-	node, err := cluster.New(cluster.Config{
+	cfg := cluster.Config{
 		Registerer: reg,
 		Node:       name, BindAddr: "127.0.0.1", RaftPort: p.raft, GossipPort: p.gossip, HTTPAddr: httpAddr,
 		BootstrapExpect: expect, Join: join, Version: "test",
@@ -118,7 +136,11 @@ func startNode(t *testing.T, name, dir string, p ports, expect int, join []strin
 		},
 		Logger:    slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})).With("node", name),
 		LogOutput: testWriter{t}, LogLevel: slog.LevelWarn,
-	})
+	}
+	if tune != nil {
+		tune(&cfg)
+	}
+	node, err := cluster.New(cfg)
 	if err != nil {
 		dd.Close()
 		t.Fatal(err)
@@ -212,12 +234,7 @@ func TestThreeNodesReplicateForwardAndFailOver(t *testing.T) {
 	}
 	pp := newPortPicker(t)
 	names := []string{"a", "b", "c"}
-	ps := make([]ports, 3)
-	var join []string
-	for i := range ps {
-		ps[i] = pp.ports()
-		join = append(join, fmt.Sprintf("127.0.0.1:%d", ps[i].gossip))
-	}
+	ps, join := pp.cluster(3)
 	nodes := make([]*testNode, 3)
 	dirs := make([]string, 3)
 	for i, name := range names {
@@ -325,6 +342,62 @@ func TestThreeNodesReplicateForwardAndFailOver(t *testing.T) {
 	})
 	if got := len(nodes[leaderIdx()].node.Raft().Servers); got != 3 {
 		t.Fatalf("raft servers after restart: %d, want 3", got)
+	}
+}
+
+// A lone client writing through a follower does not wait for the leader's
+// CommitTimeout tick to learn of the commit: the leader appends a no-op
+// after a forwarded write. With a CommitTimeout of 250 ms every such write
+// took 250-500 ms before; now it takes a few round trips.
+func TestForwardedWriteDoesNotWaitForCommitTimeout(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three nodes")
+	}
+	const commitTimeout = 250 * time.Millisecond
+	pp := newPortPicker(t)
+	ps, join := pp.cluster(3)
+	nodes := make([]*testNode, 3)
+	for i, name := range []string{"a", "b", "c"} {
+		nodes[i] = startNodeWith(t, name, t.TempDir(), ps[i], 3, join, func(c *cluster.Config) { c.CommitTimeout = commitTimeout })
+		defer nodes[i].stop()
+	}
+	leader := -1
+	waitFor(t, "a leader with three voters and the cluster identity everywhere", 20*time.Second, func() bool {
+		leader = -1
+		for i, n := range nodes {
+			if n.node.Raft().State == "leader" && n.node.Ready() && len(n.node.Raft().Servers) == 3 {
+				leader = i
+			}
+		}
+		for _, n := range nodes {
+			if n.dd.ClusterID() == "" {
+				return false
+			}
+		}
+		return leader >= 0
+	})
+	follower := nodes[(leader+1)%3]
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var took []time.Duration
+	for i := range 7 {
+		start := time.Now()
+		if _, err := follower.node.Apply(ctx, configSet(t, "lone", strconv.Itoa(i))); err != nil {
+			t.Fatalf("write %d through the follower: %v", i, err)
+		}
+		took = append(took, time.Since(start))
+		if got := configValue(follower.store, "lone"); got != strconv.Itoa(i) {
+			t.Fatalf("follower answered before applying write %d: %q", i, got)
+		}
+	}
+	t.Logf("writes through a follower took %v", took)
+	sorted := slices.Clone(took)
+	slices.Sort(sorted)
+	if median := sorted[len(sorted)/2]; median >= commitTimeout*6/10 {
+		t.Fatalf("writes through a follower took %v (median %v): they waited for the CommitTimeout tick (%v)", took, median, commitTimeout)
+	}
+	if n := counterValue(t, nodes[leader].metrics, "nexus_raft_commit_nudges_total"); n < 1 {
+		t.Fatalf("nexus_raft_commit_nudges_total = %v on the leader", n)
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"strconv"
@@ -168,12 +167,7 @@ func TestRaftOverMutualTLS(t *testing.T) {
 	ca := tlstest.NewCA(t, "cluster-ca")
 	certs := t.TempDir()
 	names := []string{"a", "b", "c"}
-	ps := make([]ports, 3)
-	var join []string
-	for i := range ps {
-		ps[i] = pp.ports()
-		join = append(join, fmt.Sprintf("127.0.0.1:%d", ps[i].gossip))
-	}
+	ps, join := pp.cluster(3)
 	nodes := make([]*testNode, 3)
 	opts := make([]secureOpts, 3)
 	for i, name := range names {
@@ -251,12 +245,7 @@ func TestRaftRefusesForeignCertificate(t *testing.T) {
 	foreign := tlstest.NewCA(t, "foreign-ca")
 	certs := t.TempDir()
 	policy := testPolicy(500*time.Millisecond, time.Hour, 0)
-	ps := make([]ports, 3)
-	var join []string
-	for i := range ps {
-		ps[i] = pp.ports()
-		join = append(join, fmt.Sprintf("127.0.0.1:%d", ps[i].gossip))
-	}
+	ps, join := pp.cluster(3)
 	var nodes []*testNode
 	var opts []secureOpts
 	for i, name := range []string{"a", "b", "c"} {

@@ -222,6 +222,7 @@ func (n *Node) Done() <-chan struct{} { return n.stopCh }
 type metrics struct {
 	consistentReads *prometheus.HistogramVec
 	readIndexRounds prometheus.Counter
+	commitNudges    prometheus.Counter
 	leaderChanges   prometheus.Counter
 	applyLatency    *prometheus.HistogramVec
 }
@@ -243,7 +244,10 @@ func newMetrics(reg prometheus.Registerer, n *Node) *metrics {
 	m.readIndexRounds = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "nexus_read_index_rounds_total", Help: "Read-index rounds this node ran for consistent reads (concurrent reads share a round).",
 	})
-	reg.MustRegister(m.leaderChanges, m.applyLatency, m.consistentReads, m.readIndexRounds, &memberStatusCollector{
+	m.commitNudges = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "nexus_raft_commit_nudges_total", Help: "No-op entries the leader appended after a lone forwarded write so that followers learn its commit at once.",
+	})
+	reg.MustRegister(m.leaderChanges, m.applyLatency, m.consistentReads, m.readIndexRounds, m.commitNudges, &memberStatusCollector{
 		n:    n,
 		desc: prometheus.NewDesc("nexus_gossip_members", "Gossip members by status (alive, suspect, failed, left), as this node sees them.", []string{"status"}, nil),
 	})

@@ -1,7 +1,6 @@
 package cluster_test
 
 import (
-	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -19,12 +18,7 @@ func TestStoppedNodeIsSuspectBeforeFailed(t *testing.T) {
 	}
 	pp := newPortPicker(t)
 	names := []string{"a", "b", "c"}
-	ps := make([]ports, 3)
-	var join []string
-	for i := range ps {
-		ps[i] = pp.ports()
-		join = append(join, fmt.Sprintf("127.0.0.1:%d", ps[i].gossip))
-	}
+	ps, join := pp.cluster(3)
 	nodes := make([]*testNode, 3)
 	for i, name := range names {
 		nodes[i] = startNode(t, name, t.TempDir(), ps[i], 3, join)

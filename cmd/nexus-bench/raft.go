@@ -184,8 +184,9 @@ func benchRaft(ctx context.Context, cfg raftConfig) (rep *Report, err error) {
 	}
 
 	// One client on the leader and one on a follower: a follower's answer
-	// waits until it applied the write itself (read-your-writes), and it
-	// learns of the commit with the leader's next append (CommitTimeout).
+	// waits until it applied the write itself (read-your-writes); it learns
+	// of the commit from the no-op the leader appends after a lone forwarded
+	// write (cluster/apply.go nudgeCommit), else at the next CommitTimeout.
 	for _, target := range []struct {
 		name string
 		idx  int
