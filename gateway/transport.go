@@ -22,34 +22,43 @@ import (
 //     it into a timeout and back into a deadline, reading the clock each way.
 // Larger, chunked and close-delimited answers still stream.
 
-// maxIdempotentAttempts bounds the tries of a request on one upstream: a
-// second try only after a reused keep-alive connection failed (the upstream
-// closed it while idle). Retries to other instances are proxy.go's.
-const maxIdempotentAttempts = 2
+// maxStaleTries bounds the tries of an idempotent request on one upstream
+// after reused keep-alive connections failed before any answer (the
+// upstream closed them while idle, or restarted). The first such failure
+// also closes the pool's other idle connections, which are likely as dead,
+// so the next try usually dials. A failure on a fresh connection is never
+// tried again here; retries to other instances are proxy.go's.
+const maxStaleTries = 3
 
 // do sends req to the upstream and reads the answer into resp before
 // deadline. With stream set, an answer larger than the buffer is handed to
 // resp as a body stream that returns the connection to the pool when the
 // server closes it; without, the whole answer is read, up to maxBody bytes.
 func (u *upstream) do(req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time, stream, idempotent bool) error {
-	for attempt := 1; ; attempt++ {
-		retry, err := u.roundTrip(req, resp, deadline, stream)
+	// Asked before the first try: writing the request consumes a streamed
+	// body and clears it, and a second try would send an empty one.
+	bodyStreamed := req.IsBodyStream()
+	for stale := 0; ; stale++ {
+		staleConn, err := u.roundTrip(req, resp, deadline, stream)
 		if err == nil {
 			return nil
 		}
 		if err == io.EOF {
 			err = fasthttp.ErrConnectionClosed
 		}
-		if !retry || !idempotent || attempt >= maxIdempotentAttempts || req.IsBodyStream() || isTimeout(err) {
+		if !staleConn || !idempotent || bodyStreamed || stale >= maxStaleTries || isTimeout(err) {
 			return err
+		}
+		if stale == 0 {
+			u.hc.CloseIdleConnections()
 		}
 	}
 }
 
-// roundTrip is one try on one connection. retry reports a failure on a
-// reused connection before any answer arrived, which a second connection
+// roundTrip is one try on one connection. staleConn reports a failure on
+// a reused connection before any answer arrived, which a new connection
 // may not have.
-func (u *upstream) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time, stream bool) (retry bool, err error) {
+func (u *upstream) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time, stream bool) (staleConn bool, err error) {
 	hc := u.hc
 	timeout := time.Until(deadline)
 	if timeout <= 0 {
@@ -92,7 +101,6 @@ func (u *upstream) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, dea
 		hc.CloseConn(cc)
 		return reused, err
 	}
-	// fasthttp's header parser marks a close-delimited answer as closing.
 	// After a 101 the connection no longer speaks HTTP (WebSocket upgrades
 	// take websocket.go's own connection; this is an upstream upgrading
 	// unasked).
@@ -108,6 +116,10 @@ func (u *upstream) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, dea
 		return false, nil
 	}
 	cl := resp.Header.ContentLength()
+	// A body without a length ends with the connection. fasthttp's parser
+	// says so itself, except when the answer also carries Connection:
+	// Upgrade (as Apache's h2c offer does on ordinary answers).
+	closeConn = closeConn || cl == -2
 	if !stream || cl >= 0 && cl <= u.bufferSize {
 		err = resp.ReadBody(br, u.maxBody)
 		if err == nil && cl == -1 {

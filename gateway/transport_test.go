@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -120,6 +121,8 @@ func TestTransportFraming(t *testing.T) {
 		{"close-delimited read whole", "GET", "HTTP/1.1 200 OK\r\n\r\nuntil close", true, false, 200, "until close", false, false},
 		{"close-delimited POST streams", "POST", "HTTP/1.1 200 OK\r\n\r\nuntil close", true, true, 200, "until close", true, false},
 		{"close-delimited POST read whole", "POST", "HTTP/1.1 200 OK\r\n\r\nuntil close", true, false, 200, "until close", false, false},
+		{"close-delimited with Connection: Upgrade streams", "POST", "HTTP/1.1 200 OK\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\nuntil close", true, true, 200, "until close", true, false},
+		{"close-delimited with Connection: Upgrade read whole", "POST", "HTTP/1.1 200 OK\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\nuntil close", true, false, 200, "until close", false, false},
 		{"101 ends the connection", "POST", "HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n", false, true, 101, "", false, false},
 		{"204 has no body", "GET", "HTTP/1.1 204 No Content\r\n\r\n", false, true, 204, "", false, true},
 		{"304 has no body despite length", "GET", "HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n", false, true, 304, "", false, true},
@@ -314,6 +317,69 @@ func TestTransportStaleConnectionRetry(t *testing.T) {
 			}
 		})
 	}
+	// A streamed body is consumed by the first try: a PUT on a stale
+	// connection is not tried again (it would go out with an empty body).
+	t.Run("streamed PUT body", func(t *testing.T) {
+		var bodies []int64
+		var mu sync.Mutex
+		up := startScripted(t, func(n int64, r *http.Request, w *bufio.Writer) bool {
+			mu.Lock()
+			bodies = append(bodies, r.ContentLength)
+			mu.Unlock()
+			_, _ = w.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+			return n == 1
+		})
+		u := testUpstream(t, up.ln.Addr().String())
+		if _, _, _, err := roundTrip(t, u, "GET", true, 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		defer fasthttp.ReleaseRequest(req)
+		defer fasthttp.ReleaseResponse(resp)
+		req.Header.SetMethod("PUT")
+		req.SetRequestURI("http://" + u.addr + "/x")
+		req.SetBodyStream(strings.NewReader(strings.Repeat("p", 100<<10)), 100<<10)
+		if err := u.do(req, resp, time.Now().Add(5*time.Second), true, true); err == nil {
+			t.Fatal("a streamed PUT on a stale connection succeeded: it was sent again")
+		}
+		time.Sleep(50 * time.Millisecond)
+		mu.Lock()
+		defer mu.Unlock()
+		if len(bodies) != 1 {
+			t.Fatalf("the upstream saw requests with bodies %v, want only the first GET", bodies)
+		}
+	})
+	// An upstream restart leaves every pooled connection dead: a GET still
+	// gets through.
+	t.Run("every pooled connection stale", func(t *testing.T) {
+		up := startScripted(t, func(n int64, r *http.Request, w *bufio.Writer) bool {
+			if n <= 3 {
+				time.Sleep(100 * time.Millisecond) // the three first requests overlap: three connections
+			}
+			_, _ = w.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+			return n <= 3 // and each closes after its answer without saying so
+		})
+		u := testUpstream(t, up.ln.Addr().String())
+		var wg sync.WaitGroup
+		for range 3 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, _, _, err := roundTrip(t, u, "GET", true, 5*time.Second); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		if n := u.hc.IdleConnsCount(); n != 3 {
+			t.Fatalf("%d pooled connections, want 3", n)
+		}
+		time.Sleep(50 * time.Millisecond)
+		if _, body, _, err := roundTrip(t, u, "GET", true, 5*time.Second); err != nil || body != "ok" {
+			t.Fatalf("GET after the upstream closed every pooled connection: %q %v", body, err)
+		}
+	})
 	t.Run("fresh connection", func(t *testing.T) {
 		up := startScripted(t, func(n int64, r *http.Request, w *bufio.Writer) bool { return true })
 		u := testUpstream(t, up.ln.Addr().String())
