@@ -74,7 +74,7 @@ func (g *Gateway) proxy(ctx *fasthttp.RequestCtx, r *route, m router.Match[*rout
 		req.UseHostHeader = true
 
 		ep.up.inflight.Add(1)
-		err := ep.up.do(req, &ctx.Response, deadline, r.streamResponse, idempotent)
+		err := ep.up.do(req, &ctx.Response, exchange{deadline: deadline, bodyIdle: r.timeout, stream: r.streamResponse, idempotent: idempotent})
 		d := g.now().Sub(t0)
 		ep.up.inflight.Add(-1)
 		st.upstreamDur += d

@@ -30,23 +30,37 @@ import (
 // tried again here; retries to other instances are proxy.go's.
 const maxStaleTries = 3
 
-// do sends req to the upstream and reads the answer into resp before
-// deadline. With stream set, an answer larger than the buffer is handed to
-// resp as a body stream that returns the connection to the pool when the
-// server closes it; without, the whole answer is read, up to maxBody bytes.
-func (u *upstream) do(req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time, stream, idempotent bool) error {
+// exchange says how a request goes to an upstream.
+type exchange struct {
+	// deadline bounds all tries up to the answer's header, and a body read
+	// whole.
+	deadline time.Time
+	// bodyIdle is how long a streamed body may pause between two reads (the
+	// route's timeout, as nginx's proxy_read_timeout and Kong's read_timeout
+	// count it), so that a long download is not cut at the deadline.
+	bodyIdle time.Duration
+	// stream hands an answer larger than the buffer to the response as a
+	// body stream that returns the connection to the pool when the server
+	// closes it; without, the whole answer is read, up to maxBody bytes.
+	stream bool
+	// idempotent allows another try after a stale pooled connection.
+	idempotent bool
+}
+
+// do sends req to the upstream and reads the answer into resp.
+func (u *upstream) do(req *fasthttp.Request, resp *fasthttp.Response, x exchange) error {
 	// Asked before the first try: writing the request consumes a streamed
 	// body and clears it, and a second try would send an empty one.
 	bodyStreamed := req.IsBodyStream()
 	for stale := 0; ; stale++ {
-		staleConn, err := u.roundTrip(req, resp, deadline, stream)
+		staleConn, err := u.roundTrip(req, resp, x)
 		if err == nil {
 			return nil
 		}
 		if err == io.EOF {
 			err = fasthttp.ErrConnectionClosed
 		}
-		if !staleConn || !idempotent || bodyStreamed || stale >= maxStaleTries || isTimeout(err) {
+		if !staleConn || !x.idempotent || bodyStreamed || stale >= maxStaleTries || isTimeout(err) {
 			return err
 		}
 		if stale == 0 {
@@ -58,8 +72,8 @@ func (u *upstream) do(req *fasthttp.Request, resp *fasthttp.Response, deadline t
 // roundTrip is one try on one connection. staleConn reports a failure on
 // a reused connection before any answer arrived, which a new connection
 // may not have.
-func (u *upstream) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time, stream bool) (staleConn bool, err error) {
-	hc := u.hc
+func (u *upstream) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, x exchange) (staleConn bool, err error) {
+	hc, deadline, stream := u.hc, x.deadline, x.stream
 	timeout := time.Until(deadline)
 	if timeout <= 0 {
 		return false, fasthttp.ErrTimeout // a retry after the route's time ran out: no new connection for it
@@ -147,6 +161,8 @@ func (u *upstream) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, dea
 	}
 	body := &upstreamBody{
 		r:         up.BodyStream(),
+		conn:      conn,
+		idle:      x.bodyIdle,
 		interrupt: func() { _ = conn.Close() },
 		release: func(discard bool) {
 			_ = up.CloseBodyStream()
@@ -205,6 +221,8 @@ func hasNoBody(status int) bool {
 // released, as fasthttp's own client stream does.
 type upstreamBody struct {
 	r         io.Reader
+	conn      net.Conn
+	idle      time.Duration // each Read may wait this long; 0: the exchange's deadline stays
 	interrupt func()
 	release   func(discard bool)
 	done      bool // read to io.EOF
@@ -221,6 +239,13 @@ func (b *upstreamBody) Read(p []byte) (int, error) {
 	defer b.mu.Unlock()
 	if b.closed.Load() {
 		return 0, io.ErrClosedPipe
+	}
+	if b.idle > 0 {
+		// With the lazy deadlines of a raw connection this only records
+		// the time; the poller is re-armed about once per eighth of it.
+		if err := b.conn.SetReadDeadline(time.Now().Add(b.idle)); err != nil {
+			return 0, err
+		}
 	}
 	n, err := b.r.Read(p)
 	if err == io.EOF {

@@ -89,7 +89,7 @@ func roundTrip(t *testing.T, u *upstream, method string, stream bool, timeout ti
 	if method == "POST" {
 		req.SetBodyString("payload")
 	}
-	err = u.do(req, resp, time.Now().Add(timeout), stream, method != "POST")
+	err = u.do(req, resp, exchange{deadline: time.Now().Add(timeout), stream: stream, idempotent: method != "POST"})
 	if err != nil {
 		return 0, "", false, err
 	}
@@ -220,7 +220,7 @@ func streamedGet(t *testing.T, u *upstream) *fasthttp.Response {
 	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 	t.Cleanup(func() { fasthttp.ReleaseRequest(req); fasthttp.ReleaseResponse(resp) })
 	req.SetRequestURI("http://" + u.addr + "/x")
-	if err := u.do(req, resp, time.Now().Add(5*time.Second), true, true); err != nil {
+	if err := u.do(req, resp, exchange{deadline: time.Now().Add(5 * time.Second), stream: true, idempotent: true}); err != nil {
 		t.Fatal(err)
 	}
 	if !resp.IsBodyStream() {
@@ -340,7 +340,7 @@ func TestTransportStaleConnectionRetry(t *testing.T) {
 		req.Header.SetMethod("PUT")
 		req.SetRequestURI("http://" + u.addr + "/x")
 		req.SetBodyStream(strings.NewReader(strings.Repeat("p", 100<<10)), 100<<10)
-		if err := u.do(req, resp, time.Now().Add(5*time.Second), true, true); err == nil {
+		if err := u.do(req, resp, exchange{deadline: time.Now().Add(5 * time.Second), stream: true, idempotent: true}); err == nil {
 			t.Fatal("a streamed PUT on a stale connection succeeded: it was sent again")
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -436,5 +436,52 @@ func TestTransportCloseInterruptsBlockedRead(t *testing.T) {
 	}
 	if got := up.accepted.Load(); got != 2 {
 		t.Fatalf("%d connections, want 2 (the interrupted one closed)", got)
+	}
+}
+
+// A streamed body may take longer than the exchange's deadline as long as
+// it keeps coming: each read may wait bodyIdle. A pause longer than that
+// fails the read.
+func TestTransportStreamedBodyIdleTimeout(t *testing.T) {
+	cases := []struct {
+		name   string
+		pause  time.Duration // between the body's five parts
+		wantOK bool
+	}{
+		{"slow but steady body outlives the deadline", 120 * time.Millisecond, true},
+		{"a pause longer than bodyIdle fails", 700 * time.Millisecond, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			up := startScripted(t, func(n int64, r *http.Request, w *bufio.Writer) bool {
+				_, _ = w.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 10000\r\n\r\n")
+				for i := 0; i < 5; i++ {
+					_, _ = w.WriteString(strings.Repeat("s", 2000))
+					if w.Flush() != nil {
+						return true
+					}
+					time.Sleep(tc.pause)
+				}
+				return true
+			})
+			u := testUpstream(t, up.ln.Addr().String())
+			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+			defer fasthttp.ReleaseRequest(req)
+			defer fasthttp.ReleaseResponse(resp)
+			req.SetRequestURI("http://" + u.addr + "/x")
+			x := exchange{deadline: time.Now().Add(300 * time.Millisecond), bodyIdle: 300 * time.Millisecond, stream: true, idempotent: true}
+			if err := u.do(req, resp, x); err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			n, err := io.Copy(io.Discard, resp.BodyStream())
+			_ = resp.CloseBodyStream()
+			if tc.wantOK && (err != nil || n != 10000) {
+				t.Fatalf("read %d bytes in %v: %v", n, time.Since(start), err)
+			}
+			if !tc.wantOK && (err == nil || !isTimeout(err)) {
+				t.Fatalf("read %d bytes in %v: %v, want a timeout", n, time.Since(start), err)
+			}
+		})
 	}
 }
