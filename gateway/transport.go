@@ -115,11 +115,17 @@ func (u *upstream) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, x e
 		hc.CloseConn(cc)
 		return reused, err
 	}
-	// After a 101 the connection no longer speaks HTTP (WebSocket upgrades
-	// take websocket.go's own connection; this is an upstream upgrading
-	// unasked).
-	closeConn := req.ConnectionClose() || resp.Header.ConnectionClose() ||
-		resp.Header.StatusCode() == fasthttp.StatusSwitchingProtocols
+	if resp.Header.StatusCode() == fasthttp.StatusSwitchingProtocols {
+		// The gateway strips Upgrade from what it forwards (WebSocket goes
+		// through websocket.go on a connection of its own), so this is an
+		// upstream switching protocols unasked: the connection no longer
+		// speaks HTTP, and the client, which did not ask either, gets a 502.
+		hc.ReleaseReader(br)
+		hc.CloseConn(cc)
+		resp.Reset()
+		return false, errUnaskedUpgrade
+	}
+	closeConn := req.ConnectionClose() || resp.Header.ConnectionClose()
 	if resp.SkipBody || hasNoBody(resp.Header.StatusCode()) {
 		hc.ReleaseReader(br)
 		if closeConn {
@@ -203,11 +209,15 @@ func readResponseHeader(br *bufio.Reader, h *fasthttp.ResponseHeader) error {
 // maxInterimResponses bounds the 1xx answers read before the final one.
 const maxInterimResponses = 8
 
-var errTooManyInterim = &interimError{}
+var (
+	errTooManyInterim = &upstreamProtocolError{"upstream sent too many 1xx interim responses"}
+	errUnaskedUpgrade = &upstreamProtocolError{"upstream switched protocols (101) without being asked to"}
+)
 
-type interimError struct{}
+// upstreamProtocolError is an answer the gateway cannot forward.
+type upstreamProtocolError struct{ msg string }
 
-func (*interimError) Error() string { return "upstream sent too many 1xx interim responses" }
+func (e *upstreamProtocolError) Error() string { return e.msg }
 
 // hasNoBody reports the statuses that never carry a body (RFC 9110 §6.4.1).
 func hasNoBody(status int) bool {

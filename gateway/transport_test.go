@@ -123,7 +123,6 @@ func TestTransportFraming(t *testing.T) {
 		{"close-delimited POST read whole", "POST", "HTTP/1.1 200 OK\r\n\r\nuntil close", true, false, 200, "until close", false, false},
 		{"close-delimited with Connection: Upgrade streams", "POST", "HTTP/1.1 200 OK\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\nuntil close", true, true, 200, "until close", true, false},
 		{"close-delimited with Connection: Upgrade read whole", "POST", "HTTP/1.1 200 OK\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\nuntil close", true, false, 200, "until close", false, false},
-		{"101 ends the connection", "POST", "HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n", false, true, 101, "", false, false},
 		{"204 has no body", "GET", "HTTP/1.1 204 No Content\r\n\r\n", false, true, 204, "", false, true},
 		{"304 has no body despite length", "GET", "HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n", false, true, 304, "", false, true},
 		{"HEAD skips the announced body", "HEAD", "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n", false, true, 200, "", false, true},
@@ -179,6 +178,8 @@ func TestTransportErrors(t *testing.T) {
 			false, 5 * time.Second, func(err error) bool { return err != nil }},
 		{"no answer within the deadline", "",
 			true, 200 * time.Millisecond, isTimeout},
+		{"101 nobody asked for", "HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n",
+			true, 5 * time.Second, func(err error) bool { return errors.Is(err, errUnaskedUpgrade) }},
 		{"deadline already past", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
 			true, -time.Millisecond, isTimeout},
 	}
