@@ -143,7 +143,9 @@ func (u *upstream) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, x e
 	if !stream || cl >= 0 && cl <= u.bufferSize {
 		err = resp.ReadBody(br, u.maxBody)
 		if err == nil && cl == -1 {
-			err = resp.Header.ReadTrailer(br)
+			if err = resp.Header.ReadTrailer(br); err == io.EOF {
+				err = io.ErrUnexpectedEOF // the body broke off; not "closed before the first byte"
+			}
 		}
 		hc.ReleaseReader(br)
 		if err != nil || closeConn {
