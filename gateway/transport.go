@@ -122,7 +122,6 @@ func (u *upstream) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, x e
 		// speaks HTTP, and the client, which did not ask either, gets a 502.
 		hc.ReleaseReader(br)
 		hc.CloseConn(cc)
-		resp.Reset()
 		return false, errUnaskedUpgrade
 	}
 	closeConn := req.ConnectionClose() || resp.Header.ConnectionClose()
@@ -168,10 +167,9 @@ func (u *upstream) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, x e
 		return false, err
 	}
 	body := &upstreamBody{
-		r:         up.BodyStream(),
-		conn:      conn,
-		idle:      x.bodyIdle,
-		interrupt: func() { _ = conn.Close() },
+		r:    up.BodyStream(),
+		conn: conn,
+		idle: x.bodyIdle,
 		release: func(discard bool) {
 			_ = up.CloseBodyStream()
 			fasthttp.ReleaseResponse(up)
@@ -191,8 +189,7 @@ func (u *upstream) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, x e
 }
 
 // readResponseHeader reads the answer's status line and headers, skipping
-// interim 1xx answers other than 101 (a WebSocket upgrade goes through
-// websocket.go, not here).
+// interim 1xx answers; it stops at a 101, which roundTrip refuses.
 func readResponseHeader(br *bufio.Reader, h *fasthttp.ResponseHeader) error {
 	for n := 0; ; n++ {
 		if err := h.Read(br); err != nil {
@@ -232,15 +229,14 @@ func hasNoBody(status int) bool {
 // close while a Read is blocked interrupts that Read before anything is
 // released, as fasthttp's own client stream does.
 type upstreamBody struct {
-	r         io.Reader
-	conn      net.Conn
-	idle      time.Duration // each Read may wait this long; 0: the exchange's deadline stays
-	interrupt func()
-	release   func(discard bool)
-	done      bool // read to io.EOF
-	closed    atomic.Bool
-	mu        sync.Mutex // held by Read
-	once      sync.Once
+	r       io.Reader
+	conn    net.Conn
+	idle    time.Duration // each Read may wait this long; 0: the exchange's deadline stays
+	release func(discard bool)
+	done    bool // read to io.EOF
+	closed  atomic.Bool
+	mu      sync.Mutex // held by Read
+	once    sync.Once
 }
 
 func (b *upstreamBody) Read(p []byte) (int, error) {
@@ -275,7 +271,7 @@ func (b *upstreamBody) CloseWithError(err error) error {
 		locked := b.mu.TryLock()
 		discard := err != nil || !locked || !b.done
 		if discard {
-			b.interrupt() // unblocks a Read in flight
+			_ = b.conn.Close() // unblocks a Read in flight; release closes it again, harmlessly
 		}
 		if !locked {
 			b.mu.Lock()
