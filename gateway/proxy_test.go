@@ -138,3 +138,30 @@ func TestPlainSocketIO(t *testing.T) {
 		}
 	}
 }
+
+// A chunked answer's trailer fields must not become header fields (RFC 9110
+// §6.5.1), whether the answer streams (plain route) or is read whole to be
+// cached or compressed and sent with a Content-Length.
+func TestChunkedTrailerNotMergedIntoHeader(t *testing.T) {
+	e := newEnv(t, Options{})
+	up := startUpstream(t, "a")
+	up.handle(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Trailer", "X-Checksum")
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write([]byte(strings.Repeat("trailer test ", 100)))
+		w.Header().Set("X-Checksum", "abc")
+	})
+	e.instance("web", "a", up.addr(), nil)
+	e.route(registry.Route{ID: "plain", Paths: []string{"/plain/"}, Service: "web"})
+	e.route(registry.Route{ID: "cache", Paths: []string{"/cache/"}, Service: "web", Cache: &registry.CachePolicy{TTL: "1m"}})
+	e.route(registry.Route{ID: "gzip", Paths: []string{"/gzip/"}, Service: "web", Compression: &registry.Compression{Enabled: true}})
+	for _, path := range []string{"/plain/x", "/cache/x", "/cache/x", "/gzip/x"} {
+		r := e.do("GET", "", path, nil, nil) // no Accept-Encoding: the gzip route reads whole, sends plain
+		if r.status != 200 || string(r.body) != strings.Repeat("trailer test ", 100) {
+			t.Fatalf("%s: %d, %d bytes", path, r.status, len(r.body))
+		}
+		if v := r.header.Get("X-Checksum"); v != "" {
+			t.Errorf("%s: trailer field sent as a header field: X-Checksum: %s", path, v)
+		}
+	}
+}

@@ -142,9 +142,7 @@ func (u *upstream) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, x e
 	if !stream || cl >= 0 && cl <= u.bufferSize {
 		err = resp.ReadBody(br, u.maxBody)
 		if err == nil && cl == -1 {
-			if err = resp.Header.ReadTrailer(br); err == io.EOF {
-				err = io.ErrUnexpectedEOF // the body broke off; not "closed before the first byte"
-			}
+			err = discardTrailer(br)
 		}
 		hc.ReleaseReader(br)
 		if err != nil || closeConn {
@@ -186,6 +184,23 @@ func (u *upstream) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, x e
 	}
 	resp.SetBodyStream(body, cl)
 	return false, nil
+}
+
+// discardTrailer reads the trailer section that ends a chunked body and
+// drops it. The gateway does not forward trailers (streamed answers drop
+// them with their scratch response), and an answer read whole goes to the
+// client with a Content-Length and no trailer section: read into the
+// answer's own header, the fields would go out as header fields once the
+// hop-by-hop Trailer announcement is removed, which RFC 9110 §6.5.1
+// forbids. A pooled scratch response keeps this free of allocations.
+func discardTrailer(br *bufio.Reader) error {
+	scratch := fasthttp.AcquireResponse()
+	err := scratch.Header.ReadTrailer(br)
+	fasthttp.ReleaseResponse(scratch)
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF // the body broke off; not "closed before the first byte"
+	}
+	return err
 }
 
 // readResponseHeader reads the answer's status line and headers, skipping

@@ -9,12 +9,12 @@ func TestAgentProcs(t *testing.T) {
 		goDefault int
 		want      int
 	}{
-		{"two per CPU", "", 2, 4},
-		{"one CPU", "", 1, 2},
-		{"cgroup limit of 3", "", 3, 6},
+		{"three per CPU", "", 2, 6},
+		{"one CPU", "", 1, 3},
+		{"cgroup limit of 3", "", 3, 9},
 		{"operator's GOMAXPROCS wins", "1", 2, 0},
 		{"operator's GOMAXPROCS wins even if odd", "8", 2, 0},
-		{"nonsense default", "", 0, 2},
+		{"nonsense default", "", 0, 3},
 	} {
 		getenv := func(k string) string {
 			if k == "GOMAXPROCS" {
