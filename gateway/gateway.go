@@ -34,6 +34,7 @@ type Gateway struct {
 	table   atomic.Pointer[Table]
 	ids     *idGen
 	metrics *metrics
+	linger  *lingerer
 	builder *builder
 	cache   *cache.Cache
 	sharer  *ratelimit.Sharer
@@ -73,6 +74,7 @@ func New(deps Deps) (*Gateway, error) {
 		conns:   map[net.Conn]struct{}{},
 		tls:     deps.TLS,
 	}
+	g.linger = newLingerer(g.metrics)
 	g.cache = cache.New(opts.CacheMaxBytes, opts.CacheMaxEntryBytes, nil)
 	g.sharer = ratelimit.NewSharer(deps.Exchanger, deps.Node, opts.ShareInterval, deps.Logger)
 	g.builder = newBuilder(g)
@@ -98,9 +100,7 @@ func New(deps Deps) (*Gateway, error) {
 // Serve accepts gateway traffic on ln until Shutdown: TLS only when
 // Deps.TLS is set.
 func (g *Gateway) Serve(ln net.Listener) error {
-	if !g.opts.PlainSocketIO {
-		ln = rawListener{ln}
-	}
+	ln = lingerListener{Listener: ln, linger: g.linger, plain: g.opts.PlainSocketIO}
 	if g.tls != nil {
 		ln = tls.NewListener(ln, g.tls)
 	}

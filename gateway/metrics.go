@@ -19,7 +19,8 @@ type metrics struct {
 	rebuildTime   prometheus.Histogram
 	routes        prometheus.Gauge
 	tableIndex    prometheus.Gauge
-	shareFraction *prometheus.GaugeVec // route
+	shareFraction *prometheus.GaugeVec   // route
+	lingering     *prometheus.CounterVec // result
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -62,10 +63,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		shareFraction: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "nexus_gateway_rate_limit_share", Help: "Fraction of a cluster-scope rate limit this node enforces.",
 		}, []string{"route"}),
+		lingering: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nexus_gateway_lingering_closes_total", Help: "Client connections closed with bytes unread: lingered (half-closed, drained, then closed) or too_many (closed at once: the lingering limit was reached).",
+		}, []string{"result"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.requests, m.upstreamTime, m.retries, m.limited, m.cache, m.breakerState,
-			m.ejections, m.rebuilds, m.rebuildTime, m.routes, m.tableIndex, m.shareFraction)
+			m.ejections, m.rebuilds, m.rebuildTime, m.routes, m.tableIndex, m.shareFraction, m.lingering)
 	}
 	return m
 }

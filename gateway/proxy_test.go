@@ -1,9 +1,14 @@
 package gateway
 
 import (
+	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nexus/nexus/registry"
 )
@@ -163,5 +168,93 @@ func TestChunkedTrailerNotMergedIntoHeader(t *testing.T) {
 		if v := r.header.Get("X-Checksum"); v != "" {
 			t.Errorf("%s: trailer field sent as a header field: X-Checksum: %s", path, v)
 		}
+	}
+}
+
+// A client that stops reading a streamed download is cut off at the client
+// write timeout, and the upstream's connection is let go, instead of the
+// gateway waiting on the write for ever.
+func TestSlowReaderCutAtClientWriteTimeout(t *testing.T) {
+	e := newEnv(t, Options{ClientWriteTimeout: 300 * time.Millisecond})
+	up := startUpstream(t, "a")
+	const size = 128 << 20 // far more than the socket buffers between the three
+	upstreamDone := make(chan error, 1)
+	up.handle(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(size))
+		chunk := make([]byte, 64<<10)
+		var err error
+		for sent := 0; sent < size && err == nil; sent += len(chunk) {
+			_, err = w.Write(chunk)
+		}
+		upstreamDone <- err
+	})
+	e.instance("web", "a", up.addr(), nil)
+	e.route(registry.Route{ID: "r", Paths: []string{"/"}, Service: "web"})
+
+	c, err := net.Dial("tcp", e.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second) // read nothing, well past the write timeout
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n, _ := io.Copy(io.Discard, c) // what the kernels had buffered, then the end
+	if n >= size {
+		t.Fatalf("the client got all %d bytes after stalling past the write timeout: the gateway waited", n)
+	}
+	select {
+	case err := <-upstreamDone:
+		if err == nil {
+			t.Fatal("the upstream sent the whole answer to a client that had stopped reading")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the upstream's answer is still being read for a client that was cut off")
+	}
+}
+
+// An answer given before an upload's body was read — the gateway's own 404,
+// or an upstream's 413 from the headers alone — reaches the client as that
+// answer. Closing with the client's bytes unread would reset the connection
+// and lose it; the gateway lingers instead.
+func TestEarlyAnswerToUploadReachesClient(t *testing.T) {
+	for _, plain := range []bool{false, true} {
+		t.Run(fmt.Sprintf("plain socket I/O %v", plain), func(t *testing.T) { testEarlyAnswerToUpload(t, plain) })
+	}
+}
+
+func testEarlyAnswerToUpload(t *testing.T, plain bool) {
+	e := newEnv(t, Options{PlainSocketIO: plain})
+	up := startUpstream(t, "a")
+	up.handle(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "close")
+		w.WriteHeader(http.StatusRequestEntityTooLarge)
+		_, _ = io.WriteString(w, "too big")
+	})
+	e.instance("web", "a", up.addr(), nil)
+	e.route(registry.Route{ID: "r", Paths: []string{"/upload"}, Service: "web"})
+	const size = 64 << 20
+	for _, tc := range []struct {
+		path   string
+		status int
+		body   string
+	}{
+		{"/upload", http.StatusRequestEntityTooLarge, "too big"},
+		{"/nowhere", http.StatusNotFound, "route_not_found"},
+	} {
+		for i := range 3 {
+			r, err := e.try("POST", "", tc.path, nil, io.LimitReader(zeroReader{}, size))
+			if err != nil {
+				t.Fatalf("%s upload %d: %v", tc.path, i, err)
+			}
+			if r.status != tc.status || !strings.Contains(string(r.body), tc.body) {
+				t.Fatalf("%s upload %d: %d %q, want %d %q", tc.path, i, r.status, r.body, tc.status, tc.body)
+			}
+		}
+	}
+	if v := metricValue(t, e, "nexus_gateway_lingering_closes_total", map[string]string{"result": "lingered"}); v < 1 {
+		t.Errorf("lingering closes counted: %v", v)
 	}
 }

@@ -30,10 +30,10 @@ import (
 // turns this off).
 //
 // Deadlines are armed in the runtime lazily (see deadline below).
-// Everything but Read, Write and the deadline setters is the embedded
-// *net.TCPConn's.
+// Everything but Read, Write and the deadline setters is the wrapped
+// *net.TCPConn's, except ReadFrom and WriteTo (see tcpConn).
 type rawConn struct {
-	*net.TCPConn
+	tcpConn
 	rc syscall.RawConn
 
 	rmu      sync.Mutex // one Read at a time owns rbuf, rn, rerr, rblocked
@@ -49,6 +49,8 @@ type rawConn struct {
 	werr     syscall.Errno
 	wblocked bool
 	wfn      func(uintptr) bool
+
+	linger *lingerer // a client connection's: Close lingers (nil: upstream)
 
 	dmu    sync.Mutex // guards rd, wd and arms
 	rd, wd deadline
@@ -74,6 +76,27 @@ type deadline struct {
 	want, armed time.Time // zero: none (a new connection has none armed)
 	waiting     bool      // an operation is waiting, or about to, on armed
 	slack       time.Duration
+}
+
+// tcpConn is the part of *net.TCPConn that rawConn passes through. It
+// leaves out ReadFrom and WriteTo: promoted, they let bufio.Writer.ReadFrom
+// (how fasthttp copies a streamed body) and io.Copy move the bytes with the
+// TCPConn's own read and write, around rawConn's Read and Write and the
+// deadlines they arm lazily, so a streamed answer to a client that stopped
+// reading, or an upload to an upstream that did, waited past its deadline
+// for ever (TestRawConnDeadlinesHoldForCopies). Without them, copies go
+// through bufio's buffer and rawConn's Write, allocating nothing.
+type tcpConn interface {
+	net.Conn
+	CloseRead() error
+	CloseWrite() error
+	SetKeepAlive(keepalive bool) error
+	SetKeepAlivePeriod(d time.Duration) error
+	SetLinger(sec int) error
+	SetNoDelay(noDelay bool) error
+	SetReadBuffer(bytes int) error
+	SetWriteBuffer(bytes int) error
+	SyscallConn() (syscall.RawConn, error)
 }
 
 // slackDivisor: an armed deadline up to timeout/slackDivisor earlier than
@@ -106,10 +129,45 @@ func newRawConn(c net.Conn) net.Conn {
 	if err != nil {
 		return c
 	}
-	r := &rawConn{TCPConn: tc, rc: rc}
+	r := &rawConn{tcpConn: tc, rc: rc}
 	r.rfn, r.wfn = r.read1, r.write1
 	r.rd.mode, r.wd.mode = 'r', 'w'
 	return r
+}
+
+// newRawConnLingering wraps a client connection whose Close lingers (see
+// lingerer).
+func newRawConnLingering(tc *net.TCPConn, l *lingerer) net.Conn {
+	c := newRawConn(tc)
+	if r, ok := c.(*rawConn); ok {
+		r.linger = l
+		return r
+	}
+	return lingerConn{TCPConn: tc, linger: l}
+}
+
+// Close closes the connection, lingering first if it is a client's and the
+// client's bytes are waiting unread.
+func (c *rawConn) Close() error {
+	if c.linger != nil {
+		return c.linger.close(c.tcpConn)
+	}
+	return c.tcpConn.Close()
+}
+
+// hasUnread reports whether bytes the peer sent are waiting to be read.
+func hasUnread(c lingerable) bool {
+	sc, err := c.SyscallConn()
+	if err != nil {
+		return false
+	}
+	unread := false
+	_ = sc.Control(func(fd uintptr) {
+		var b [1]byte
+		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		unread = err == nil && n > 0
+	})
+	return unread
 }
 
 // Read behaves as net.Conn's: io.EOF at the end of the stream, errors
@@ -298,9 +356,9 @@ func (c *rawConn) firedEarly(d *deadline) bool {
 func (c *rawConn) arm(d *deadline) error {
 	var err error
 	if d.mode == 'r' {
-		err = c.TCPConn.SetReadDeadline(d.want)
+		err = c.tcpConn.SetReadDeadline(d.want)
 	} else {
-		err = c.TCPConn.SetWriteDeadline(d.want)
+		err = c.tcpConn.SetWriteDeadline(d.want)
 	}
 	c.arms++
 	if err != nil {

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"errors"
@@ -166,6 +167,81 @@ func TestRawConnReadDeadlineAndClose(t *testing.T) {
 		}
 	case <-time.After(2 * time.Second):
 		t.Fatal("Close did not unblock a read")
+	}
+}
+
+// Copies that bufio.Writer.ReadFrom and io.Copy make (how fasthttp moves a
+// streamed body) go through rawConn's Read and Write, so the deadlines it
+// arms lazily hold: a peer that stops reading or writing fails the copy at
+// the deadline, and a deadline armed earlier that has since expired does
+// not fail a later copy whose own deadline is far off.
+func TestRawConnDeadlinesHoldForCopies(t *testing.T) {
+	const big = 256 << 20 // more than any socket buffer: the copy must wait
+	bufferedWrite := func(rc *rawConn) error {
+		_, err := bufio.NewWriterSize(rc, 4<<10).ReadFrom(io.LimitReader(zeroReader{}, big))
+		return err
+	}
+	copyRead := func(rc *rawConn) error {
+		_, err := io.Copy(io.Discard, rc)
+		return err
+	}
+	for _, tc := range []struct {
+		name string
+		set  func(*rawConn, time.Time) error
+		copy func(*rawConn) error
+	}{
+		{"bufio.Writer.ReadFrom to a peer that does not read", (*rawConn).SetWriteDeadline, bufferedWrite},
+		{"io.Copy from a peer that does not write", (*rawConn).SetReadDeadline, copyRead},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rc, _ := rawPair(t)
+			_ = tc.set(rc, time.Now().Add(100*time.Millisecond))
+			start := time.Now()
+			err := within(t, 5*time.Second, func() error { return tc.copy(rc) })
+			var ne net.Error
+			if !errors.As(err, &ne) || !ne.Timeout() {
+				t.Fatalf("copy ended with %v, want a timeout", err)
+			}
+			if d := time.Since(start); d < 80*time.Millisecond {
+				t.Fatalf("timed out after %v, before the deadline", d)
+			}
+		})
+	}
+	t.Run("an expired armed deadline does not fail a later copy", func(t *testing.T) {
+		rc, peer := rawPair(t)
+		_ = rc.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+		if err := within(t, 5*time.Second, func() error { return bufferedWrite(rc) }); err == nil {
+			t.Fatal("no timeout with a peer that does not read")
+		}
+		// The peer reads from now on; the new deadline is far off.
+		go func() { _, _ = io.Copy(io.Discard, peer) }()
+		_ = rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		const size = 8 << 20
+		err := within(t, 5*time.Second, func() error {
+			n, err := bufio.NewWriterSize(rc, 4<<10).ReadFrom(io.LimitReader(zeroReader{}, size))
+			if err == nil && n != size {
+				err = io.ErrShortWrite
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatalf("copy under a fresh deadline: %v", err)
+		}
+	})
+}
+
+// within runs f and returns its error, failing the test if f has not
+// returned after d (the connection's cleanup then ends it).
+func within(t *testing.T, d time.Duration, f func() error) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- f() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(d):
+		t.Fatalf("still blocked after %v: no deadline bounded it", d)
+		return nil
 	}
 }
 
@@ -342,4 +418,68 @@ func TestRawConnDoesNotAllocate(t *testing.T) {
 	if allocs != 0 {
 		t.Fatalf("%v allocations per round trip", allocs)
 	}
+}
+
+// A client connection closed with the client's bytes unread is half-closed
+// (the client reads the end of the stream, not a reset) and drained until
+// the client stops sending for the linger timeout; one with nothing unread
+// closes at once.
+func TestRawConnLingeringClose(t *testing.T) {
+	l := newLingerer(newMetrics(nil))
+	l.timeout, l.total = 200*time.Millisecond, 5*time.Second
+	linger := func(t *testing.T) (*rawConn, net.Conn) {
+		rc, peer := rawPair(t)
+		rc.linger = l
+		return rc, peer
+	}
+	t.Run("unread bytes: half-close, drain, then close", func(t *testing.T) {
+		rc, peer := linger(t)
+		if _, err := peer.Write(make([]byte, 64<<10)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond) // the bytes reach rc's socket
+		if !hasUnread(rc.tcpConn) {
+			t.Fatal("hasUnread: false with 64 KiB waiting")
+		}
+		if err := rc.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if len(l.slots) != 1 {
+			t.Fatalf("%d connections lingering, want 1", len(l.slots))
+		}
+		// The client still sends after the answer; no reset comes back.
+		for range 10 {
+			if _, err := peer.Write(make([]byte, 64<<10)); err != nil {
+				t.Fatalf("the client's write after a lingering close: %v", err)
+			}
+		}
+		_ = peer.SetReadDeadline(time.Now().Add(2 * time.Second))
+		if n, err := peer.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+			t.Fatalf("the client read %d, %v: want the end of the stream", n, err)
+		}
+		// The client goes quiet: the linger ends after its timeout.
+		deadline := time.Now().Add(3 * time.Second)
+		for len(l.slots) != 0 {
+			if time.Now().After(deadline) {
+				t.Fatal("still lingering long after the client went quiet")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+	t.Run("nothing unread: closed at once", func(t *testing.T) {
+		rc, peer := linger(t)
+		if hasUnread(rc.tcpConn) {
+			t.Fatal("hasUnread: true with nothing sent")
+		}
+		if err := rc.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if len(l.slots) != 0 {
+			t.Fatal("lingering with nothing unread")
+		}
+		_ = peer.SetReadDeadline(time.Now().Add(2 * time.Second))
+		if _, err := peer.Read(make([]byte, 1)); err != io.EOF {
+			t.Fatalf("read after close: %v", err)
+		}
+	})
 }

@@ -95,12 +95,18 @@ func (u *upstream) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, x e
 		err = bw.Flush()
 	}
 	hc.ReleaseWriter(bw)
-	if err != nil {
-		hc.CloseConn(cc)
-		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+	// An upstream may answer before it has read the whole request (a 413 for
+	// an upload too large, a 401) and close, which fails the rest of the
+	// write. The answer is still in the socket's receive buffer, even after a
+	// reset, so it is read and relayed rather than turned into a 502 (as
+	// nginx does, and net/http's client). If none comes, the try failed with
+	// the write's error.
+	writeErr := err
+	if writeErr != nil {
+		if ne, ok := writeErr.(net.Error); ok && ne.Timeout() {
+			hc.CloseConn(cc)
 			return false, fasthttp.ErrTimeout
 		}
-		return reused, err
 	}
 
 	if err := conn.SetReadDeadline(deadline); err != nil {
@@ -113,6 +119,9 @@ func (u *upstream) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, x e
 	if err := readResponseHeader(br, &resp.Header); err != nil {
 		hc.ReleaseReader(br)
 		hc.CloseConn(cc)
+		if writeErr != nil {
+			return reused, writeErr
+		}
 		return reused, err
 	}
 	if resp.Header.StatusCode() == fasthttp.StatusSwitchingProtocols {
@@ -124,7 +133,7 @@ func (u *upstream) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, x e
 		hc.CloseConn(cc)
 		return false, errUnaskedUpgrade
 	}
-	closeConn := req.ConnectionClose() || resp.Header.ConnectionClose()
+	closeConn := writeErr != nil || req.ConnectionClose() || resp.Header.ConnectionClose()
 	if resp.SkipBody || hasNoBody(resp.Header.StatusCode()) {
 		hc.ReleaseReader(br)
 		if closeConn {

@@ -486,3 +486,72 @@ func TestTransportStreamedBodyIdleTimeout(t *testing.T) {
 		})
 	}
 }
+
+// An upstream that answers before reading the whole upload (a 413) and
+// closes fails the rest of the gateway's write; its answer is still relayed,
+// not turned into an error, and the connection is not pooled. One that
+// closes without answering leaves the write's error.
+func TestTransportEarlyAnswerDuringUpload(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		answer string // "" closes without answering
+	}{
+		{"413 before the body is read", "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 8\r\nConnection: close\r\n\r\ntoo big!"},
+		{"413 without Connection: close", "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 8\r\n\r\ntoo big!"},
+		{"no answer", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { ln.Close() })
+			go func() {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				defer c.Close() // with the body unread: the kernel resets the connection
+				br := bufio.NewReader(c)
+				for {
+					line, err := br.ReadString('\n')
+					if err != nil || line == "\r\n" {
+						break
+					}
+				}
+				_, _ = io.WriteString(c, tc.answer)
+			}()
+			u := testUpstream(t, ln.Addr().String())
+			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+			defer fasthttp.ReleaseRequest(req)
+			defer fasthttp.ReleaseResponse(resp)
+			req.Header.SetMethod("POST")
+			req.SetRequestURI("http://" + u.addr + "/upload")
+			const size = 32 << 20 // more than the loopback socket buffers hold
+			req.SetBodyStream(io.LimitReader(zeroReader{}, size), size)
+			err = u.do(req, resp, exchange{deadline: time.Now().Add(5 * time.Second), stream: true})
+			if tc.answer == "" {
+				if err == nil {
+					t.Fatalf("no error from an upstream that reset the upload unanswered (status %d)", resp.StatusCode())
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("the upstream's early answer became an error: %v", err)
+			}
+			if resp.StatusCode() != 413 || string(resp.Body()) != "too big!" {
+				t.Fatalf("got %d %q", resp.StatusCode(), resp.Body())
+			}
+			if n := u.hc.IdleConnsCount(); n != 0 {
+				t.Fatalf("%d pooled connections after a failed write, want 0", n)
+			}
+		})
+	}
+}
+
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
