@@ -84,8 +84,8 @@ type deadline struct {
 // TCPConn's own read and write, around rawConn's Read and Write and the
 // deadlines they arm lazily, so a streamed answer to a client that stopped
 // reading, or an upload to an upstream that did, waited past its deadline
-// for ever (TestRawConnDeadlinesHoldForCopies). Without them, copies go
-// through bufio's buffer and rawConn's Write, allocating nothing.
+// for ever (TestRawConnDeadlinesHoldForCopies). rawConn has a ReadFrom of
+// its own that writes through Write.
 type tcpConn interface {
 	net.Conn
 	CloseRead() error
@@ -238,6 +238,28 @@ func (c *rawConn) Write(p []byte) (int, error) {
 	}
 	return n, nil
 }
+
+// copyStep is the step in which ReadFrom copies a body: bufio.Writer hands
+// a streamed body to ReadFrom once its own 16 KiB buffer is empty, and
+// larger steps mean fewer system calls per megabyte. 32 MiB downloads
+// through the gateway, interleaved: 16 KiB (bufio alone) ~520 MiB/s, 32 KiB
+// (net.TCPConn's ReadFrom before) ~650, 64 KiB ~730 at 20% less CPU, 128
+// KiB the same as 64.
+const copyStep = 64 << 10
+
+// ReadFrom copies r to the connection through Write, so that the deadlines
+// hold (see tcpConn), in steps of copyStep; a reader that can write itself
+// out (io.WriterTo) does so. One buffer per copy, as net.TCPConn's ReadFrom
+// allocated for such readers.
+func (c *rawConn) ReadFrom(r io.Reader) (int64, error) {
+	if wt, ok := r.(io.WriterTo); ok {
+		return wt.WriteTo(writerOnly{c})
+	}
+	return io.CopyBuffer(writerOnly{c}, r, make([]byte, copyStep))
+}
+
+// writerOnly hides ReadFrom, so that the copies above do not call it back.
+type writerOnly struct{ io.Writer }
 
 // write1 writes until done, an error, or a full socket buffer (false:
 // the poller waits for writability).
