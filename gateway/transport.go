@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"errors"
 	"io"
 	"net"
 	"sync"
@@ -100,12 +101,17 @@ func (u *upstream) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, x e
 	// write. The answer is still in the socket's receive buffer, even after a
 	// reset, so it is read and relayed rather than turned into a 502 (as
 	// nginx does, and net/http's client). If none comes, the try failed with
-	// the write's error.
+	// the write's error. A failure to read the client's body is not such a
+	// case: the upstream still waits for the rest and will not answer.
 	writeErr := err
 	if writeErr != nil {
 		if ne, ok := writeErr.(net.Error); ok && ne.Timeout() {
 			hc.CloseConn(cc)
 			return false, fasthttp.ErrTimeout
+		}
+		if !isWriteError(writeErr) {
+			hc.CloseConn(cc)
+			return reused, writeErr
 		}
 	}
 
@@ -193,6 +199,17 @@ func (u *upstream) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, x e
 	}
 	resp.SetBodyStream(body, cl)
 	return false, nil
+}
+
+// isWriteError reports whether err is a failed write on a connection (as
+// opposed to, say, a failed read of the request body being sent).
+func isWriteError(err error) bool {
+	for ; err != nil; err = errors.Unwrap(err) {
+		if oe, ok := err.(*net.OpError); ok && oe.Op == "write" {
+			return true
+		}
+	}
+	return false
 }
 
 // discardTrailer reads the trailer section that ends a chunked body and

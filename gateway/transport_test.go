@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -554,4 +555,31 @@ type zeroReader struct{}
 func (zeroReader) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
+}
+
+// A request body that fails while it is being sent (the client's upload
+// broke off) ends the try at once: the upstream still waits for the rest
+// and will not answer, so waiting for its answer would hold the connection
+// until the deadline.
+func TestTransportBrokenRequestBodyFailsAtOnce(t *testing.T) {
+	up := startScripted(t, func(n int64, r *http.Request, w *bufio.Writer) bool {
+		_, _ = w.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		return false
+	})
+	u := testUpstream(t, up.ln.Addr().String())
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.Header.SetMethod("POST")
+	req.SetRequestURI("http://" + u.addr + "/upload")
+	const size = 1 << 20
+	req.SetBodyStream(io.MultiReader(io.LimitReader(zeroReader{}, size/2), iotest.ErrReader(io.ErrUnexpectedEOF)), size)
+	start := time.Now()
+	err := u.do(req, resp, exchange{deadline: time.Now().Add(5 * time.Second), stream: true})
+	if err == nil {
+		t.Fatalf("a broken request body gave %d", resp.StatusCode())
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("the try ended after %v (%v): it waited for an answer that could not come", d, err)
+	}
 }
