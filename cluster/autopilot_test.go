@@ -116,7 +116,7 @@ func startAPNode(t *testing.T, name string, p ports, expect int, join []string, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	pilot.Start()
+	node.Start(pilot)
 	srv := &fasthttp.Server{Handler: adminHandler(node)}
 	ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p.http))
 	if err != nil {
@@ -127,7 +127,6 @@ func startAPNode(t *testing.T, name string, p ports, expect int, join []string, 
 }
 
 func (n *apNode) stop() {
-	n.pilot.Stop()
 	_ = n.node.Shutdown(context.Background())
 	_ = n.http.Shutdown()
 	_ = n.dd.Close()

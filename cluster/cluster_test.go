@@ -95,11 +95,13 @@ func (pp *portPicker) cluster(n int) ([]ports, []string) {
 
 func startNode(t *testing.T, name, dir string, p ports, expect int, join []string) *testNode {
 	t.Helper()
-	return startNodeWith(t, name, dir, p, expect, join, nil)
+	return startNodeWith(t, name, dir, p, expect, join, nil, nil)
 }
 
-// startNodeWith is startNode with tune applied to the node's configuration.
-func startNodeWith(t *testing.T, name, dir string, p ports, expect int, join []string, tune func(*cluster.Config)) *testNode {
+// startNodeWith is startNode with tune applied to the node's configuration
+// and the leader duties that duties builds for the node.
+func startNodeWith(t *testing.T, name, dir string, p ports, expect int, join []string, tune func(*cluster.Config),
+	duties func(*cluster.Node) []cluster.Duty) *testNode {
 	t.Helper()
 	dd, err := storage.Open(dir, name, testWriter{t})
 	if err != nil {
@@ -145,6 +147,11 @@ func startNodeWith(t *testing.T, name, dir string, p ports, expect int, join []s
 		dd.Close()
 		t.Fatal(err)
 	}
+	var ds []cluster.Duty
+	if duties != nil {
+		ds = duties(node)
+	}
+	node.Start(ds...)
 	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
 		mac := string(ctx.Request.Header.Peek(cluster.ForwardMACHeader))
 		switch string(ctx.Path()) {
@@ -358,7 +365,7 @@ func TestForwardedWriteDoesNotWaitForCommitTimeout(t *testing.T) {
 	ps, join := pp.cluster(3)
 	nodes := make([]*testNode, 3)
 	for i, name := range []string{"a", "b", "c"} {
-		nodes[i] = startNodeWith(t, name, t.TempDir(), ps[i], 3, join, func(c *cluster.Config) { c.CommitTimeout = commitTimeout })
+		nodes[i] = startNodeWith(t, name, t.TempDir(), ps[i], 3, join, func(c *cluster.Config) { c.CommitTimeout = commitTimeout }, nil)
 		defer nodes[i].stop()
 	}
 	leader := -1

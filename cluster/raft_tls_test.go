@@ -407,6 +407,10 @@ func TestPlaintextRaftIsRefused(t *testing.T) {
 	waitFor(t, "the refusals counted", 5*time.Second, func() bool {
 		return raftTLSFailures(t, o.reg, "inbound", "not_tls") >= 2
 	})
+	// The counter moves before the line is written.
+	waitFor(t, "the refusal logged", 5*time.Second, func() bool {
+		return len(o.logs.(*raftTLSLogs).lines("raft TLS handshake failed", "reason=not_tls")) > 0
+	})
 	if len(o.logs.(*raftTLSLogs).lines("raft TLS handshake failed", "reason=not_tls")) != 1 {
 		t.Fatalf("want one log line for refusals from one peer:\n%s", o.logs.(*raftTLSLogs).b.String())
 	}

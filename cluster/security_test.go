@@ -138,14 +138,15 @@ func startSecureNode(t *testing.T, name string, p ports, expect int, join []stri
 	go srv.Serve(ln)
 	n := &testNode{name: name, node: node, machine: machine, store: store, http: srv, dd: dd}
 	t.Cleanup(n.stop)
+	var duties []cluster.Duty
 	if o.autopilot != nil {
 		pilot, err := cluster.NewAutopilot(node, *o.autopilot)
 		if err != nil {
 			t.Fatal(err)
 		}
-		pilot.Start()
-		t.Cleanup(pilot.Stop) // cleanups run last in, first out: before n.stop
+		duties = append(duties, pilot)
 	}
+	node.Start(duties...)
 	return n
 }
 

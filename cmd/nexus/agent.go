@@ -133,8 +133,6 @@ func agent(cfg *agentconfig.Config, logger *slog.Logger, stderr io.Writer) error
 		_ = node.Shutdown(context.Background())
 		return err
 	}
-	pilot.Start()
-	defer pilot.Stop()
 
 	healthDeps := health.Deps{
 		Store: store, Codec: codec, Writer: node, Membership: node,
@@ -144,15 +142,11 @@ func agent(cfg *agentconfig.Config, logger *slog.Logger, stderr io.Writer) error
 	runner := health.NewRunner(healthDeps)
 	healthLeader := health.NewLeader(healthDeps, runner)
 	heartbeats := health.NewHeartbeats(healthDeps, runner)
-	healthCtx, stopHealth := context.WithCancel(context.Background())
-	defer stopHealth()
-	go runner.Run(healthCtx)
-	go healthLeader.Run(healthCtx)
 
 	// Audit archive: migrations in the background, the archiver while this
 	// node leads (storage/archive).
 	arch, err := archive.New(archive.Config{URL: cfg.PostgresURL}, archive.Deps{
-		Store: machine.Store, Apply: node.Apply, IsLeader: func() bool { l, ok := node.Leader(); return ok && l.Node == cfg.Node },
+		Store: machine.Store, Apply: node.Apply,
 		Codec: codec, Node: cfg.Node, Logger: logger.With("component", "audit"), Registry: reg,
 	})
 	if err != nil {
@@ -161,6 +155,12 @@ func agent(cfg *agentconfig.Config, logger *slog.Logger, stderr io.Writer) error
 	}
 	arch.Start()
 	defer arch.Stop()
+	// The leader-only duties: the leadership loop starts them all when this
+	// node leads and cancels them all when it does not.
+	node.Start(pilot, healthLeader, arch)
+	healthCtx, stopHealth := context.WithCancel(context.Background())
+	defer stopHealth()
+	go runner.Run(healthCtx)
 	var auditArchive api.AuditArchive
 	if arch.Enabled() {
 		auditArchive = arch
@@ -256,11 +256,11 @@ func agent(cfg *agentconfig.Config, logger *slog.Logger, stderr io.Writer) error
 	}
 	apiCancel()
 	stopHealth()
-	arch.Stop()
-	pilot.Stop()
+	// Shutdown stops the leader duties first (and waits for them).
 	if err := node.Shutdown(ctx); err != nil {
 		logger.Warn("cluster shutdown", "err", err)
 	}
+	arch.Stop()
 	logger.Info("stopped")
 	return runErr
 }
