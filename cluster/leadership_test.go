@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nexus/nexus/agent/agenttest"
 	"github.com/nexus/nexus/cluster"
 	"github.com/nexus/nexus/internal/retry"
 )
@@ -50,8 +51,8 @@ func TestLeaderDutiesRunOnlyWhileLeading(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three nodes")
 	}
-	pp := newPortPicker(t)
-	ps, join := pp.cluster(3)
+	pp := agenttest.NewPorts(t)
+	ps, join := pp.Cluster(3)
 	nodes := make([]*testNode, 3)
 	probes := make([]*probeDuty, 3)
 	for i, name := range []string{"a", "b", "c"} {

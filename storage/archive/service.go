@@ -52,7 +52,7 @@ type Config struct {
 	BackoffMin, BackoffMax time.Duration
 }
 
-// Deps are what the service needs from the node; cmd wires them.
+// Deps are what the service needs from the node; package agent wires them.
 type Deps struct {
 	// Store returns the local replica (the FSM's store).
 	Store func() *registry.Store
