@@ -16,7 +16,7 @@ import (
 )
 
 // AuditArchive reads archived audit records (PostgreSQL); storage/archive
-// implements it and cmd wires it. Nil in Deps: GET /audit reads the
+// implements it and package agent wires it. Nil in Deps: GET /audit reads the
 // replicated backlog only.
 type AuditArchive interface {
 	List(ctx context.Context, clusterID string, f registry.AuditFilter) ([]registry.AuditRecord, error)

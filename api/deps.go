@@ -123,7 +123,7 @@ type Heartbeats interface {
 // HeaderHeartbeatForwarded marks a heartbeat another node passed on.
 const HeaderHeartbeatForwarded = "X-Nexus-Heartbeat-Forwarded"
 
-// Deps are what the admin API needs; cmd wires them.
+// Deps are what the admin API needs; package agent wires them.
 type Deps struct {
 	Writer   Writer
 	Reader   Reader

@@ -26,7 +26,7 @@ type KeyringStatus struct {
 }
 
 // Keyring manages the gossip keyring of the cluster; the cluster package
-// implements it (cmd adapts). Errors that know their answer implement
+// implements it (the agent adapts). Errors that know their answer implement
 // StatusCode()/ErrorCode().
 type Keyring interface {
 	List() (KeyringStatus, error)

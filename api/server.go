@@ -4,7 +4,7 @@
 // shared/design/api.md.
 //
 // The package never imports hashicorp/raft: it consumes the small interfaces
-// of deps.go, which the cluster package implements and cmd wires.
+// of deps.go, which the cluster package implements and package agent wires.
 package api
 
 import (

@@ -71,8 +71,8 @@ func (c *AutopilotConfig) setDefaults() {
 // Autopilot runs hashicorp/raft-autopilot while this node leads: it
 // promotes non-voters (added by reconcile) once they are healthy and stable,
 // and removes servers that have been failed for longer than the grace period
-// while the voters stay at or above the minimum quorum. cmd builds one per
-// node and starts it; it is idle on followers.
+// while the voters stay at or above the minimum quorum. It is a leader Duty:
+// the agent builds one per node and passes it to Node.Start.
 type Autopilot struct {
 	n      *Node
 	cfg    AutopilotConfig
@@ -85,14 +85,10 @@ type Autopilot struct {
 	missing map[raft.ServerID]time.Time // since when a server is failed or unknown to gossip
 	health  map[raft.ServerID]bool      // last health seen, to log changes
 	state   *autopilot.State            // last state, for metrics
-
-	runMu  sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
 }
 
 // NewAutopilot builds the autopilot of node n and registers its metrics on
-// the node's registerer. Call Start to run it.
+// the node's registerer. Pass it to n.Start to run it while n leads.
 func NewAutopilot(n *Node, cfg AutopilotConfig) (*Autopilot, error) {
 	cfg.setDefaults()
 	a := &Autopilot{
@@ -135,81 +131,26 @@ func NewAutopilot(n *Node, cfg AutopilotConfig) (*Autopilot, error) {
 // Config returns the effective policy (defaults applied).
 func (a *Autopilot) Config() AutopilotConfig { return a.cfg }
 
-// Start runs the autopilot in the background until Stop or until the node
-// shuts down. It acts only while this node is the leader and its term's
-// barrier has applied.
-func (a *Autopilot) Start() {
-	a.runMu.Lock()
-	defer a.runMu.Unlock()
-	if a.cancel != nil {
-		return
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	a.cancel, a.done = cancel, make(chan struct{})
-	go a.run(ctx, a.done)
-}
+// Name implements Duty.
+func (a *Autopilot) Name() string { return "autopilot" }
 
-// Stop stops the autopilot and waits (bounded) until it no longer touches
-// Raft. Safe to call twice or without Start.
-func (a *Autopilot) Stop() {
-	a.runMu.Lock()
-	cancel, done := a.cancel, a.done
-	a.cancel = nil
-	a.runMu.Unlock()
-	if cancel == nil {
-		return
-	}
-	cancel()
+// Run implements Duty: the library's loops run until ctx ends (this node
+// lost leadership or stops), then they are stopped (bounded) and what this
+// leadership observed (down-since times, health) is forgotten.
+func (a *Autopilot) Run(ctx context.Context) {
+	a.reset()
+	a.lib.Start(ctx)
+	a.log.Info("autopilot running", "stabilization_time", a.cfg.StabilizationTime,
+		"dead_server_grace", a.cfg.DeadServerGrace, "min_quorum", a.minQuorum())
+	<-ctx.Done()
 	select {
-	case <-done:
-	case <-time.After(2*a.n.cfg.ApplyTimeout + 5*time.Second):
-		a.log.Warn("autopilot did not stop in time")
+	case <-a.lib.Stop():
+	case <-time.After(2*a.n.cfg.ApplyTimeout + time.Second):
+		a.log.Warn("autopilot loops did not stop in time")
 	}
+	a.reset()
 	a.client.CloseIdleConnections()
-}
-
-// run starts the library's loops when this node leads and stops them when
-// it does not. Leadership is polled: a quarter second of delay is nothing
-// next to a stabilization time, and raft's LeaderCh has one consumer.
-func (a *Autopilot) run(ctx context.Context, done chan struct{}) {
-	defer close(done)
-	tick := time.NewTicker(250 * time.Millisecond)
-	defer tick.Stop()
-	running := false
-	stop := func() {
-		if !running {
-			return
-		}
-		running = false
-		select {
-		case <-a.lib.Stop():
-		case <-time.After(2*a.n.cfg.ApplyTimeout + time.Second):
-			a.log.Warn("autopilot loops did not stop in time")
-		}
-		a.reset()
-		a.log.Info("autopilot stopped (not leader)")
-	}
-	defer stop()
-	for {
-		leading := a.n.leaderReady()
-		switch {
-		case leading && !running:
-			a.reset()
-			a.lib.Start(ctx)
-			running = true
-			a.log.Info("autopilot running", "stabilization_time", a.cfg.StabilizationTime,
-				"dead_server_grace", a.cfg.DeadServerGrace, "min_quorum", a.minQuorum())
-		case !leading && running:
-			stop()
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-a.n.stopCh:
-			return
-		case <-tick.C:
-		}
-	}
+	a.log.Info("autopilot stopped (not leader)")
 }
 
 // reset forgets what one leadership observed.
@@ -219,18 +160,6 @@ func (a *Autopilot) reset() {
 	a.missing = map[raft.ServerID]time.Time{}
 	a.health = map[raft.ServerID]bool{}
 	a.state = nil
-}
-
-// leaderReady reports whether this node leads and has applied the barrier
-// of its own term (so its view of the log is complete).
-func (n *Node) leaderReady() bool {
-	if n.raft.State() != raft.Leader {
-		return false
-	}
-	n.mu.Lock()
-	started := n.termStarted
-	n.mu.Unlock()
-	return started != 0 && started == n.term()
 }
 
 // minQuorum is the effective minimum number of voters (see MinQuorum).

@@ -24,7 +24,7 @@ func TestRestoreSnapshotThroughRaft(t *testing.T) {
 		c.write(li, fmt.Sprintf("kept/%d", k))
 	}
 	var snap bytes.Buffer
-	if err := c.nodes[li].fsm.WriteSnapshot(&snap); err != nil {
+	if err := c.nodes[li].machine.WriteSnapshot(&snap); err != nil {
 		t.Fatal(err)
 	}
 	want := dumpState(t, c.nodes[li])
@@ -59,7 +59,7 @@ func TestRestoreSnapshotThroughRaft(t *testing.T) {
 		}
 		waitFor(t, "every node restored", 10*time.Second, func() bool {
 			for _, n := range c.nodes {
-				if n.fsm.AppliedIndex() < idx || !bytes.Equal(dumpState(t, n), want) {
+				if n.machine.AppliedIndex() < idx || !bytes.Equal(dumpState(t, n), want) {
 					return false
 				}
 			}
@@ -70,7 +70,7 @@ func TestRestoreSnapshotThroughRaft(t *testing.T) {
 }
 
 // dumpState is node n's state without the indexes of its snapshot header.
-func dumpState(t *testing.T, n *apNode) []byte {
+func dumpState(t *testing.T, n *testNode) []byte {
 	t.Helper()
 	var b bytes.Buffer
 	tx := n.store.ReadTxn()

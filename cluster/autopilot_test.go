@@ -3,40 +3,21 @@ package cluster_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"strconv"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/valyala/fasthttp"
 
+	"github.com/nexus/nexus/agent/agenttest"
 	"github.com/nexus/nexus/cluster"
 	"github.com/nexus/nexus/fsm"
 	"github.com/nexus/nexus/fsm/command"
 	"github.com/nexus/nexus/registry"
-	"github.com/nexus/nexus/storage"
 )
-
-// apNode is an in-process node with an Autopilot and a minimal admin API:
-// forwarded writes, read indexes, raft stats and peer removal.
-type apNode struct {
-	name  string
-	node  *cluster.Node
-	pilot *cluster.Autopilot
-	fsm   *fsm.FSM
-	store *registry.Store
-	reg   *prometheus.Registry
-	http  *fasthttp.Server
-	dd    *storage.DataDir
-}
 
 // testPolicy is fast: health is refreshed every 200 ms (stats requests get
 // 100 ms), promotions and removals run every 100 ms.
@@ -45,170 +26,30 @@ func testPolicy(stabilization, grace time.Duration, minQuorum int) cluster.Autop
 		UpdateInterval: 200 * time.Millisecond, ReconcileInterval: 100 * time.Millisecond}
 }
 
-// quietWriter logs to t until the test's cleanups ran: memberlist
-// goroutines may still log a moment after Shutdown returned.
-type quietWriter struct {
-	t    *testing.T
-	mu   sync.Mutex
-	done bool
-}
-
-func newQuietWriter(t *testing.T) *quietWriter {
-	w := &quietWriter{t: t}
-	t.Cleanup(func() {
-		w.mu.Lock()
-		w.done = true
-		w.mu.Unlock()
-	})
-	return w
-}
-
-func (w *quietWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
-func startAPNode(t *testing.T, name string, p ports, expect int, join []string, policy cluster.AutopilotConfig) *apNode {
+// startAPNode starts a node with the autopilot policy, reconciling gossip
+// into Raft every 200 ms, logging from info up.
+func startAPNode(t *testing.T, name string, p agenttest.NodePorts, expect int, join []string, policy cluster.AutopilotConfig) *testNode {
 	t.Helper()
-	logs := newQuietWriter(t)
-	dd, err := storage.Open(t.TempDir(), name, logs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	store := registry.NewStore()
-	codec := command.NewCodec()
-	machine := fsm.New(fsm.Deps{Store: store, Codec: codec})
-	reg := prometheus.NewRegistry()
-	node, err := cluster.New(cluster.Config{
-		Node: name, BindAddr: "127.0.0.1", RaftPort: p.raft, GossipPort: p.gossip, HTTPAddr: "127.0.0.1:" + strconv.Itoa(p.http),
-		BootstrapExpect: expect, Join: join, Version: "test",
-		HeartbeatTimeout: 300 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond,
-		LeaderLeaseTimeout: 150 * time.Millisecond, CommitTimeout: 5 * time.Millisecond,
-		ApplyTimeout: 5 * time.Second, ReconcileInterval: 200 * time.Millisecond,
-		DataDir: dd, FSM: machine, Registerer: reg,
-		Hooks: cluster.Hooks{
-			Noop: func() []byte { b, _ := codec.Encode(command.TypeNoop, &command.Noop{}); return b },
-			ClusterInit: func(id, secret string) []byte {
-				b, _ := codec.Encode(command.TypeClusterInit, &command.ClusterInit{ClusterID: id, Secret: secret})
-				return b
-			},
-			Identity: func() (string, string) {
-				tx := store.ReadTxn()
-				defer tx.Abort()
-				if m := tx.ClusterMeta(); m != nil {
-					return m.ClusterID, m.Secret
-				}
-				return "", ""
-			},
-		},
-		Logger:    slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})).With("node", name),
-		LogOutput: logs, LogLevel: slog.LevelWarn,
-	})
-	if err != nil {
-		dd.Close()
-		t.Fatal(err)
-	}
-	pilot, err := cluster.NewAutopilot(node, policy)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pilot.Start()
-	srv := &fasthttp.Server{Handler: adminHandler(node)}
-	ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p.http))
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	return &apNode{name: name, node: node, pilot: pilot, fsm: machine, store: store, reg: reg, http: srv, dd: dd}
+	return startNodeOpts(t, name, p, expect, join, nodeOpts{autopilot: &policy, level: slog.LevelInfo,
+		tune: func(c *cluster.Config) { c.ReconcileInterval = 200 * time.Millisecond }})
 }
 
-func (n *apNode) stop() {
-	n.pilot.Stop()
-	_ = n.node.Shutdown(context.Background())
-	_ = n.http.Shutdown()
-	_ = n.dd.Close()
-}
-
-// adminHandler serves the admin API paths the cluster package calls on
-// its peers, as api does.
-func adminHandler(node *cluster.Node) fasthttp.RequestHandler {
-	return func(ctx *fasthttp.RequestCtx) {
-		mac := string(ctx.Request.Header.Peek(cluster.ForwardMACHeader))
-		path := string(ctx.Path())
-		switch {
-		case path == cluster.ForwardPath:
-			res, err := node.Forwarded(context.Background(), mac, ctx.PostBody())
-			if err != nil {
-				writeOpAnswer(ctx, 0, err)
-				return
-			}
-			b, _ := json.Marshal(res)
-			ctx.SetBody(b)
-		case path == cluster.ReadIndexPath:
-			idx, err := node.ForwardedReadIndex(context.Background(), mac, ctx.PostBody())
-			if err != nil {
-				ctx.SetStatusCode(503)
-				return
-			}
-			ctx.SetBodyString(strconv.FormatUint(idx, 10))
-		case path == cluster.RaftStatsPath:
-			b, _ := json.Marshal(node.LocalRaftStats())
-			ctx.SetBody(b)
-		case path == cluster.SnapshotPath && ctx.IsPut():
-			relay := cluster.Relay{Forwarded: len(ctx.Request.Header.Peek(cluster.RelayHeader)) > 0}
-			data := append([]byte(nil), ctx.PostBody()...)
-			idx, err := node.RestoreSnapshot(context.Background(), data, snapshotIndex(data), relay)
-			writeOpAnswer(ctx, idx, err)
-		case strings.HasPrefix(path, cluster.PeersPath) && ctx.IsDelete():
-			relay := cluster.Relay{Forwarded: len(ctx.Request.Header.Peek(cluster.RelayHeader)) > 0}
-			idx, err := node.RemovePeer(context.Background(), strings.TrimPrefix(path, cluster.PeersPath), relay)
-			writeOpAnswer(ctx, idx, err)
-		default:
-			ctx.SetStatusCode(404)
-		}
-	}
-}
-
-func writeOpAnswer(ctx *fasthttp.RequestCtx, idx uint64, err error) {
-	var oe *cluster.OpError
-	status, code := 200, ""
-	switch {
-	case err == nil:
-		ctx.Response.Header.Set("X-Nexus-Index", strconv.FormatUint(idx, 10))
-		ctx.SetBodyString(`{"removed":true}`)
-		return
-	case errors.As(err, &oe):
-		status, code = oe.Status, oe.Code
-	case errors.Is(err, command.ErrNoLeader):
-		status, code = 503, "no_leader"
-	default:
-		status, code = 504, "outcome_unknown"
-	}
-	b, _ := json.Marshal(map[string]any{"error": map[string]string{"code": code, "message": err.Error()}})
-	ctx.SetStatusCode(status)
-	ctx.SetBody(b)
-}
-
-// apCluster is a set of apNodes bootstrapped together.
+// apCluster is a set of nodes with an autopilot bootstrapped together.
 type apCluster struct {
 	t     *testing.T
-	pp    *portPicker // every port of the cluster, including nodes added later
-	nodes []*apNode
-	ports []ports
+	pp    *agenttest.Ports // every port of the cluster, including nodes added later
+	nodes []*testNode
+	ports []agenttest.NodePorts
 	join  []string
 }
 
 func startAPCluster(t *testing.T, n int, policy cluster.AutopilotConfig) *apCluster {
 	t.Helper()
-	c := &apCluster{t: t, pp: newPortPicker(t)}
+	c := &apCluster{t: t, pp: agenttest.NewPorts(t)}
 	for i := 0; i < n; i++ {
-		p := c.pp.ports()
+		p := c.pp.Node()
 		c.ports = append(c.ports, p)
-		c.join = append(c.join, fmt.Sprintf("127.0.0.1:%d", p.gossip))
+		c.join = append(c.join, fmt.Sprintf("127.0.0.1:%d", p.Gossip))
 	}
 	for i := 0; i < n; i++ {
 		c.nodes = append(c.nodes, startAPNode(t, fmt.Sprintf("s%d", i+1), c.ports[i], n, c.join, policy))
@@ -220,7 +61,7 @@ func startAPCluster(t *testing.T, n int, policy cluster.AutopilotConfig) *apClus
 			}
 		}
 	})
-	waitFor(t, "a leader with its barrier applied", 20*time.Second, func() bool { return c.leader() >= 0 })
+	waitFor(t, "a leader with its barrier applied", 60*time.Second, func() bool { return c.leader() >= 0 })
 	waitFor(t, fmt.Sprintf("%d voters", n), 10*time.Second, func() bool { return c.voters(c.leader()) == n })
 	return c
 }
@@ -238,7 +79,7 @@ func (c *apCluster) leader() int {
 func (c *apCluster) mustLeader() int {
 	c.t.Helper()
 	var li int
-	waitFor(c.t, "a leader", 20*time.Second, func() bool { li = c.leader(); return li >= 0 })
+	waitFor(c.t, "a leader", 60*time.Second, func() bool { li = c.leader(); return li >= 0 })
 	return li
 }
 
@@ -292,23 +133,10 @@ func contains(xs []int, x int) bool {
 	return false
 }
 
-// write commits key through node i, retrying while there is no leader
-// (surely not applied, so safe): a loaded machine may see an election.
+// write commits key through node i (writeRetry).
 func (c *apCluster) write(i int, key string) {
 	c.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		res, err := c.nodes[i].node.Apply(ctx, configSet(c.t, key, `"v"`))
-		cancel()
-		if errors.Is(err, command.ErrNoLeader) && time.Now().Before(deadline) {
-			continue
-		}
-		if err != nil || res.Err != nil {
-			c.t.Fatalf("write %s on %s: %v %+v", key, c.nodes[i].name, err, res)
-		}
-		return
-	}
+	writeRetry(c.t, c.nodes[i], key, `"v"`)
 }
 
 // memberStatus is node i's gossip view of member name.
@@ -334,7 +162,7 @@ func TestAutopilotPromotesJoiningServer(t *testing.T) {
 	}
 
 	// A fourth server joins without --bootstrap-expect.
-	p := c.pp.ports()
+	p := c.pp.Node()
 	c.ports = append(c.ports, p)
 	c.nodes = append(c.nodes, startAPNode(t, "s4", p, 0, c.join[:1], policy))
 	var added time.Time
@@ -364,7 +192,7 @@ func TestAutopilotPromotesJoiningServer(t *testing.T) {
 	promoted := func() float64 {
 		sum := 0.0
 		for _, n := range c.nodes {
-			sum += metricValue(t, n.reg, "nexus_autopilot_promotions_total", "")
+			sum += metricValue(t, n.metrics, "nexus_autopilot_promotions_total", "")
 		}
 		return sum
 	}
@@ -377,7 +205,7 @@ func TestAutopilotPromotesJoiningServer(t *testing.T) {
 	if configValue(c.nodes[3].store, "after-promotion") == "" {
 		t.Error("s4 did not apply its own write")
 	}
-	if v := metricValue(t, c.nodes[3].reg, "nexus_raft_voters", ""); v != 4 {
+	if v := metricValue(t, c.nodes[3].metrics, "nexus_raft_voters", ""); v != 4 {
 		t.Errorf("nexus_raft_voters on s4 = %v, want 4", v)
 	}
 }
@@ -441,7 +269,7 @@ func TestAutopilotDeadServerCleanupAndRemovePeer(t *testing.T) {
 		removed := 0.0
 		for _, n := range c.nodes {
 			if n != nil {
-				removed += metricValue(t, n.reg, "nexus_autopilot_removals_total", "failed")
+				removed += metricValue(t, n.metrics, "nexus_autopilot_removals_total", "failed")
 			}
 		}
 		return removed

@@ -2,12 +2,10 @@ package cluster_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
-	"math/rand/v2"
-	"net"
 	"slices"
 	"strconv"
 	"sync"
@@ -15,8 +13,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/valyala/fasthttp"
 
+	"github.com/nexus/nexus/agent"
+	"github.com/nexus/nexus/agent/agenttest"
 	"github.com/nexus/nexus/cluster"
 	"github.com/nexus/nexus/fsm"
 	"github.com/nexus/nexus/fsm/command"
@@ -24,176 +23,80 @@ import (
 	"github.com/nexus/nexus/storage"
 )
 
-// testNode is one in-process node: real Raft over TCP, real memberlist, the
-// real FSM, and a minimal HTTP endpoint for forwarded writes and read indexes.
+// testNode is one in-process node built by the agent (agent/agenttest), as
+// the binary builds it: real Raft over TCP, real memberlist, the real FSM,
+// and the real admin API, whose handlers serve what peers ask (forwarded
+// writes, read indexes, raft stats, relays, keyring).
 type testNode struct {
 	name    string
+	agent   *agent.Agent
 	node    *cluster.Node
 	machine *fsm.FSM
 	store   *registry.Store
-	http    *fasthttp.Server
 	dd      *storage.DataDir
 	metrics *prometheus.Registry
+	pilot   *cluster.Autopilot
 }
 
-// portPicker hands out ports that are free for TCP and UDP now, below the
-// kernel's ephemeral range (32768+) and the fixed ports of the e2e tests
-// (18000+): a port the kernel hands out for :0 can be handed to another
-// test's outgoing connection before this test binds it again. One picker
-// per test never hands out a port twice (random picks did: a node's Raft
-// port once came up again as another node's gossip port).
-type portPicker struct {
-	t    *testing.T
-	used map[int]bool
+// nodeOpts are what a test changes on a node beyond its name, ports and
+// peers.
+type nodeOpts struct {
+	dir  string   // data dir (default: a new temporary one)
+	args []string // more settings, as flags
+	// tune adjusts the cluster configuration (timings, TLS material that
+	// is not a setting).
+	tune func(*cluster.Config)
+	// autopilot replaces the autopilot policy of the settings.
+	autopilot *cluster.AutopilotConfig
+	// duties are more leader duties.
+	duties func(*cluster.Node) []cluster.Duty
+	reg    *prometheus.Registry // the node's metrics (default: a new registry)
+	logs   io.Writer            // also receives the node's warnings
+	level  slog.Level           // of the node's own log (default warn)
 }
 
-func newPortPicker(t *testing.T) *portPicker {
-	return &portPicker{t: t, used: map[int]bool{}}
-}
-
-func (pp *portPicker) port() int {
-	pp.t.Helper()
-	for try := 0; try < 1000; try++ {
-		p := 10000 + rand.IntN(8000)
-		if pp.used[p] {
-			continue
-		}
-		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
-		if err != nil {
-			continue
-		}
-		pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", p))
-		ln.Close()
-		if err != nil {
-			continue
-		}
-		pc.Close()
-		pp.used[p] = true
-		return p
-	}
-	pp.t.Fatal("no free port in 10000-17999")
-	return 0
-}
-
-// ports returns a node's three ports.
-func (pp *portPicker) ports() ports {
-	return ports{raft: pp.port(), gossip: pp.port(), http: pp.port()}
-}
-
-type ports struct{ raft, gossip, http int }
-
-// cluster returns the ports of n nodes and the gossip addresses they join.
-func (pp *portPicker) cluster(n int) ([]ports, []string) {
-	ps := make([]ports, n)
-	join := make([]string, n)
-	for i := range ps {
-		ps[i] = pp.ports()
-		join[i] = fmt.Sprintf("127.0.0.1:%d", ps[i].gossip)
-	}
-	return ps, join
-}
-
-func startNode(t *testing.T, name, dir string, p ports, expect int, join []string) *testNode {
+// startNodeOpts starts a node; it is stopped at the end of the test, or
+// before by stop.
+func startNodeOpts(t *testing.T, name string, p agenttest.NodePorts, expect int, join []string, o nodeOpts) *testNode {
 	t.Helper()
-	return startNodeWith(t, name, dir, p, expect, join, nil)
+	opts := agent.Options{Registry: o.reg, Tune: func(c *cluster.Config) {
+		c.ReconcileInterval = 500 * time.Millisecond
+		if o.tune != nil {
+			o.tune(c)
+		}
+	}, Duties: o.duties}
+	if o.autopilot != nil {
+		opts.TuneAutopilot = func(c *cluster.AutopilotConfig) { *c = *o.autopilot }
+	}
+	if o.logs != nil || o.level != 0 {
+		var w io.Writer = agenttest.NewLogWriter(t)
+		if o.logs != nil {
+			w = io.MultiWriter(w, o.logs)
+		}
+		level := o.level
+		if level == 0 {
+			level = slog.LevelWarn
+		}
+		opts.Logger = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})).With("node", name)
+	}
+	a := agenttest.Start(t, agenttest.Node{Name: name, Dir: o.dir, Ports: p, Expect: expect, Join: join, Args: o.args, Options: opts})
+	return &testNode{name: name, agent: a, node: a.Node(), machine: a.FSM(), store: a.FSM().Store(), dd: a.DataDir(),
+		metrics: a.Metrics(), pilot: a.Autopilot()}
 }
 
-// startNodeWith is startNode with tune applied to the node's configuration.
-func startNodeWith(t *testing.T, name, dir string, p ports, expect int, join []string, tune func(*cluster.Config)) *testNode {
+func (n *testNode) stop() { _ = n.agent.Shutdown(context.Background()) }
+
+func startNode(t *testing.T, name, dir string, p agenttest.NodePorts, expect int, join []string) *testNode {
 	t.Helper()
-	dd, err := storage.Open(dir, name, testWriter{t})
-	if err != nil {
-		t.Fatal(err)
-	}
-	store := registry.NewStore()
-	codec := command.NewCodec()
-	machine := fsm.New(fsm.Deps{Store: store, Codec: codec})
-	identity := func() (string, string) {
-		tx := store.ReadTxn()
-		defer tx.Abort()
-		if m := tx.ClusterMeta(); m != nil {
-			return m.ClusterID, m.Secret
-		}
-		return "", ""
-	}
-	httpAddr := "127.0.0.1:" + strconv.Itoa(p.http)
-	reg := prometheus.NewRegistry()
-	cfg := cluster.Config{
-		Registerer: reg,
-		Node:       name, BindAddr: "127.0.0.1", RaftPort: p.raft, GossipPort: p.gossip, HTTPAddr: httpAddr,
-		BootstrapExpect: expect, Join: join, Version: "test",
-		HeartbeatTimeout: 300 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond,
-		LeaderLeaseTimeout: 150 * time.Millisecond, CommitTimeout: 5 * time.Millisecond,
-		ApplyTimeout: 5 * time.Second, ReconcileInterval: 500 * time.Millisecond,
-		DataDir: dd, FSM: machine,
-		Hooks: cluster.Hooks{
-			Noop: func() []byte { b, _ := codec.Encode(command.TypeNoop, &command.Noop{}); return b },
-			ClusterInit: func(id, secret string) []byte {
-				b, _ := codec.Encode(command.TypeClusterInit, &command.ClusterInit{ClusterID: id, Secret: secret})
-				return b
-			},
-			Identity: identity,
-		},
-		Logger:    slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})).With("node", name),
-		LogOutput: testWriter{t}, LogLevel: slog.LevelWarn,
-	}
-	if tune != nil {
-		tune(&cfg)
-	}
-	node, err := cluster.New(cfg)
-	if err != nil {
-		dd.Close()
-		t.Fatal(err)
-	}
-	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
-		mac := string(ctx.Request.Header.Peek(cluster.ForwardMACHeader))
-		switch string(ctx.Path()) {
-		case cluster.ForwardPath:
-			res, err := node.Forwarded(context.Background(), mac, ctx.PostBody())
-			switch {
-			case errors.Is(err, command.ErrNoLeader):
-				ctx.SetStatusCode(503)
-			case err != nil:
-				ctx.SetStatusCode(504)
-			default:
-				b, _ := json.Marshal(res)
-				ctx.SetBody(b)
-			}
-		case cluster.ReadIndexPath:
-			idx, err := node.ForwardedReadIndex(context.Background(), mac, ctx.PostBody())
-			if err != nil {
-				ctx.SetStatusCode(503)
-				return
-			}
-			ctx.SetBodyString(strconv.FormatUint(idx, 10))
-		}
-	}}
-	ln, err := net.Listen("tcp", httpAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	return &testNode{name: name, node: node, machine: machine, store: store, http: srv, dd: dd, metrics: reg}
+	return startNodeOpts(t, name, p, expect, join, nodeOpts{dir: dir})
 }
 
-func (n *testNode) stop() {
-	_ = n.node.Shutdown(context.Background())
-	_ = n.http.Shutdown()
-	_ = n.dd.Close()
-}
-
-type testWriter struct{ t *testing.T }
-
-// Write logs to the test; memberlist and raft may still log for a moment
-// after the test ended, when t.Log panics, so those lines are dropped.
-func (w testWriter) Write(p []byte) (n int, err error) {
-	defer func() {
-		if recover() != nil {
-			n, err = len(p), nil
-		}
-	}()
-	w.t.Log(string(p))
-	return len(p), nil
+// startNodeWith is startNode with tune applied to the node's configuration
+// and the leader duties that duties builds for the node.
+func startNodeWith(t *testing.T, name, dir string, p agenttest.NodePorts, expect int, join []string, tune func(*cluster.Config),
+	duties func(*cluster.Node) []cluster.Duty) *testNode {
+	t.Helper()
+	return startNodeOpts(t, name, p, expect, join, nodeOpts{dir: dir, tune: tune, duties: duties})
 }
 
 func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
@@ -232,9 +135,9 @@ func TestThreeNodesReplicateForwardAndFailOver(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three nodes")
 	}
-	pp := newPortPicker(t)
+	pp := agenttest.NewPorts(t)
 	names := []string{"a", "b", "c"}
-	ps, join := pp.cluster(3)
+	ps, join := pp.Cluster(3)
 	nodes := make([]*testNode, 3)
 	dirs := make([]string, 3)
 	for i, name := range names {
@@ -354,11 +257,11 @@ func TestForwardedWriteDoesNotWaitForCommitTimeout(t *testing.T) {
 		t.Skip("starts three nodes")
 	}
 	const commitTimeout = 250 * time.Millisecond
-	pp := newPortPicker(t)
-	ps, join := pp.cluster(3)
+	pp := agenttest.NewPorts(t)
+	ps, join := pp.Cluster(3)
 	nodes := make([]*testNode, 3)
 	for i, name := range []string{"a", "b", "c"} {
-		nodes[i] = startNodeWith(t, name, t.TempDir(), ps[i], 3, join, func(c *cluster.Config) { c.CommitTimeout = commitTimeout })
+		nodes[i] = startNodeWith(t, name, t.TempDir(), ps[i], 3, join, func(c *cluster.Config) { c.CommitTimeout = commitTimeout }, nil)
 		defer nodes[i].stop()
 	}
 	leader := -1
@@ -403,12 +306,12 @@ func TestForwardedWriteDoesNotWaitForCommitTimeout(t *testing.T) {
 
 func TestDataDirOfAnotherNodeIsRefused(t *testing.T) {
 	dir := t.TempDir()
-	dd, err := storage.Open(dir, "n1", testWriter{t})
+	dd, err := storage.Open(dir, "n1", io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	dd.Close()
-	_, err = storage.Open(dir, "n2", testWriter{t})
+	_, err = storage.Open(dir, "n2", io.Discard)
 	if !errors.Is(err, storage.ErrForeignDataDir) {
 		t.Fatalf("open by another node: %v, want ErrForeignDataDir", err)
 	}
@@ -420,9 +323,9 @@ func TestNodeOfAnotherClusterIsRefused(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts two clusters")
 	}
-	pp := newPortPicker(t)
-	pa := pp.ports()
-	pb := pp.ports()
+	pp := agenttest.NewPorts(t)
+	pa := pp.Node()
+	pb := pp.Node()
 	dirB := t.TempDir()
 	a := startNode(t, "a", t.TempDir(), pa, 1, nil)
 	defer a.stop()
@@ -436,7 +339,7 @@ func TestNodeOfAnotherClusterIsRefused(t *testing.T) {
 	}
 	b.stop()
 	// Restart b with its data dir and ask it to join a.
-	b = startNode(t, "b", dirB, pb, 1, []string{fmt.Sprintf("127.0.0.1:%d", pa.gossip)})
+	b = startNode(t, "b", dirB, pb, 1, []string{fmt.Sprintf("127.0.0.1:%d", pa.Gossip)})
 	defer b.stop()
 	time.Sleep(2 * time.Second) // give the join loop several attempts
 	for _, m := range a.node.Members() {
@@ -463,16 +366,4 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	t.Fatalf("no counter %s", name)
 	return 0
-}
-
-func TestPortPickerNeverRepeats(t *testing.T) {
-	pp := newPortPicker(t)
-	seen := map[int]bool{}
-	for range 300 {
-		p := pp.port()
-		if seen[p] {
-			t.Fatalf("port %d handed out twice", p)
-		}
-		seen[p] = true
-	}
 }

@@ -113,84 +113,6 @@ func (n *Node) bootstrapCandidates() ([]raft.Server, string) {
 	return servers, ""
 }
 
-// leaderLoop runs leader duties while this node leads: a barrier of its own
-// term, the cluster identity on first election, and reconciling gossip
-// members into Raft voters.
-func (n *Node) leaderLoop() {
-	defer n.wg.Done()
-	leaderCh := n.raft.LeaderCh()
-	var cancel context.CancelFunc
-	stopLeading := func() {
-		if cancel != nil {
-			cancel()
-			cancel = nil
-		}
-	}
-	defer stopLeading()
-	for {
-		select {
-		case <-n.stopCh:
-			return
-		case isLeader := <-leaderCh:
-			stopLeading()
-			n.m.leaderChanges.Inc()
-			n.notifyChange()
-			if isLeader {
-				n.logger.Info("became leader", "term", n.term())
-				ctx, c := context.WithCancel(context.Background())
-				cancel = c
-				n.wg.Add(1)
-				go func() {
-					defer n.wg.Done()
-					n.lead(ctx)
-				}()
-			} else {
-				n.mu.Lock()
-				n.termStarted = 0
-				n.mu.Unlock()
-				n.logger.Info("lost leadership")
-			}
-		}
-	}
-}
-
-func (n *Node) lead(ctx context.Context) {
-	// A barrier: once an entry of our own term has applied, our state holds
-	// everything the old leader acknowledged.
-	for {
-		_, err := n.applyLocal(ctx, n.cfg.Hooks.Noop())
-		if err == nil {
-			break
-		}
-		n.logger.Warn("leader barrier failed", "err", err)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-	n.mu.Lock()
-	n.termStarted = n.term()
-	n.mu.Unlock()
-	if id, _ := n.cfg.Hooks.Identity(); id == "" {
-		if _, err := n.applyLocal(ctx, n.cfg.Hooks.ClusterInit(randomHex(16), randomHex(32))); err != nil {
-			n.logger.Error("recording cluster identity failed", "err", err)
-		}
-	}
-	n.reconcile()
-	tick := time.NewTicker(n.cfg.ReconcileInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-n.events:
-		case <-tick.C:
-		}
-		n.reconcile()
-	}
-}
-
 // reconcile makes Raft membership follow gossip: alive servers of this
 // cluster that Raft does not know join as non-voters (the Autopilot promotes
 // them once they are caught up and stable), a server whose Raft address
@@ -198,9 +120,6 @@ func (n *Node) lead(ctx context.Context) {
 // Failed servers stay (a stop is not a leave); removing them is the
 // Autopilot's call after its grace period, or an operator's.
 func (n *Node) reconcile() {
-	if n.raft.State() != raft.Leader {
-		return
-	}
 	cfg, err := n.configuration()
 	if err != nil {
 		n.logger.Warn("reconcile: reading configuration failed", "err", err)

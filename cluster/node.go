@@ -108,15 +108,17 @@ type Node struct {
 	changes chan struct{} // coalesced membership/leadership changes for one consumer
 	stopCh  chan struct{}
 	wg      sync.WaitGroup
+	leadWG  sync.WaitGroup // the leadership loop and, through it, every duty
 
 	mu          sync.Mutex
+	started     bool
 	leaving     bool
 	stopped     bool
 	termStarted uint64 // set once the leader's barrier of its term applied
 }
 
-// New starts Raft and gossip. It returns once both listen; bootstrap and
-// join go on in the background.
+// New opens Raft and gossip: it returns once both listen. Start runs the
+// node.
 func New(cfg Config) (*Node, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -151,13 +153,30 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.fwd = newForwarder(n)
-	n.wg.Add(5)
+	return n, nil
+}
+
+// Start runs the node: join and bootstrap go on in the background, and the
+// leadership loop (leadership.go) runs duties, every one of them, while
+// this node leads. Adding a leader-only duty is adding it to that list.
+// Start is called once; a second call does nothing.
+func (n *Node) Start(duties ...Duty) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.started || n.stopped {
+		return
+	}
+	n.started = true
+	for _, d := range duties {
+		n.m.duties.WithLabelValues(d.Name()).Set(0)
+	}
+	n.wg.Add(4)
 	go n.reconnectLoop(5 * time.Second)
 	go n.joinLoop()
 	go n.bootstrapLoop()
-	go n.leaderLoop()
 	go n.identityLoop()
-	return n, nil
+	n.leadWG.Add(1)
+	go n.leaderLoop(duties)
 }
 
 func (n *Node) raftAddr() string {
@@ -260,9 +279,10 @@ func hclogLevel(l slog.Level) hclog.Level {
 	return hclog.Error
 }
 
-// Shutdown stops the node without leaving: it hands leadership over when it
-// is the leader, stops gossip without a leave message (peers see it failed)
-// and closes Raft. Safe to call twice.
+// Shutdown stops the node without leaving: it stops the leader duties (and
+// waits for them), hands leadership over when it is the leader, stops
+// gossip without a leave message (peers see it failed) and closes Raft.
+// Safe to call twice.
 func (n *Node) Shutdown(ctx context.Context) error {
 	n.mu.Lock()
 	if n.stopped {
@@ -272,6 +292,8 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	n.stopped = true
 	n.mu.Unlock()
 
+	close(n.stopCh)
+	n.leadWG.Wait()
 	if n.raft.State() == raft.Leader && n.numVoters() > 1 {
 		f := n.raft.LeadershipTransfer()
 		if err := waitFuture(ctx, f, 5*time.Second); err != nil {
@@ -280,7 +302,6 @@ func (n *Node) Shutdown(ctx context.Context) error {
 			n.logger.Info("leadership transferred before stopping")
 		}
 	}
-	close(n.stopCh)
 	var errs []error
 	if err := n.ml.Shutdown(); err != nil {
 		errs = append(errs, fmt.Errorf("gossip: %w", err))

@@ -16,8 +16,10 @@ import (
 	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/nexus/nexus/agent/agenttest"
 	"github.com/nexus/nexus/cluster"
 	"github.com/nexus/nexus/fsm/command"
+	"github.com/nexus/nexus/internal/retry"
 	"github.com/nexus/nexus/internal/tlsutil"
 	"github.com/nexus/nexus/internal/tlsutil/tlstest"
 )
@@ -77,26 +79,21 @@ func raftTLSFailures(t *testing.T, reg *prometheus.Registry, direction, reason s
 	return sum
 }
 
-// raftTLSNode is the security of one node as the agent builds it
-// (cmd/nexus/security.go): the admin API certificate, the same pair for
-// Raft, the cluster CA for peers both ways. raftSigner, when not nil,
-// signs a separate Raft certificate (to make only Raft's wrong).
+// raftTLSNode is the security of one node: the admin API certificate and
+// the cluster CA as settings, from which the agent derives the same pair
+// for Raft and the cluster CA for peers both ways. raftSigner, when not
+// nil, signs a separate Raft certificate (to make only Raft's wrong).
 func raftTLSNode(t *testing.T, dir, name string, ca, raftSigner *tlstest.CA) secureOpts {
 	t.Helper()
 	f := ca.WriteFiles(t, dir, name, name, "127.0.0.1")
-	admin, err := tlsutil.NewReloader(f.Cert, f.Key)
+	o := secureOpts{
+		tlsArgs: []string{"--tls-cert-file", f.Cert, "--tls-key-file", f.Key, "--tls-client-ca-file", f.CA},
+		reg:     prometheus.NewRegistry(), logs: &raftTLSLogs{},
+	}
+	raftPair, err := tlsutil.NewReloader(f.Cert, f.Key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := tlsutil.ServerConfig(admin, f.CA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cli, err := tlsutil.ClientConfig(f.CA, admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raftPair := admin
 	if raftSigner != nil {
 		rf := raftSigner.WriteFiles(t, dir, name+"-raft", name, "127.0.0.1")
 		if raftPair, err = tlsutil.NewReloader(rf.Cert, rf.Key); err != nil {
@@ -111,11 +108,8 @@ func raftTLSNode(t *testing.T, dir, name string, ca, raftSigner *tlstest.CA) sec
 	if err != nil {
 		t.Fatal(err)
 	}
-	return secureOpts{
-		serverTLS: srv, peer: cluster.PeerHTTP{Scheme: "https", TLS: cli},
-		raftTLS: &cluster.RaftTLS{Server: raftSrv, Client: raftCli, HandshakeTimeout: 2 * time.Second},
-		reg:     prometheus.NewRegistry(), logs: &raftTLSLogs{},
-	}
+	o.raftTLS = &cluster.RaftTLS{Server: raftSrv, Client: raftCli, HandshakeTimeout: 2 * time.Second}
+	return o
 }
 
 func readyLeader(nodes []*testNode) int {
@@ -138,23 +132,21 @@ func waitReadyLeader(t *testing.T, nodes []*testNode) int {
 }
 
 // writeRetry commits key on n, retrying while there is no leader (surely
-// not applied).
+// not applied) or the outcome is unknown (a loaded machine may see an
+// election mid-write; setting the same value again is harmless).
 func writeRetry(t *testing.T, n *testNode, key, value string) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	retry.Run(t, func(r *retry.R) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
 		res, err := n.node.Apply(ctx, configSet(t, key, value))
-		cancel()
-		if errors.Is(err, command.ErrNoLeader) && time.Now().Before(deadline) {
-			time.Sleep(100 * time.Millisecond)
-			continue
-		}
-		if err != nil || res.Err != nil {
+		switch {
+		case errors.Is(err, command.ErrNoLeader), errors.Is(err, command.ErrOutcomeUnknown):
+			r.Fatalf("write %s on %s: %v", key, n.name, err)
+		case err != nil || res.Err != nil:
 			t.Fatalf("write %s on %s: %v %+v", key, n.name, err, res)
 		}
-		return
-	}
+	}, retry.Timeout(30*time.Second))
 }
 
 // Three nodes with Raft on mutual TLS bootstrap, replicate, fail over and
@@ -163,11 +155,11 @@ func TestRaftOverMutualTLS(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three nodes")
 	}
-	pp := newPortPicker(t)
+	pp := agenttest.NewPorts(t)
 	ca := tlstest.NewCA(t, "cluster-ca")
 	certs := t.TempDir()
 	names := []string{"a", "b", "c"}
-	ps, join := pp.cluster(3)
+	ps, join := pp.Cluster(3)
 	nodes := make([]*testNode, 3)
 	opts := make([]secureOpts, 3)
 	for i, name := range names {
@@ -189,7 +181,7 @@ func TestRaftOverMutualTLS(t *testing.T) {
 		return true
 	})
 	for _, p := range ps {
-		expectRaftTLS(t, "127.0.0.1:"+strconv.Itoa(p.raft), ca)
+		expectRaftTLS(t, "127.0.0.1:"+strconv.Itoa(p.Raft), ca)
 	}
 	li := waitReadyLeader(t, nodes)
 	follower := nodes[(li+1)%3]
@@ -240,12 +232,12 @@ func TestRaftRefusesForeignCertificate(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts five nodes")
 	}
-	pp := newPortPicker(t)
+	pp := agenttest.NewPorts(t)
 	ca := tlstest.NewCA(t, "cluster-ca")
 	foreign := tlstest.NewCA(t, "foreign-ca")
 	certs := t.TempDir()
 	policy := testPolicy(500*time.Millisecond, time.Hour, 0)
-	ps, join := pp.cluster(3)
+	ps, join := pp.Cluster(3)
 	var nodes []*testNode
 	var opts []secureOpts
 	for i, name := range []string{"a", "b", "c"} {
@@ -261,11 +253,11 @@ func TestRaftRefusesForeignCertificate(t *testing.T) {
 	})
 	writeRetry(t, nodes[waitReadyLeader(t, nodes)], "mtls/before", `"1"`)
 
-	pi := pp.ports()
-	intruderAddr := "127.0.0.1:" + strconv.Itoa(pi.raft)
+	pi := pp.Node()
+	intruderAddr := "127.0.0.1:" + strconv.Itoa(pi.Raft)
 	intruderOpts := raftTLSNode(t, certs, "intruder", ca, foreign)
 	intruder := startSecureNode(t, "intruder", pi, 0, join, intruderOpts)
-	good := startSecureNode(t, "good", pp.ports(), 0, join, raftTLSNode(t, certs, "good", ca, nil))
+	good := startSecureNode(t, "good", pp.Node(), 0, join, raftTLSNode(t, certs, "good", ca, nil))
 
 	suffrage := func(id string) string {
 		li := readyLeader(nodes)
@@ -324,18 +316,18 @@ func TestPlaintextRaftIsRefused(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a node")
 	}
-	pp := newPortPicker(t)
+	pp := agenttest.NewPorts(t)
 	ca := tlstest.NewCA(t, "cluster-ca")
 	certs := t.TempDir()
-	p := pp.ports()
+	p := pp.Node()
 	o := raftTLSNode(t, certs, "a", ca, nil)
 	a := startSecureNode(t, "a", p, 1, nil, o)
 	waitFor(t, "a leads", 20*time.Second, func() bool { return readyLeader([]*testNode{a}) == 0 })
 	term := a.node.Raft().Term
-	raftAddr := "127.0.0.1:" + strconv.Itoa(p.raft)
+	raftAddr := "127.0.0.1:" + strconv.Itoa(p.Raft)
 
 	// A plaintext Raft transport, as every node had before.
-	plain, err := raft.NewTCPTransport("127.0.0.1:"+strconv.Itoa(pp.port()), nil, 1, 2*time.Second, io.Discard)
+	plain, err := raft.NewTCPTransport("127.0.0.1:"+strconv.Itoa(pp.Port()), nil, 1, 2*time.Second, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -346,7 +338,7 @@ func TestPlaintextRaftIsRefused(t *testing.T) {
 	}
 
 	// The bytes it sends for a RequestVote, captured on a tap.
-	tap, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(pp.port()))
+	tap, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(pp.Port()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -406,6 +398,10 @@ func TestPlaintextRaftIsRefused(t *testing.T) {
 	}
 	waitFor(t, "the refusals counted", 5*time.Second, func() bool {
 		return raftTLSFailures(t, o.reg, "inbound", "not_tls") >= 2
+	})
+	// The counter moves before the line is written.
+	waitFor(t, "the refusal logged", 5*time.Second, func() bool {
+		return len(o.logs.(*raftTLSLogs).lines("raft TLS handshake failed", "reason=not_tls")) > 0
 	})
 	if len(o.logs.(*raftTLSLogs).lines("raft TLS handshake failed", "reason=not_tls")) != 1 {
 		t.Fatalf("want one log line for refusals from one peer:\n%s", o.logs.(*raftTLSLogs).b.String())

@@ -193,10 +193,7 @@ func (n *Node) Ready() bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if n.raft.State() == raft.Leader {
-		n.mu.Lock()
-		started := n.termStarted
-		n.mu.Unlock()
-		return started != 0 && started == n.term()
+		return n.leaderReady()
 	}
 	idx, err := n.remoteReadIndex(ctx)
 	return err == nil && n.cfg.FSM.AppliedIndex() >= idx
@@ -225,6 +222,7 @@ type metrics struct {
 	commitNudges    prometheus.Counter
 	leaderChanges   prometheus.Counter
 	applyLatency    *prometheus.HistogramVec
+	duties          *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer, n *Node) *metrics {
@@ -236,6 +234,7 @@ func newMetrics(reg prometheus.Registerer, n *Node) *metrics {
 			Name: "nexus_raft_apply_duration_seconds", Help: "Time to commit and apply a write, forwarding included, by outcome.",
 			Buckets: []float64{.001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5, 10},
 		}, []string{"outcome"}),
+		duties: newDutyGauge(),
 	}
 	m.consistentReads = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "nexus_consistent_read_duration_seconds", Help: "Time to make a read linearizable (read index, quorum check, apply wait), by outcome.",
@@ -247,7 +246,7 @@ func newMetrics(reg prometheus.Registerer, n *Node) *metrics {
 	m.commitNudges = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "nexus_raft_commit_nudges_total", Help: "No-op entries the leader appended after a lone forwarded write so that followers learn its commit at once.",
 	})
-	reg.MustRegister(m.leaderChanges, m.applyLatency, m.consistentReads, m.readIndexRounds, m.commitNudges, &memberStatusCollector{
+	reg.MustRegister(m.leaderChanges, m.duties, m.applyLatency, m.consistentReads, m.readIndexRounds, m.commitNudges, &memberStatusCollector{
 		n:    n,
 		desc: prometheus.NewDesc("nexus_gossip_members", "Gossip members by status (alive, suspect, failed, left), as this node sees them.", []string{"status"}, nil),
 	})

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nexus/nexus/agent/agenttest"
 )
 
 // TestStoppedNodeIsSuspectBeforeFailed runs three in-process nodes (real
@@ -16,9 +18,9 @@ func TestStoppedNodeIsSuspectBeforeFailed(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three nodes")
 	}
-	pp := newPortPicker(t)
+	pp := agenttest.NewPorts(t)
 	names := []string{"a", "b", "c"}
-	ps, join := pp.cluster(3)
+	ps, join := pp.Cluster(3)
 	nodes := make([]*testNode, 3)
 	for i, name := range names {
 		nodes[i] = startNode(t, name, t.TempDir(), ps[i], 3, join)

@@ -29,15 +29,13 @@ type Writer interface {
 // Membership is what the health duties need to know about the cluster.
 type Membership interface {
 	NodeName() string
-	IsLeader() bool
 	// MemberStatuses maps every known member to alive, suspect, failed or
 	// left. Suspect (this node had no ack from it lately) is not a failure:
 	// only failed marks a node's instances critical.
 	MemberStatuses() map[string]string
 	// MemberHTTPAddr returns the admin API address of a member.
 	MemberHTTPAddr(name string) (string, bool)
-	// Changes is signalled (coalesced) whenever membership or leadership
-	// changes.
+	// Changes is signalled (coalesced) whenever membership changes.
 	Changes() <-chan struct{}
 }
 

@@ -37,7 +37,7 @@ func TestHeartbeatPassedToOwner(t *testing.T) {
 		{"left", false},
 	} {
 		t.Run("owner "+tc.status, func(t *testing.T) {
-			m := newMembership("n1", false, map[string]string{"n2": tc.status})
+			m := newMembership("n1", map[string]string{"n2": tc.status})
 			m.addrs = map[string]string{"n2": strings.TrimPrefix(owner.URL, "http://")}
 			deps, w := testDeps(t, m)
 			in := owned("ttl", "t1", registry.Check{Kind: registry.CheckTTL, TTL: "10s"})

@@ -18,24 +18,18 @@ import (
 type fakeMembership struct {
 	name    string
 	mu      sync.Mutex
-	leader  bool
 	members map[string]string
 	addrs   map[string]string // admin API of members
 	changes chan struct{}
 }
 
-func newMembership(name string, leader bool, members map[string]string) *fakeMembership {
+func newMembership(name string, members map[string]string) *fakeMembership {
 	m := map[string]string{name: "alive"}
 	maps.Copy(m, members)
-	return &fakeMembership{name: name, leader: leader, members: m, changes: make(chan struct{}, 1)}
+	return &fakeMembership{name: name, members: m, changes: make(chan struct{}, 1)}
 }
 
 func (m *fakeMembership) NodeName() string { return m.name }
-func (m *fakeMembership) IsLeader() bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.leader
-}
 func (m *fakeMembership) MemberStatuses() map[string]string {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -14,7 +14,8 @@ import (
 // instances of failed nodes critical, deregisters instances of nodes that
 // left, and reaps instances critical for longer than their
 // deregister_critical_after. A new leader reconciles every member at once,
-// since events during the election are lost.
+// since events during the election are lost. It is a leader duty: the
+// cluster's leadership loop runs it while this node leads.
 type Leader struct {
 	deps   Deps
 	logger *slog.Logger
@@ -35,23 +36,25 @@ func NewLeader(deps Deps, r *Runner) *Leader {
 	return &Leader{deps: deps, logger: deps.Logger, m: r.m, criticalSince: map[string]time.Time{}}
 }
 
-// Run evaluates on every membership or leadership change and every second
-// (deregister_critical_after is a clock condition) until ctx ends.
+// Name is the duty's name.
+func (l *Leader) Name() string { return "health-leader" }
+
+// Run evaluates at once, then on every membership change and every second
+// (deregister_critical_after is a clock condition), until ctx ends: the
+// leadership loop runs it while this node leads. What it observed (since
+// when an instance is critical) is forgotten when it returns.
 func (l *Leader) Run(ctx context.Context) {
+	defer clear(l.criticalSince)
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
+		l.reconcile(ctx)
 		select {
 		case <-ctx.Done():
 			return
 		case <-l.deps.Membership.Changes():
 		case <-tick.C:
 		}
-		if !l.deps.Membership.IsLeader() {
-			clear(l.criticalSince)
-			continue
-		}
-		l.reconcile(ctx)
 	}
 }
 

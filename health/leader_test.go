@@ -4,7 +4,9 @@ import (
 	"context"
 	"reflect"
 	"testing"
+	"time"
 
+	"github.com/nexus/nexus/internal/retry"
 	"github.com/nexus/nexus/registry"
 )
 
@@ -29,7 +31,7 @@ func TestLeaderActsOnFailedAndLeftOnly(t *testing.T) {
 			if tc.status != "" {
 				members["n2"] = tc.status
 			}
-			deps, w := testDeps(t, newMembership("n1", true, members))
+			deps, w := testDeps(t, newMembership("n1", members))
 			in := owned("svc", "i1")
 			in.Node, in.Status = "n2", registry.StatusPassing
 			w.register(t, in)
@@ -46,5 +48,34 @@ func TestLeaderActsOnFailedAndLeftOnly(t *testing.T) {
 				t.Fatalf("output %q", log[0].output)
 			}
 		})
+	}
+}
+
+// TestLeaderRunIsADuty: the leadership loop runs the leader as a duty. It
+// acts at once (a new leader reconciles every member, since events during
+// the election are lost), returns when its context ends, and forgets what
+// it observed.
+func TestLeaderRunIsADuty(t *testing.T) {
+	deps, w := testDeps(t, newMembership("n1", map[string]string{"n2": "failed"}))
+	in := owned("svc", "i1")
+	in.Node, in.Status = "n2", registry.StatusPassing
+	w.register(t, in)
+	l := NewLeader(deps, NewRunner(deps))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); l.Run(ctx) }()
+	retry.Run(t, func(r *retry.R) {
+		if st, _ := instanceStatus(deps.Store, "svc", "i1"); st != registry.StatusCritical {
+			r.Fatalf("instance of the failed node is %q", st)
+		}
+	})
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return after its context ended")
+	}
+	if len(l.criticalSince) != 0 {
+		t.Fatalf("Run kept what it observed: %v", l.criticalSince)
 	}
 }

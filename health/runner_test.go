@@ -25,7 +25,7 @@ func owned(service, id string, checks ...registry.Check) registry.Instance {
 // critical again when no heartbeat comes for the TTL; heartbeats that change
 // nothing propose nothing.
 func TestRunnerTTL(t *testing.T) {
-	deps, w := testDeps(t, newMembership("n1", false, nil))
+	deps, w := testDeps(t, newMembership("n1", nil))
 	w.register(t, owned("ttl", "t1", registry.Check{Kind: registry.CheckTTL, TTL: "300ms", Status: registry.StatusCritical}))
 	r := runRunner(t, deps)
 	ctx := context.Background()
@@ -81,7 +81,7 @@ func TestRunnerHTTPProposesOnlyChanges(t *testing.T) {
 		w.WriteHeader(int(code.Load()))
 	}))
 	defer srv.Close()
-	deps, w := testDeps(t, newMembership("n1", false, nil))
+	deps, w := testDeps(t, newMembership("n1", nil))
 	w.register(t, owned("web", "w1", registry.Check{Kind: registry.CheckHTTP, HTTP: srv.URL + "/health", Interval: "20ms", Timeout: "1s"}))
 	runRunner(t, deps)
 
@@ -123,7 +123,7 @@ func TestRunnerTCP(t *testing.T) {
 			c.Close()
 		}
 	}()
-	deps, w := testDeps(t, newMembership("n1", false, nil))
+	deps, w := testDeps(t, newMembership("n1", nil))
 	w.register(t, owned("db", "d1", registry.Check{Kind: registry.CheckTCP, TCP: ln.Addr().String(), Interval: "20ms", Timeout: "500ms"}))
 	runRunner(t, deps)
 	waitInstance(t, deps.Store, "db", "d1", registry.StatusPassing, 2*time.Second)
@@ -141,7 +141,7 @@ func TestRunnerTCP(t *testing.T) {
 // an instance without a check marked critical (the leader did, while this
 // node was failed) turns passing; instances of other nodes are left alone.
 func TestRunnerAntiEntropy(t *testing.T) {
-	deps, w := testDeps(t, newMembership("n1", false, nil))
+	deps, w := testDeps(t, newMembership("n1", nil))
 	w.register(t, owned("plain", "p1"))
 	other := owned("plain", "p2")
 	other.Node = "n2"

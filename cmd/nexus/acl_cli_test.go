@@ -2,61 +2,30 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"net"
 	"strings"
-	"sync"
 	"testing"
+	"time"
 
-	"github.com/hashicorp/raft"
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/nexus/nexus/api"
+	"github.com/nexus/nexus/agent/agenttest"
 	"github.com/nexus/nexus/cmd/nexus/cli"
-	"github.com/nexus/nexus/fsm"
-	"github.com/nexus/nexus/fsm/command"
-	"github.com/nexus/nexus/registry"
 )
 
-// fsmWriter applies commands to a real FSM like a one-node Raft.
-type fsmWriter struct {
-	mu  sync.Mutex
-	f   *fsm.FSM
-	idx uint64
-}
-
-func (w *fsmWriter) Apply(_ context.Context, cmd []byte) (*command.Result, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.idx++
-	res, _ := w.f.Apply(&raft.Log{Index: w.idx, Type: raft.LogCommand, Data: cmd}).(*command.Result)
-	return res, nil
-}
-
-// TestACLCLIAgainstRealAPI runs every `nexus acl` subcommand against the
-// real admin API (real FSM and store), so the CLI and the server agree on
+// TestACLCLIAgainstRealAPI runs every `nexus acl` subcommand against a
+// real one-node agent with ACLs on, so the CLI and the server agree on
 // every answer's shape, in table and JSON output.
 func TestACLCLIAgainstRealAPI(t *testing.T) {
-	o, err := aclOptions(aclConfig(t, "--acl-enabled", "--acl-jwt-secret", strings.Repeat("k", 32)), nil)
-	if err != nil {
-		t.Fatal(err)
+	if testing.Short() {
+		t.Skip("starts a node")
 	}
-	store := registry.NewStore()
-	reg := prometheus.NewRegistry()
-	srv, err := api.New(api.Deps{Writer: &fsmWriter{f: fsm.New(fsm.Deps{Store: store, Codec: command.NewCodec()})},
-		Reader: stubReader{store}, Cluster: stubCluster{}, Registry: reg, Gatherer: reg, ACL: o})
-	if err != nil {
-		t.Fatal(err)
+	a := agenttest.Start(t, agenttest.Node{Name: "n1", Ports: agenttest.NewPorts(t).Node(), Expect: 1,
+		Args: []string{"--acl-enabled", "--acl-jwt-secret", strings.Repeat("k", 32)}})
+	select {
+	case <-a.Ready():
+	case <-time.After(30 * time.Second):
+		t.Fatal("the node did not become ready")
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
-
-	env := map[string]string{"NEXUS_HTTP_ADDR": ln.Addr().String()}
+	env := map[string]string{"NEXUS_HTTP_ADDR": a.AdminAddr().String()}
 	run := func(want int, args ...string) string {
 		t.Helper()
 		var out, errb bytes.Buffer

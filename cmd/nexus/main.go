@@ -24,7 +24,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	switch args[0] {
 	case "agent":
-		return runAgent(args[1:], stderr)
+		return runAgent(args[1:], stdout, stderr)
 	case "migrate":
 		return runMigrate(args[1:], stdout, stderr, os.Getenv)
 	case "version", "--version", "-v":

@@ -32,18 +32,21 @@ func TestArchive_ExactlyOnceAcrossLeaderChangeMidBatch(t *testing.T) {
 	var crashed atomic.Bool
 	var batches atomic.Int32
 	crashedAt := make(chan registry.AuditKey, 1)
-	startService(t, r, 0, url, func(s *Service) {
+	l := newLeadership(t)
+	startService(t, r, l, 0, url, func(s *Service) {
 		s.afterCommit = func(last registry.AuditKey) bool {
 			if batches.Add(1) == 3 {
 				crashed.Store(true)
 				crashedAt <- last
-				r.leader.Store(1) // the cluster elects replica 1
-				return false      // and replica 0 dies before proposing the watermark
+				l.depose(0) // replica 0 dies before proposing the watermark
+				l.lead(1)   // and the cluster elects replica 1
+				return false
 			}
 			return true
 		}
 	})
-	_, reg1 := startService(t, r, 1, url, nil)
+	_, reg1 := startService(t, r, l, 1, url, nil)
+	l.lead(0)
 
 	var last registry.AuditKey
 	select {
@@ -54,12 +57,14 @@ func TestArchive_ExactlyOnceAcrossLeaderChangeMidBatch(t *testing.T) {
 	if wm := r.state(1).Watermark; !wm.Less(last) {
 		t.Fatalf("watermark %v already covers the crashed batch ending at %v", wm, last)
 	}
-	// Writes go on under the new leader, then both believe they lead for a while.
+	// Writes go on under the new leader, then both believe they lead for a
+	// while: replica 0 archives (and proposes watermarks) beside replica 1
+	// until the backlog is empty.
 	r.write(t, 200, 200)
-	r.both.Store(true)
+	l.lead(0)
 	r.write(t, 400, 100)
-	time.Sleep(200 * time.Millisecond)
-	r.both.Store(false)
+	waitFor(t, "both archivers to drain the backlog", time.Minute, func() bool { return r.state(0).Records == 0 })
+	l.depose(0)
 	r.write(t, 500, 50)
 
 	conn := connect(t, url)
@@ -144,7 +149,9 @@ func TestArchive_PostgresDownThenBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := newFakeRaft(t, 1)
-	s, reg := startService(t, r, 0, url, nil)
+	l := newLeadership(t)
+	s, reg := startService(t, r, l, 0, url, nil)
+	l.lead(0)
 	r.write(t, 0, 100)
 	waitFor(t, "connect errors to be counted", 30*time.Second, func() bool {
 		return counterValue(t, reg, "nexus_audit_archive_errors_total", map[string]string{"stage": "connect"}) >= 2
@@ -214,7 +221,9 @@ func TestArchive_BacklogFullRejectsUntilArchived(t *testing.T) {
 		}
 		return res
 	}
-	s, _ := startService(t, r, 0, url, nil)
+	l := newLeadership(t)
+	s, _ := startService(t, r, l, 0, url, nil)
+	l.lead(0)
 	waitFor(t, "the archiver to attach", 30*time.Second, func() bool { return s.Ready() && r.state(0).Attached })
 	if err := pg.Stop(); err != nil {
 		t.Fatal(err)

@@ -17,7 +17,8 @@ type Writer interface {
 	Archive(ctx context.Context, clusterID string, recs []registry.AuditRecord) (int, error)
 }
 
-// archiver moves the backlog into the archive while this node leads:
+// archiver moves the backlog into the archive while this node leads (the
+// leadership loop runs Service.Run, which runs it, only then):
 // read the records above the watermark in Raft order, write them in one
 // idempotent transaction, then commit a watermark command that trims the
 // backlog on every node. It keeps no position of its own: every round
@@ -40,23 +41,11 @@ type archiver struct {
 }
 
 func (a *archiver) run(ctx context.Context) {
-	wasLeader := false
+	a.log.Info("audit archiver running on this node (leader)")
+	a.metrics.active.Set(1)
+	defer a.metrics.active.Set(0)
 	warned := time.Time{}
 	for ctx.Err() == nil {
-		if !a.deps.IsLeader() {
-			if wasLeader {
-				a.log.Info("audit archiver paused: not the leader")
-				a.metrics.active.Set(0)
-				wasLeader = false
-			}
-			sleep(ctx, a.poll)
-			continue
-		}
-		if !wasLeader {
-			a.log.Info("audit archiver running on this node (leader)")
-			a.metrics.active.Set(1)
-			wasLeader = true
-		}
 		if a.writer == nil {
 			// This leader has no --postgres-url: archiving cannot happen here.
 			if st := a.state(); st.Archiving() && time.Since(warned) > time.Minute {
@@ -73,7 +62,7 @@ func (a *archiver) run(ctx context.Context) {
 			}
 		}
 	}
-	a.metrics.active.Set(0)
+	a.log.Info("audit archiver stopped (not leader)")
 }
 
 func (a *archiver) state() registry.AuditState {
@@ -136,8 +125,8 @@ func (a *archiver) round(ctx context.Context) bool {
 	return true
 }
 
-// waitChange blocks until the backlog state changes, leadership may have
-// moved (poll), or ctx ends.
+// waitChange blocks until the backlog state changes, Poll passed, or ctx
+// ends.
 func (a *archiver) waitChange(ctx context.Context, ws memdb.WatchSet) {
 	wctx, cancel := context.WithTimeout(ctx, a.poll)
 	defer cancel()

@@ -21,7 +21,7 @@ func TestArchiveThroughput(t *testing.T) {
 	pg := pgtest.StartT(t, pgtest.Options{Durable: true})
 	url := pg.NewDB(t)
 	r := newFakeRaft(t, 1)
-	s, _ := startService(t, r, 0, url, nil)
+	s, _ := startService(t, r, newLeadership(t), 0, url, nil)
 	waitFor(t, "migrations", time.Minute, s.Ready)
 	s.Stop() // measure the store alone, on a pool of its own
 	pc, err := ParseURL(url)

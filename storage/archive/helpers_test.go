@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,15 +21,12 @@ import (
 
 // fakeRaft is a log replicated to several FSMs at once: Apply appends the
 // command at the next index on every replica and answers the leader's
-// result. leader selects which replica's archiver believes it leads; -1
-// means every replica does (a deposed leader that has not noticed).
+// result.
 type fakeRaft struct {
 	mu       sync.Mutex
 	codec    *command.Codec
 	replicas []*fsm.FSM
 	index    uint64
-	leader   atomic.Int64
-	both     atomic.Bool
 	// ref sees only user commands and never a watermark: its ring (never
 	// attached, default bound) holds every record ever produced.
 	ref *fsm.FSM
@@ -77,8 +73,63 @@ func (r *fakeRaft) Apply(_ context.Context, cmd []byte) (*command.Result, error)
 	return out, nil
 }
 
-func (r *fakeRaft) isLeader(i int) func() bool {
-	return func() bool { return r.both.Load() || r.leader.Load() == int64(i) }
+// leadership runs the archiver duty of the replicas that believe they
+// lead, as the cluster's leadership loop does: lead starts a replica's
+// Run, depose cancels it (without waiting: a duty may depose itself).
+type leadership struct {
+	mu      sync.Mutex
+	svcs    map[int]*Service
+	cancels map[int]context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+func newLeadership(t *testing.T) *leadership {
+	l := &leadership{svcs: map[int]*Service{}, cancels: map[int]context.CancelFunc{}}
+	t.Cleanup(l.stop) // before the services' Stop (cleanups run last in, first out)
+	return l
+}
+
+func (l *leadership) add(i int, s *Service) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.svcs[i] = s
+}
+
+// lead starts replica i's duty unless it runs.
+func (l *leadership) lead(i int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.cancels[i]; ok {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	l.cancels[i] = cancel
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		l.svcs[i].Run(ctx)
+	}()
+}
+
+// depose cancels replica i's duty.
+func (l *leadership) depose(i int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if cancel, ok := l.cancels[i]; ok {
+		cancel()
+		delete(l.cancels, i)
+	}
+}
+
+// stop cancels every duty and waits for them.
+func (l *leadership) stop() {
+	l.mu.Lock()
+	for i, cancel := range l.cancels {
+		cancel()
+		delete(l.cancels, i)
+	}
+	l.mu.Unlock()
+	l.wg.Wait()
 }
 
 // write proposes n user writes of mixed kinds from several "nodes"; each
@@ -150,12 +201,13 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// startService runs an archive service on replica i.
-func startService(t *testing.T, r *fakeRaft, i int, url string, mod func(*Service)) (*Service, *prometheus.Registry) {
+// startService runs an archive service on replica i; its leader duty runs
+// once l.lead(i) says so.
+func startService(t *testing.T, r *fakeRaft, l *leadership, i int, url string, mod func(*Service)) (*Service, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	s, err := New(Config{URL: url, BatchSize: 50, Poll: 20 * time.Millisecond, BackoffMin: 20 * time.Millisecond, BackoffMax: 300 * time.Millisecond},
-		Deps{Store: r.replicas[i].Store, Apply: r.Apply, IsLeader: r.isLeader(i), Codec: r.codec, Node: fmt.Sprintf("n%d", i+1),
+		Deps{Store: r.replicas[i].Store, Apply: r.Apply, Codec: r.codec, Node: fmt.Sprintf("n%d", i+1),
 			Logger: testLogger(t).With("replica", i), Registry: reg})
 	if err != nil {
 		t.Fatal(err)
@@ -165,6 +217,7 @@ func startService(t *testing.T, r *fakeRaft, i int, url string, mod func(*Servic
 	}
 	s.Start()
 	t.Cleanup(s.Stop)
+	l.add(i, s)
 	return s, reg
 }
 

@@ -3,10 +3,11 @@
 //
 // Every node runs a Service. With a --postgres-url it applies the schema
 // migrations in the background (retrying with backoff while PostgreSQL is
-// down, so the agent starts and serves anyway), and while the node is the
-// Raft leader it runs the archiver (archiver.go). Without one it only
-// exports the backlog metrics and warns when it leads a cluster that
-// expects an archive. See docs/audit.md.
+// down, so the agent starts and serves anyway). The Service is also a
+// leader duty: the cluster's leadership loop runs it (Run) while the node
+// leads, and it then archives (archiver.go). Without a --postgres-url it
+// only exports the backlog metrics and, while leading, warns when the
+// cluster expects an archive. See docs/audit.md.
 package archive
 
 import (
@@ -43,23 +44,21 @@ type Config struct {
 	URL string
 	// BatchSize bounds the records of one transaction (default 1000).
 	BatchSize int
-	// Poll is how often a follower checks whether it became leader, and
-	// the longest an idle archiver waits before looking again (default 250ms).
+	// Poll is the longest an idle archiver waits before looking at the
+	// backlog again (default 250ms).
 	Poll time.Duration
 	// BackoffMin and BackoffMax bound the retry delay after a failure
 	// (defaults 200ms and 5s: a catch-up after an outage starts within 5 s).
 	BackoffMin, BackoffMax time.Duration
 }
 
-// Deps are what the service needs from the node; cmd wires them.
+// Deps are what the service needs from the node; package agent wires them.
 type Deps struct {
 	// Store returns the local replica (the FSM's store).
 	Store func() *registry.Store
 	// Apply commits a command through Raft (cluster.Node.Apply).
 	Apply func(ctx context.Context, cmd []byte) (*command.Result, error)
-	// IsLeader reports whether this node is the Raft leader now.
-	IsLeader func() bool
-	Codec    *command.Codec
+	Codec *command.Codec
 	// Node is this node's name (the watermark's audit metadata).
 	Node     string
 	Logger   *slog.Logger
@@ -77,6 +76,8 @@ type Service struct {
 	pool    *Pool
 	pg      *PGStore
 	ready   atomic.Bool
+	// migrated is closed once the schema is current.
+	migrated chan struct{}
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -87,8 +88,8 @@ type Service struct {
 // New validates the configuration and registers the metrics; Start runs it.
 // A malformed URL is an error that names the setting, without the password.
 func New(cfg Config, deps Deps) (*Service, error) {
-	if deps.Store == nil || deps.Apply == nil || deps.IsLeader == nil {
-		return nil, errors.New("archive: Store, Apply and IsLeader are required")
+	if deps.Store == nil || deps.Apply == nil {
+		return nil, errors.New("archive: Store and Apply are required")
 	}
 	if deps.Codec == nil {
 		deps.Codec = command.NewCodec()
@@ -114,7 +115,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if cfg.BackoffMax <= 0 {
 		cfg.BackoffMax = DefaultBackoffMax
 	}
-	s := &Service{cfg: cfg, deps: deps, log: deps.Logger}
+	s := &Service{cfg: cfg, deps: deps, log: deps.Logger, migrated: make(chan struct{})}
 	if cfg.URL != "" {
 		pc, err := ParseURL(cfg.URL)
 		if err != nil {
@@ -138,26 +139,41 @@ func New(cfg Config, deps Deps) (*Service, error) {
 // Enabled reports whether this node has an archive (a --postgres-url).
 func (s *Service) Enabled() bool { return s.pg != nil }
 
-// Start runs the migrations (if any archive) and the leader-only archiver
-// in the background until Stop.
+// Start runs the migrations (if any archive) in the background until they
+// succeed or Stop.
 func (s *Service) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
+	if s.pg == nil {
+		return
+	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		if s.pg != nil {
-			if !s.migrate(ctx) {
-				return
-			}
+		if s.migrate(ctx) {
+			close(s.migrated)
 		}
-		a := &archiver{deps: s.deps, metrics: s.metrics, log: s.log.With("component", "archiver"), batch: s.cfg.BatchSize,
-			poll: s.cfg.Poll, backoff: newBackoff(s.cfg.BackoffMin, s.cfg.BackoffMax), afterCommit: s.afterCommit}
-		if s.pg != nil {
-			a.writer = s.pg
-		}
-		a.run(ctx)
 	}()
+}
+
+// Name is the leader duty's name.
+func (s *Service) Name() string { return "audit-archiver" }
+
+// Run is the leader duty: it archives the backlog (once the schema is
+// current) until ctx ends. The leadership loop runs it while this node
+// leads.
+func (s *Service) Run(ctx context.Context) {
+	a := &archiver{deps: s.deps, metrics: s.metrics, log: s.log.With("component", "archiver"), batch: s.cfg.BatchSize,
+		poll: s.cfg.Poll, backoff: newBackoff(s.cfg.BackoffMin, s.cfg.BackoffMax), afterCommit: s.afterCommit}
+	if s.pg != nil {
+		select {
+		case <-s.migrated:
+		case <-ctx.Done():
+			return
+		}
+		a.writer = s.pg
+	}
+	a.run(ctx)
 }
 
 // migrate applies the schema, retrying with backoff until it succeeds or
@@ -204,7 +220,8 @@ func (s *Service) List(ctx context.Context, clusterID string, f registry.AuditFi
 	return s.pg.List(ctx, clusterID, f)
 }
 
-// Stop stops the archiver and closes the connections.
+// Stop stops the migrations and closes the connections; the leadership
+// loop has stopped Run before.
 func (s *Service) Stop() {
 	if s.cancel != nil {
 		s.cancel()

@@ -1,4 +1,4 @@
-package main
+package agent
 
 import (
 	"context"
@@ -14,8 +14,9 @@ import (
 )
 
 // clusterAdapter presents the cluster node to the api in the api's own
-// types, and orchestrates `nexus leave`, which needs both the domain
-// (deregister this node's instances) and the cluster (leave Raft and gossip).
+// types (api never imports cluster, which imports raft), and orchestrates
+// `nexus leave`, which needs both the domain (deregister this node's
+// instances) and the cluster (leave Raft and gossip).
 type clusterAdapter struct {
 	node    *cluster.Node
 	machine *fsm.FSM
@@ -75,7 +76,7 @@ func (a *clusterAdapter) Leave(ctx context.Context) error {
 	tx.Abort()
 	for _, in := range owned {
 		b, err := a.codec.Encode(command.TypeDeregisterInstance, &command.DeregisterInstance{
-			Meta:    command.Meta{Actor: "system", Node: a.node.NodeName(), Time: time.Now().UnixNano()},
+			Meta:    command.Meta{Actor: command.ActorSystem, Node: a.node.NodeName(), Time: time.Now().UnixNano()},
 			Service: in.Service, ID: in.ID,
 		})
 		if err != nil {

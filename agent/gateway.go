@@ -1,12 +1,11 @@
-package main
+package agent
 
 import (
-	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
-	"os"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -16,16 +15,18 @@ import (
 )
 
 // startGateway serves the API gateway on cfg.GatewayAddr from the node's
-// replica. The access log (--gateway-access-log) is one JSON line per
-// request on stdout, apart from the agent's own log on stderr.
-func startGateway(cfg *agentconfig.Config, store *registry.Store, exch gateway.Exchanger, reg prometheus.Registerer, logger *slog.Logger, tlsConfig *tls.Config) (*gateway.Gateway, error) {
+// replica and returns the address it listens on. The access log
+// (--gateway-access-log) is one JSON line per request on accessLog (the
+// binary's stdout), apart from the agent's own log on stderr.
+func startGateway(cfg *agentconfig.Config, store *registry.Store, exch gateway.Exchanger, reg prometheus.Registerer,
+	logger *slog.Logger, accessLog io.Writer, tlsConfig *tls.Config) (*gateway.Gateway, net.Addr, error) {
 	ln, err := net.Listen("tcp", cfg.GatewayAddr)
 	if err != nil {
-		return nil, fmt.Errorf("gateway on %s: %w", cfg.GatewayAddr, err)
+		return nil, nil, fmt.Errorf("gateway on %s: %w", cfg.GatewayAddr, err)
 	}
 	var access *slog.Logger
 	if cfg.GatewayAccessLog {
-		access = slog.New(slog.NewJSONHandler(os.Stdout, nil)).With("node", cfg.Node)
+		access = slog.New(slog.NewJSONHandler(accessLog, nil)).With("node", cfg.Node)
 	}
 	gl := logger.With("component", "gateway")
 	gw, err := gateway.New(gateway.Deps{
@@ -34,7 +35,7 @@ func startGateway(cfg *agentconfig.Config, store *registry.Store, exch gateway.E
 	})
 	if err != nil {
 		ln.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	go func() {
 		if err := gw.Serve(ln); err != nil {
@@ -42,13 +43,5 @@ func startGateway(cfg *agentconfig.Config, store *registry.Store, exch gateway.E
 		}
 	}()
 	gl.Info("gateway started", "gateway_addr", cfg.GatewayAddr, "access_log", cfg.GatewayAccessLog, "tls", tlsConfig != nil, "socket_io", cfg.GatewaySocketIO)
-	return gw, nil
-}
-
-// stopGateway stops taking gateway traffic and lets in-flight requests end
-// until ctx does.
-func stopGateway(ctx context.Context, gw *gateway.Gateway, logger *slog.Logger) {
-	if err := gw.Shutdown(ctx); err != nil {
-		logger.Warn("gateway shutdown", "err", err)
-	}
+	return gw, ln.Addr(), nil
 }
