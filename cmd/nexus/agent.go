@@ -26,6 +26,7 @@ import (
 	"github.com/nexus/nexus/fsm"
 	"github.com/nexus/nexus/fsm/command"
 	"github.com/nexus/nexus/health"
+	"github.com/nexus/nexus/internal/sdnotify"
 	"github.com/nexus/nexus/registry"
 	"github.com/nexus/nexus/storage"
 	"github.com/nexus/nexus/storage/archive"
@@ -198,6 +199,13 @@ func agent(cfg *agentconfig.Config, logger *slog.Logger, stderr io.Writer) error
 	if cfg.TLS() && sec.raftTLS == nil {
 		logger.Warn("Raft traffic is not encrypted: set tls_ca_file or tls_client_ca_file (the cluster CA) for mutual TLS on raft_port")
 	}
+	// systemd Type=notify (internal/sdnotify): READY=1 once /ready would answer 200.
+	notify, err := sdnotify.New(os.Getenv)
+	logNotify(logger, err)
+	notifyCtx, stopNotify := context.WithCancel(context.Background())
+	defer stopNotify()
+	logNotify(logger, notify.Status("waiting for a Raft leader and to apply up to its commit index"))
+	go func() { logNotify(logger, notify.WhenReady(notifyCtx, adapter.Ready, 200*time.Millisecond, "ready")) }()
 
 	// SIGHUP reloads the TLS certificates and keys.
 	hups := make(chan os.Signal, 1)
@@ -209,7 +217,7 @@ func agent(cfg *agentconfig.Config, logger *slog.Logger, stderr io.Writer) error
 		for {
 			select {
 			case <-hups:
-				sec.reload(logger)
+				logNotify(logger, notify.Reload(func() { sec.reload(logger) }))
 			case <-hupDone:
 				return
 			}
@@ -229,6 +237,8 @@ func agent(cfg *agentconfig.Config, logger *slog.Logger, stderr io.Writer) error
 	case err := <-serveErr:
 		runErr = fmt.Errorf("admin API: %w", err)
 	}
+	stopNotify()
+	logNotify(logger, notify.Stopping())
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	go func() {
@@ -310,4 +320,11 @@ func newMetricsRegistry() *prometheus.Registry {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	return reg
+}
+
+// logNotify logs a failed systemd notification (the agent runs on).
+func logNotify(logger *slog.Logger, err error) {
+	if err != nil && !errors.Is(err, context.Canceled) {
+		logger.Warn("systemd notification failed", "err", err)
+	}
 }
