@@ -175,6 +175,7 @@ func agent(cfg *agentconfig.Config, logger *slog.Logger, stderr io.Writer) error
 		Version: version, MaxBodyBytes: cfg.MaxBodyBytes, ApplyTimeout: cfg.ApplyTimeout,
 		Consistency: node, Heartbeats: heartbeats, AuditArchive: auditArchive,
 		Guard: adminGuard(cfg, sec), Keyring: keyringAdapter{node: node}, ACL: aclOpts,
+		EnableDebug: cfg.EnableDebug,
 	})
 	if err != nil {
 		_ = node.Shutdown(context.Background())
