@@ -47,26 +47,24 @@ func decodeManifest(doc string, m *manifests) error {
 	if err := yaml.Unmarshal([]byte(doc), &tm); err != nil {
 		return err
 	}
-	strict := func(v any) error { return yaml.UnmarshalStrict([]byte(doc), v) }
 	switch tm.APIVersion + " " + tm.Kind {
 	case "apps/v1 StatefulSet":
-		v := &appsv1.StatefulSet{}
-		m.statefulSets = append(m.statefulSets, v)
-		return strict(v)
+		return decodeInto(doc, &m.statefulSets)
 	case "v1 Service":
-		v := &corev1.Service{}
-		m.services = append(m.services, v)
-		return strict(v)
+		return decodeInto(doc, &m.services)
 	case "policy/v1 PodDisruptionBudget":
-		v := &policyv1.PodDisruptionBudget{}
-		m.pdbs = append(m.pdbs, v)
-		return strict(v)
+		return decodeInto(doc, &m.pdbs)
 	case "v1 ConfigMap":
-		v := &corev1.ConfigMap{}
-		m.configMaps = append(m.configMaps, v)
-		return strict(v)
+		return decodeInto(doc, &m.configMaps)
 	}
 	return fmt.Errorf("unexpected object %q %q", tm.APIVersion, tm.Kind)
+}
+
+// decodeInto decodes doc strictly into a new T appended to list.
+func decodeInto[T any](doc string, list *[]*T) error {
+	v := new(T)
+	*list = append(*list, v)
+	return yaml.UnmarshalStrict([]byte(doc), v)
 }
 
 func loadManifests(t *testing.T) *manifests {
