@@ -17,6 +17,7 @@ package deploy
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -24,11 +25,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/nexus/nexus/cmd/nexus/agentconfig"
 	"github.com/nexus/nexus/internal/proccluster"
 )
 
@@ -92,8 +95,13 @@ func requireTool(t *testing.T, name, debianPackage string) string {
 	return ""
 }
 
-// nexusBinary builds the agent once (or takes NEXUS_DEPLOY_BINARY); it skips
-// in -short mode.
+// buildVersion is the VERSION build argument of the binary these tests
+// build.
+const buildVersion = "deploy-test"
+
+// nexusBinary builds the agent once with the Dockerfile's own build command
+// (TestDockerfileBuildCommand checks the result), or takes
+// NEXUS_DEPLOY_BINARY; it skips in -short mode.
 func nexusBinary(t *testing.T) string {
 	t.Helper()
 	if testing.Short() {
@@ -104,16 +112,40 @@ func nexusBinary(t *testing.T) string {
 			binPath, buildErr = filepath.Abs(b)
 			return
 		}
-		binPath = filepath.Join(binDir, "nexus")
-		out, err := exec.Command("go", "build", "-o", binPath, "github.com/nexus/nexus/cmd/nexus").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build github.com/nexus/nexus/cmd/nexus: %v\n%s", err, out)
+		var cmd string
+		if cmd, buildErr = dockerBuildCommand(); buildErr != nil {
+			return
 		}
+		cmd = strings.ReplaceAll(cmd, "/out/", binDir+"/")
+		cmd = strings.ReplaceAll(cmd, "${VERSION}", buildVersion)
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+		defer cancel()
+		c := exec.CommandContext(ctx, "sh", "-c", cmd)
+		c.Dir = ".."
+		if out, err := c.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("the Dockerfile's build command %q: %v\n%s", cmd, err, out)
+			return
+		}
+		binPath = filepath.Join(binDir, "nexus")
 	})
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
 	return binPath
+}
+
+// dockerBuildCommand is the `go build` command of the Dockerfile's build
+// stage (up to its first &&).
+func dockerBuildCommand() (string, error) {
+	b, err := os.ReadFile("docker/Dockerfile")
+	if err != nil {
+		return "", err
+	}
+	m := regexp.MustCompile(`(?m)^RUN (CGO_ENABLED=0 .*go build [^&]*-o /out/nexus [^&]*?)\s*(&&|$)`).FindStringSubmatch(string(b))
+	if m == nil {
+		return "", errors.New("docker/Dockerfile: no RUN CGO_ENABLED=0 ... go build ... -o /out/nexus")
+	}
+	return strings.TrimSpace(strings.ReplaceAll(m[1], "\\", "")), nil
 }
 
 // clusterOptions are the options of the nodes of these tests.
@@ -215,6 +247,12 @@ func runErr(dir string, env []string, name string, args ...string) (string, erro
 	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
+}
+
+// isSetting reports whether the environment variable k is a setting of
+// `nexus agent` (its usage lists each as [$NEXUS_...]).
+func isSetting(k string) bool {
+	return strings.Contains(agentconfig.Usage(), "[$"+k+"]") || strings.Contains(agentconfig.Usage(), "[$"+k+";")
 }
 
 // readFile reads a file of this directory.
