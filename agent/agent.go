@@ -229,6 +229,7 @@ func (a *Agent) build(opts Options) error {
 		Version: opts.Version, MaxBodyBytes: cfg.MaxBodyBytes, ApplyTimeout: cfg.ApplyTimeout,
 		Consistency: node, Heartbeats: heartbeats, AuditArchive: auditArchive,
 		Guard: adminGuard(cfg, a.sec), Keyring: keyringAdapter{node: node}, ACL: aclOpts,
+		EnableDebug: cfg.EnableDebug,
 	})
 	if err != nil {
 		a.srv = nil

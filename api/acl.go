@@ -131,6 +131,9 @@ func (s *Server) accessOf(ep *endpoint, method []byte, rc *reqCtx) access {
 		return check(registry.ACLResourceCluster, "", acl.Read)
 	case &e.status, &e.members, &e.raft, &e.leave, &e.peers, &e.keyring:
 		return check(registry.ACLResourceCluster, "", level)
+	case &e.debug:
+		// Profiles: the operator right, whatever the method.
+		return check(registry.ACLResourceCluster, "", acl.Write)
 	case &e.snapshot:
 		// A snapshot holds every token's hash and restores every ACL.
 		return check(registry.ACLResourceACL, "", level)

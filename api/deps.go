@@ -166,4 +166,7 @@ type Deps struct {
 	Keyring Keyring
 	// ACL turns on access control (acl.go); the zero value is off.
 	ACL ACLOptions
+	// EnableDebug serves /debug/pprof/ (debug.go) on a node without ACLs;
+	// with ACLs on it is served anyway, behind cluster:write.
+	EnableDebug bool
 }

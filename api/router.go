@@ -63,6 +63,7 @@ type endpoints struct {
 	aclBootstrap, aclLogin, aclSelf            endpoint
 	aclPolicies, aclPolicy, aclRoles, aclRole  endpoint
 	aclTokens, aclToken                        endpoint
+	debug                                      endpoint // served before the table (debug.go)
 	// keyring is served before the table (keyring.go); here for its access.
 	keyring endpoint
 	all     []*endpoint
@@ -106,6 +107,7 @@ func (s *Server) buildEndpoints() endpoints {
 		aclTokens:     endpoint{pattern: "/acl/tokens", get: s.listTokens, post: s.postToken},
 		aclToken:      endpoint{pattern: "/acl/tokens/{accessor_id}", get: s.getToken, put: s.putToken, delete: s.deleteToken},
 		keyring:       endpoint{pattern: pathOperatorKeyring},
+		debug:         endpoint{pattern: pathDebugPprof},
 	}
 	e.all = []*endpoint{&e.health, &e.ready, &e.status, &e.metrics, &e.services, &e.register, &e.service,
 		&e.serviceHealth, &e.instance, &e.heartbeat, &e.discover, &e.configList, &e.configKey, &e.routes,

@@ -69,6 +69,7 @@ type Server struct {
 	guard   *guard
 	keyring Keyring
 	acl     *aclState
+	debug   *debugHandlers // nil: no /debug/pprof/ (debug.go)
 
 	// base is the parent of the contexts of blocking reads; Shutdown cancels
 	// it so that they answer at once. (A *fasthttp.RequestCtx is never used
@@ -138,6 +139,9 @@ func New(deps Deps) (*Server, error) {
 		return nil, err
 	}
 	s.keyring = deps.Keyring
+	if deps.EnableDebug || deps.ACL.Enabled {
+		s.debug = newDebugHandlers()
+	}
 	s.base, s.cancelBase = context.WithCancel(context.Background())
 
 	s.srv = &fasthttp.Server{
@@ -225,6 +229,9 @@ func (s *Server) dispatchSafely(ctx *fasthttp.RequestCtx, rc *reqCtx) {
 		return
 	}
 	if s.keyringRoute(ctx, rc) {
+		return
+	}
+	if s.debugRoute(ctx, rc) {
 		return
 	}
 	s.dispatch(ctx, rc)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/nexus/nexus/agent"
 	"github.com/nexus/nexus/cmd/nexus/agentconfig"
+	"github.com/nexus/nexus/internal/sdnotify"
 )
 
 // runAgent runs one node until SIGTERM/SIGINT (stop, exit 0) or a completed
@@ -67,6 +68,14 @@ func runNode(cfg *agentconfig.Config, logger *slog.Logger, stdout, stderr io.Wri
 	if err != nil {
 		return err
 	}
+	// systemd Type=notify (internal/sdnotify): READY=1 once /ready would
+	// answer 200, RELOADING=1/READY=1 around a reload, STOPPING=1.
+	notify, err := sdnotify.New(os.Getenv)
+	logNotify(logger, err)
+	notifyCtx, stopNotify := context.WithCancel(context.Background())
+	defer stopNotify()
+	logNotify(logger, notify.Status("waiting for a Raft leader and to apply up to its commit index"))
+	go func() { logNotify(logger, notify.WhenReady(notifyCtx, a.Ready(), "ready")) }()
 
 	hups := make(chan os.Signal, 1)
 	signal.Notify(hups, syscall.SIGHUP)
@@ -80,7 +89,7 @@ wait:
 	for {
 		select {
 		case <-hups:
-			a.Reload()
+			logNotify(logger, notify.Reload(a.Reload))
 		case s := <-sigs:
 			logger.Info("stopping (not leaving)", "signal", s.String())
 			break wait
@@ -89,6 +98,8 @@ wait:
 			break wait
 		}
 	}
+	stopNotify()
+	logNotify(logger, notify.Stopping())
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	go func() {
@@ -111,4 +122,11 @@ wait:
 		logger.Warn("stopped with errors", "err", err)
 	}
 	return runErr
+}
+
+// logNotify logs a failed systemd notification (the agent runs on).
+func logNotify(logger *slog.Logger, err error) {
+	if err != nil && !errors.Is(err, context.Canceled) {
+		logger.Warn("systemd notification failed", "err", err)
+	}
 }

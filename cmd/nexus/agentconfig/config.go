@@ -50,6 +50,7 @@ type Config struct {
 	GatewaySocketIO  string // raw|plain: how the gateway makes socket reads and writes
 	LogLevel         string // debug|info|warn|error
 	LogFormat        string // json|text
+	EnableDebug      bool   // /debug/pprof/ on the admin API without ACLs
 
 	// Raft tuning: defaults chosen for fast failover on a LAN
 	// (measured here: 300/300/150 ms gives a median failover of 0.68 s on loopback; 500/500/250 ms 1.1 s; docs/benchmarks.md).

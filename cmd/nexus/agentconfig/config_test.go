@@ -293,6 +293,7 @@ gateway_access_log: true
 gateway_socket_io: Plain
 log_level: WARN
 log_format: text
+enable_debug: true
 raft_heartbeat_timeout: 1s
 raft_election_timeout: 2s
 raft_leader_lease_timeout: 500ms
@@ -322,7 +323,7 @@ acl:
 		Node: "n1", DataDir: "/data", Bind: "10.0.0.1", Advertise: "10.0.0.2", RaftPort: 7300, GossipPort: 7301,
 		HTTPAddr: "0.0.0.0:7500", GatewayAddr: ":7080", BootstrapExpect: 3, Join: []string{"10.0.0.3:8301"},
 		ConfigFile: "/c.yaml", PostgresURL: "postgres://u:p@db:5432/nexus", GatewayAccessLog: true, GatewaySocketIO: "plain",
-		LogLevel: "warn", LogFormat: "text", RaftHeartbeatTimeout: time.Second, RaftElectionTimeout: 2 * time.Second,
+		LogLevel: "warn", LogFormat: "text", EnableDebug: true, RaftHeartbeatTimeout: time.Second, RaftElectionTimeout: 2 * time.Second,
 		RaftLeaderLeaseTimeout: 500 * time.Millisecond, RaftCommitTimeout: 10 * time.Millisecond,
 		RaftSnapshotThreshold: 100, RaftSnapshotInterval: time.Minute, MaxBodyBytes: 65536, ApplyTimeout: 3 * time.Second,
 		AutopilotStabilizationTime: 2 * time.Second, AutopilotDeadServerGrace: 90 * time.Second, AutopilotMinQuorum: 2,

@@ -36,6 +36,7 @@ type fileSettings struct {
 	GatewaySocketIO        yaml.Node `yaml:"gateway_socket_io"`
 	LogLevel               yaml.Node `yaml:"log_level"`
 	LogFormat              yaml.Node `yaml:"log_format"`
+	EnableDebug            yaml.Node `yaml:"enable_debug"`
 	RaftHeartbeatTimeout   yaml.Node `yaml:"raft_heartbeat_timeout"`
 	RaftElectionTimeout    yaml.Node `yaml:"raft_election_timeout"`
 	RaftLeaderLeaseTimeout yaml.Node `yaml:"raft_leader_lease_timeout"`

@@ -91,6 +91,8 @@ func settingsTable() []setting {
 			field: func(c *Config) any { return &c.LogLevel }},
 		{key: "log_format", arg: "FORMAT", usage: "json or text", def: defaultLogFormat,
 			field: func(c *Config) any { return &c.LogFormat }},
+		{key: "enable_debug", kind: kindBool, usage: "serve Go's pprof profiles on the admin API under /debug/pprof/ without ACLs (with ACLs on they are served anyway, to cluster:write)",
+			field: func(c *Config) any { return &c.EnableDebug }},
 		{key: "raft_heartbeat_timeout", kind: kindDuration, arg: "DURATION", usage: "Raft heartbeat timeout (at least 50ms)", def: d(defaultHeartbeat),
 			field: func(c *Config) any { return &c.RaftHeartbeatTimeout }},
 		{key: "raft_election_timeout", kind: kindDuration, arg: "DURATION", usage: "Raft election timeout (at least 50ms and the heartbeat timeout)", def: d(defaultElection),
