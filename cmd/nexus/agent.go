@@ -192,6 +192,14 @@ func agent(cfg *agentconfig.Config, logger *slog.Logger, stderr io.Writer) error
 		_ = node.Shutdown(context.Background())
 		return err
 	}
+	// DNS interface (dns/, cmd/nexus/dns.go): from the local replica.
+	dnsSrv, err := startDNS(cfg, machine.Store(), node, reg, logger)
+	if err != nil {
+		stopGateway(context.Background(), gw, logger)
+		_ = srv.Shutdown(context.Background())
+		_ = node.Shutdown(context.Background())
+		return err
+	}
 	logger.Info("nexus agent started", "version", version, "http_addr", cfg.HTTPAddr, "raft_addr", cfg.RaftAddr(),
 		"gossip_addr", cfg.GossipAddr(), "data_dir", cfg.DataDir, "bootstrap_expect", cfg.BootstrapExpect, "dev", cfg.Dev,
 		"tls", cfg.TLS(), "gateway_tls", cfg.GatewayTLS(), "gossip_encrypted", cfg.Encrypt != "", "raft_tls", sec.raftTLS != nil, "gomaxprocs", runtime.GOMAXPROCS(0))
@@ -250,6 +258,7 @@ func agent(cfg *agentconfig.Config, logger *slog.Logger, stderr io.Writer) error
 	// Stop taking API requests first (in-flight ones finish while Raft still
 	// runs), then hand leadership over and close Raft.
 	apiCtx, apiCancel := context.WithTimeout(ctx, 5*time.Second)
+	stopDNS(apiCtx, dnsSrv, logger)
 	stopGateway(apiCtx, gw, logger)
 	if err := srv.Shutdown(apiCtx); err != nil {
 		logger.Warn("admin API shutdown", "err", err)
