@@ -160,7 +160,7 @@ func listen(addr string) (net.PacketConn, net.Listener, error) {
 	for try := 0; try < 10; try++ {
 		pc, err := net.ListenPacket("udp", addr)
 		if err != nil {
-			return nil, nil, fmt.Errorf("dns: udp %s: %w", addr, err)
+			return nil, nil, fmt.Errorf("dns: %w", err)
 		}
 		tcpAddr := addr
 		if port == "0" {
@@ -171,7 +171,7 @@ func listen(addr string) (net.PacketConn, net.Listener, error) {
 			return pc, ln, nil
 		}
 		pc.Close()
-		lastErr = fmt.Errorf("dns: tcp %s: %w", tcpAddr, err)
+		lastErr = fmt.Errorf("dns: %w", err)
 		if port != "0" {
 			break
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -32,7 +33,7 @@ func startDNS(cfg *agentconfig.Config, store *registry.Store, node *cluster.Node
 		return nil, err
 	}
 	if err := srv.Start(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("DNS on %s (dns_addr; off disables it): %w", cfg.DNSAddr, err)
 	}
 	return srv, nil
 }
