@@ -90,13 +90,14 @@ type record struct {
 // fit puts as many records of a into m as fit size bytes, with their
 // additional records; TC is set when some are left out.
 func (s *Server) fit(m *miekg.Msg, a answer, size int) {
+	answers := make([]miekg.RR, len(a.records))
 	extras := false
-	m.Answer = make([]miekg.RR, len(a.records))
 	for i, r := range a.records {
-		m.Answer[i] = r.rr
+		answers[i] = r.rr
 		extras = extras || r.extra != nil
 	}
 	if !extras {
+		m.Answer = answers
 		m.Truncate(size) // keeps the records that fit, in one pass
 		m.Truncated = m.Truncated || a.more
 		return
@@ -109,7 +110,7 @@ func (s *Server) fit(m *miekg.Msg, a answer, size int) {
 	extra := make([]miekg.RR, 0, len(a.records)+1)
 	seen := make(map[string]bool, len(a.records))
 	build := func(k int) {
-		m.Answer = m.Answer[:k]
+		m.Answer = answers[:k]
 		extra = extra[:0]
 		clear(seen)
 		for _, r := range a.records[:k] {
@@ -131,7 +132,6 @@ func (s *Server) fit(m *miekg.Msg, a answer, size int) {
 	lo, hi := 0, n
 	for lo < hi {
 		mid := (lo + hi + 1) / 2
-		m.Answer = m.Answer[:cap(m.Answer)]
 		build(mid)
 		if m.Len() <= size {
 			lo = mid
@@ -139,7 +139,6 @@ func (s *Server) fit(m *miekg.Msg, a answer, size int) {
 			hi = mid - 1
 		}
 	}
-	m.Answer = m.Answer[:cap(m.Answer)]
 	build(lo)
 	m.Truncated = true
 }
