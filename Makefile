@@ -44,14 +44,16 @@ bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./fsm/... ./registry/...
 
 ## fuzz: every fuzz target in turn, FUZZ_TIME each (hostile input: the admin
-## API's write decoders, command decoding, route matching, JWT parsing).
+## API's write decoders, command decoding, route matching, JWT parsing, DNS
+## queries).
 ## fuzz-ci: the same, a few seconds each (what CI runs after make test).
 ## A crash stops the loop; its input is saved under the package's testdata/fuzz.
 FUZZ_TARGETS := ./api:FuzzRegister ./api:FuzzConfigPost ./api:FuzzConfigPut \
 	./api:FuzzRoutePost ./api:FuzzRoutePut ./api:FuzzHeartbeat ./api:FuzzAuditSettings \
 	./fsm/command:FuzzDecode ./gateway/router:FuzzMatch \
 	./gateway/plugin/jwtauth:FuzzVerify ./gateway/plugin/jwtauth:FuzzParse \
-	./api:FuzzACLWrites ./acl:FuzzVerifyJWT ./acl:FuzzVerifyJWTClaims
+	./api:FuzzACLWrites ./acl:FuzzVerifyJWT ./acl:FuzzVerifyJWTClaims \
+	./dns:FuzzParseName ./dns:FuzzQuery
 FUZZ_TIME    ?= 5m
 # An execution count, not a duration: a short -fuzztime duration can end with a
 # spurious "context deadline exceeded" failure while a worker is mid-input.

@@ -29,6 +29,7 @@ import (
 	"github.com/nexus/nexus/api"
 	"github.com/nexus/nexus/cluster"
 	"github.com/nexus/nexus/cmd/nexus/agentconfig"
+	"github.com/nexus/nexus/dns"
 	"github.com/nexus/nexus/fsm"
 	"github.com/nexus/nexus/fsm/command"
 	"github.com/nexus/nexus/gateway"
@@ -89,6 +90,7 @@ type Agent struct {
 	arch      *archive.Service
 	srv       *api.Server
 	gw        *gateway.Gateway
+	dns       *dns.Server
 	adminAddr net.Addr
 	gwAddr    net.Addr
 
@@ -251,6 +253,10 @@ func (a *Agent) build(opts Options) error {
 		return err
 	}
 	a.gw, a.gwAddr = gw, gwAddr
+	// DNS interface (dns/): answers from the local replica.
+	if a.dns, err = startDNS(cfg, a.store, node, a.reg, logger); err != nil {
+		return err
+	}
 
 	// Run: migrations in the background, the node with its leader duties
 	// (the leadership loop starts them all when this node leads and
@@ -355,6 +361,7 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 		close(a.stopped)
 		var errs []error
 		apiCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		stopDNS(apiCtx, a.dns, a.logger)
 		if a.gw != nil {
 			if err := a.gw.Shutdown(apiCtx); err != nil {
 				a.logger.Warn("gateway shutdown", "err", err)

@@ -31,7 +31,8 @@ func startNexus(ctx context.Context, procs *processes, dir string, cfg gatewayCo
 	env := a.env
 	pid, err := procs.start(filepath.Join(dir, "nexus"+a.suffix+".log"), env, cfg.nexus, "agent", "--dev", "--node", "bench"+a.suffix,
 		"--raft-port", strconv.Itoa(a.raftPort), "--gossip-port", strconv.Itoa(a.gossipPort),
-		"--http-addr", a.httpAddr, "--gateway-addr", a.gatewayAddr, "--log-level", "warn")
+		"--http-addr", a.httpAddr, "--gateway-addr", a.gatewayAddr, "--log-level", "warn",
+		"--dns-addr", "off") // agents run side by side: not all on 127.0.0.1:8600
 	if err != nil {
 		return "", 0, err
 	}

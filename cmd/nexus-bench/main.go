@@ -28,6 +28,8 @@ const usage = `usage: nexus-bench raft --nexus PATH [--duration 10s] [--clients 
        nexus-bench security --nexus PATH [--duration 10s] [--rounds 5] [--clients 64]
                         [--gateway-duration 10s] [--threads 2] [--connections 64]
                         [--mtls=true] [--only admin,gateway] [--port-base 29700] [--out FILE]
+       nexus-bench dns --nexus PATH [--duration 5s] [--instances 1000] [--clients 16]
+                        [--only A/udp,A/udp-edns,SRV/udp,A/tcp] [--port-base 29800] [--dir DIR]
 `
 
 func main() {
@@ -44,6 +46,8 @@ func main() {
 		os.Exit(runGateway(ctx, os.Args[2:]))
 	case "security":
 		os.Exit(runSecurity(ctx, os.Args[2:]))
+	case "dns":
+		os.Exit(runDNS(ctx, os.Args[2:]))
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 	default:

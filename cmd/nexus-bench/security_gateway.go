@@ -85,7 +85,8 @@ func startGatewayNodes(ctx context.Context, cfg securityConfig, dir string, ca *
 		args := []string{"agent", "--dev", "--node", node,
 			"--raft-port", strconv.Itoa(n.ports.raft), "--gossip-port", strconv.Itoa(n.ports.gossip),
 			"--http-addr", "127.0.0.1:" + strconv.Itoa(n.ports.http),
-			"--gateway-addr", "127.0.0.1:" + strconv.Itoa(n.ports.gateway), "--log-level", "warn"}
+			"--gateway-addr", "127.0.0.1:" + strconv.Itoa(n.ports.gateway), "--log-level", "warn",
+			"--dns-addr", "off"} // two agents side by side: not both on 127.0.0.1:8600
 		if n.https {
 			args = append(args, "--gateway-tls-cert-file", f.Cert, "--gateway-tls-key-file", f.Key)
 		}

@@ -47,6 +47,10 @@ type Options struct {
 	// uses on its own IP (defaults 8300, 8301, 8500, 8080). Tests should pick
 	// other ones so they do not clash with a development cluster.
 	RaftPort, GossipPort, HTTPPort, GatewayPort int
+	// DNSPort is the DNS interface's port (UDP and TCP) on every node's IP;
+	// 0 turns DNS off (--dns-addr off), so that clusters do not compete
+	// for the agent's default port 8600.
+	DNSPort int
 	// Dir is the root for data dirs and logs. Empty: a fresh temporary
 	// directory that Close removes (unless KeepDir).
 	Dir string
@@ -75,6 +79,7 @@ type NodeInfo struct {
 	IP          string // --bind
 	HTTPAddr    string // host:port of the admin API
 	GatewayAddr string // host:port of the gateway
+	DNSAddr     string // host:port of the DNS interface; "" when Options.DNSPort is 0
 	RaftAddr    string // host:port of the Raft transport
 	GossipAddr  string // host:port of memberlist
 	DataDir     string
@@ -282,6 +287,11 @@ func (c *Cluster) newNode(i int) (*node, error) {
 		DataDir:     filepath.Join(nodeDir, "data"),
 		LogPath:     filepath.Join(nodeDir, "agent.log"),
 	}
+	dnsAddr := "off"
+	if o.DNSPort > 0 {
+		info.DNSAddr = net.JoinHostPort(ip, strconv.Itoa(o.DNSPort))
+		dnsAddr = info.DNSAddr
+	}
 	if err := os.MkdirAll(info.DataDir, 0o755); err != nil {
 		return nil, err
 	}
@@ -294,6 +304,7 @@ func (c *Cluster) newNode(i int) (*node, error) {
 		"--http-addr", info.HTTPAddr,
 		"--gateway-addr", info.GatewayAddr,
 		"--bootstrap-expect", strconv.Itoa(o.Nodes),
+		"--dns-addr", dnsAddr,
 	}
 	for j := 0; j < o.Nodes; j++ {
 		args = append(args, "--join", net.JoinHostPort(NodeIP(o.BaseIP, j), strconv.Itoa(o.GossipPort)))
@@ -319,8 +330,32 @@ func (c *Cluster) checkPortsFree() error {
 			return fmt.Errorf("proccluster: udp %s (%s) not free: %w", n.info.GossipAddr, n.info.Name, err)
 		}
 		pc.Close()
+		if n.info.DNSAddr == "" {
+			continue
+		}
+		for _, network := range []string{"tcp", "udp"} {
+			if err := portFree(network, n.info.DNSAddr); err != nil {
+				return fmt.Errorf("proccluster: %s %s (%s, DNS) not free: %w", network, n.info.DNSAddr, n.info.Name, err)
+			}
+		}
 	}
 	return nil
+}
+
+// portFree binds addr on network for a moment.
+func portFree(network, addr string) error {
+	if network == "udp" {
+		pc, err := net.ListenPacket(network, addr)
+		if err != nil {
+			return err
+		}
+		return pc.Close()
+	}
+	l, err := net.Listen(network, addr)
+	if err != nil {
+		return err
+	}
+	return l.Close()
 }
 
 func (c *Cluster) logf(format string, args ...any) {

@@ -66,7 +66,7 @@ func TestArgs(t *testing.T) {
 	got := strings.Join(n.args, " ")
 	for _, want := range []string{
 		"agent --node n2 --data-dir ", "--bind 127.0.0.12 --raft-port 8300 --gossip-port 8301",
-		"--http-addr 127.0.0.12:8500 --gateway-addr 127.0.0.12:8080 --bootstrap-expect 3",
+		"--http-addr 127.0.0.12:8500 --gateway-addr 127.0.0.12:8080 --bootstrap-expect 3 --dns-addr off",
 		"--join 127.0.0.11:8301 --join 127.0.0.12:8301 --join 127.0.0.13:8301 --log-format json --log-level debug",
 	} {
 		if !strings.Contains(got, want) {
@@ -75,6 +75,13 @@ func TestArgs(t *testing.T) {
 	}
 	if strings.Contains(n.info.DataDir, "n2") {
 		t.Errorf("data dir %q contains the node name", n.info.DataDir)
+	}
+	c.opts.DNSPort = 18600
+	if n, err = c.newNode(1); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(n.args, " "); !strings.Contains(got, "--dns-addr 127.0.0.12:18600") || n.info.DNSAddr != "127.0.0.12:18600" {
+		t.Errorf("with DNSPort: args %q, DNSAddr %q", got, n.info.DNSAddr)
 	}
 }
 

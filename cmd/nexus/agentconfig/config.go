@@ -69,6 +69,13 @@ type Config struct {
 	AutopilotDeadServerGrace   time.Duration // a failed server is removed from Raft after this long
 	AutopilotMinQuorum         int           // never remove a failed voter below this many voters; default bootstrap_expect
 
+	// DNS interface (docs/dns.md).
+	DNSAddr        string        // UDP and TCP listen address HOST:PORT, or "off"; default bind:8600
+	DNSDomain      string        // zone served, lower case, no trailing dot
+	DNSServiceTTL  time.Duration // TTL of DNS answers, whole seconds
+	DNSOnlyPassing bool          // leave warning instances out too (critical ones always are)
+	DNSRecursors   []string      // HOST:PORT that answer names outside the domain; none: REFUSED
+
 	// Security (docs/security.md).
 	TrustedHosts           []string // Host header values the admin API accepts, lower case; empty = any
 	AdminRateLimit         float64  // per-IP admin API requests/s; 0 = off
@@ -192,6 +199,10 @@ func defaults() *Config {
 		AutopilotStabilizationTime: defaultStabilization,
 		AutopilotDeadServerGrace:   defaultDeadServerGrace,
 
+		DNSAddr:        net.JoinHostPort(defaultBind, strconv.Itoa(defaultDNSPort)),
+		DNSDomain:      defaultDNSDomain,
+		DNSOnlyPassing: true,
+
 		ACLJWTExpiry:     defaultACLJWTExpiry,
 		ACLJWTIssuer:     defaultACLJWTIssuer,
 		ACLJWTAudience:   defaultACLJWTAudience,
@@ -286,6 +297,9 @@ func Load(args []string, getenv func(string) string, readFile func(string) ([]by
 	}
 	if c.ACLTokenRateBurst == 0 && c.ACLTokenRateLimit > 0 {
 		c.ACLTokenRateBurst = max(1, int(math.Ceil(2*c.ACLTokenRateLimit)))
+	}
+	if !set["dns_addr"] {
+		c.DNSAddr = net.JoinHostPort(c.Bind, strconv.Itoa(defaultDNSPort))
 	}
 	if !set["autopilot_min_quorum"] {
 		c.AutopilotMinQuorum = c.BootstrapExpect

@@ -92,6 +92,10 @@ func TestDefaults(t *testing.T) {
 		AutopilotDeadServerGrace:   5 * time.Minute,
 		AutopilotMinQuorum:         0, // bootstrap_expect
 
+		DNSAddr:        "127.0.0.1:8600",
+		DNSDomain:      "nexus",
+		DNSOnlyPassing: true,
+
 		ACLJWTExpiry:     time.Hour,
 		ACLJWTIssuer:     "nexus",
 		ACLJWTAudience:   "nexus",
@@ -305,6 +309,11 @@ apply_timeout: 3s
 autopilot_stabilization_time: 2s
 autopilot_dead_server_grace: 90s
 autopilot_min_quorum: 2
+dns_addr: 10.0.0.1:53
+dns_domain: Consul.
+dns_service_ttl: 10s
+dns_only_passing: false
+dns_recursor: [10.0.0.53, "[fd00::53]:5353"]
 acl:
   enabled: true
   metrics_public: true
@@ -327,6 +336,7 @@ acl:
 		RaftLeaderLeaseTimeout: 500 * time.Millisecond, RaftCommitTimeout: 10 * time.Millisecond,
 		RaftSnapshotThreshold: 100, RaftSnapshotInterval: time.Minute, MaxBodyBytes: 65536, ApplyTimeout: 3 * time.Second,
 		AutopilotStabilizationTime: 2 * time.Second, AutopilotDeadServerGrace: 90 * time.Second, AutopilotMinQuorum: 2,
+		DNSAddr: "10.0.0.1:53", DNSDomain: "consul", DNSServiceTTL: 10 * time.Second, DNSRecursors: []string{"10.0.0.53:53", "[fd00::53]:5353"},
 		ACLEnabled: true, ACLMetricsPublic: true, ACLJWTSecretFile: "/etc/nexus/jwt.key", ACLJWTExpiry: 30 * time.Minute,
 		ACLJWTIssuer: "iss", ACLJWTAudience: "aud", ACLJWTRolesClaim: "groups", ACLJWTPublicKeyFiles: []string{"/k1.pem", "/k2.pem"},
 		ACLJWTJWKSFile: "/jwks.json", ACLTokenRateLimit: 4, ACLTokenRateBurst: 6,

@@ -50,6 +50,12 @@ type fileSettings struct {
 	AutopilotDeadServerGrace   yaml.Node `yaml:"autopilot_dead_server_grace"`
 	AutopilotMinQuorum         yaml.Node `yaml:"autopilot_min_quorum"`
 
+	DNSAddr        yaml.Node `yaml:"dns_addr"`
+	DNSDomain      yaml.Node `yaml:"dns_domain"`
+	DNSServiceTTL  yaml.Node `yaml:"dns_service_ttl"`
+	DNSOnlyPassing yaml.Node `yaml:"dns_only_passing"`
+	DNSRecursor    yaml.Node `yaml:"dns_recursor"`
+
 	TrustedHosts           yaml.Node `yaml:"trusted_hosts"`
 	AdminRateLimit         yaml.Node `yaml:"admin_rate_limit"`
 	AdminRateBurst         yaml.Node `yaml:"admin_rate_burst"`

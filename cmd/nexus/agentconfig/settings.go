@@ -115,6 +115,17 @@ func settingsTable() []setting {
 			field: func(c *Config) any { return &c.AutopilotDeadServerGrace }},
 		{key: "autopilot_min_quorum", kind: kindInt, arg: "N", usage: "the leader never removes a failed voter when fewer voters would remain (0: the largest bootstrap_expect of the servers)", def: "bootstrap_expect",
 			field: func(c *Config) any { return &c.AutopilotMinQuorum }},
+		// DNS interface (docs/dns.md).
+		{key: "dns_addr", arg: "HOST:PORT", usage: "DNS interface listen address, UDP and TCP; off disables it", def: "--bind address, port " + strconv.Itoa(defaultDNSPort),
+			field: func(c *Config) any { return &c.DNSAddr }},
+		{key: "dns_domain", arg: "DOMAIN", usage: "DNS zone served: NAME.service.DOMAIN, NODE.node.DOMAIN", def: defaultDNSDomain,
+			field: func(c *Config) any { return &c.DNSDomain }},
+		{key: "dns_service_ttl", kind: kindDuration, arg: "DURATION", usage: "TTL of DNS answers, whole seconds up to 24h", def: "0s",
+			field: func(c *Config) any { return &c.DNSServiceTTL }},
+		{key: "dns_only_passing", kind: kindBool, usage: "DNS answers leave out warning instances too (critical ones always)", def: "true",
+			field: func(c *Config) any { return &c.DNSOnlyPassing }},
+		{key: "dns_recursor", kind: kindList, arg: "HOST[:PORT]", usage: "DNS server (port 53 if omitted) that answers names outside the domain, tried in order; repeatable; none: such names are REFUSED; NEXUS_DNS_RECURSOR and YAML take a list",
+			field: func(c *Config) any { return &c.DNSRecursors }, item: normalizeRecursor},
 		// Security (docs/security.md).
 		{key: "trusted_hosts", kind: kindList, arg: "HOST[:PORT]", usage: "Host header values the admin API accepts (a name without a port matches any port); empty = any; repeatable; NEXUS_TRUSTED_HOSTS and YAML take a list. The node's own http_addr is always accepted",
 			field: func(c *Config) any { return &c.TrustedHosts }, item: normalizeTrustedHost},

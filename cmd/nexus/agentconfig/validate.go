@@ -140,6 +140,9 @@ func (c *Config) Validate() error {
 	if c.AutopilotMinQuorum < 0 {
 		return settingErr("autopilot_min_quorum", "%q must be >= 0", strconv.Itoa(c.AutopilotMinQuorum))
 	}
+	if err := c.validateDNS(); err != nil {
+		return err
+	}
 	return c.validateSecurity()
 }
 

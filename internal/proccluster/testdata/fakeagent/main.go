@@ -46,6 +46,7 @@ func main() {
 	fs.Int("gossip-port", 0, "")
 	httpAddr := fs.String("http-addr", "", "")
 	fs.String("gateway-addr", "", "")
+	fs.String("dns-addr", "", "")
 	fs.Int("bootstrap-expect", 0, "")
 	fs.String("log-format", "json", "")
 	var joins multi
