@@ -119,6 +119,9 @@ func Config(t testing.TB, n Node) *agentconfig.Config {
 		"--raft-port", strconv.Itoa(n.Ports.Raft), "--gossip-port", strconv.Itoa(n.Ports.Gossip),
 		"--http-addr", n.Ports.HTTPAddr(), "--gateway-addr", "127.0.0.1:" + strconv.Itoa(n.Ports.Gateway),
 		"--bootstrap-expect", strconv.Itoa(n.Expect), "--apply-timeout", "5s", "--log-level", "warn",
+		// Nodes share 127.0.0.1: DNS (default port 8600) only where a
+		// test asks for it in Args.
+		"--dns-addr", "off",
 	}
 	for _, j := range n.Join {
 		args = append(args, "--join", j)
