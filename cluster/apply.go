@@ -51,18 +51,27 @@ func (n *Node) Apply(ctx context.Context, cmd []byte) (*command.Result, error) {
 }
 
 func (n *Node) apply(ctx context.Context, cmd []byte) (*command.Result, error) {
-	deadline := time.Now().Add(leaderWait)
+	start := time.Now()
 	for {
 		if n.raft.State() == raft.Leader {
 			return n.applyLocal(ctx, cmd)
 		}
+		// With no known leader, wait up to leaderWait for one.
+		wait := leaderWait
 		addr, id := n.raft.LeaderWithID()
 		if addr != "" && string(id) != n.cfg.Node {
 			if m, ok := n.leaderMember(string(id), string(addr)); ok && m.Meta.HTTPAddr != "" {
-				return n.forward(ctx, m, cmd)
+				if _, secret := n.cfg.Hooks.Identity(); secret != "" {
+					return n.forward(ctx, m, secret, cmd)
+				}
+				// A leader is known but this node has not applied the
+				// cluster identity yet (the cluster just formed, or it just
+				// joined): it cannot sign the forward. The identity is on
+				// its way; wait for it as long as for a write.
+				wait = n.cfg.ApplyTimeout
 			}
 		}
-		if time.Now().After(deadline) {
+		if time.Since(start) > wait {
 			return nil, ErrNoLeader
 		}
 		select {
@@ -187,12 +196,8 @@ type forwardError struct {
 	Error command.Error `json:"error"`
 }
 
-func (n *Node) forward(ctx context.Context, leader memberState, cmd []byte) (*command.Result, error) {
-	_, secret := n.cfg.Hooks.Identity()
-	if secret == "" {
-		// Not caught up with the cluster identity yet: we cannot sign.
-		return nil, ErrNoLeader
-	}
+// forward sends cmd, signed with secret, to the leader's admin API.
+func (n *Node) forward(ctx context.Context, leader memberState, secret string, cmd []byte) (*command.Result, error) {
 	req := fasthttp.AcquireRequest()
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)

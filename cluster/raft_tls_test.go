@@ -271,7 +271,7 @@ func TestRaftRefusesForeignCertificate(t *testing.T) {
 		}
 		return ""
 	}
-	waitFor(t, "the good node promoted", 30*time.Second, func() bool { return suffrage("good") == "voter" })
+	waitFor(t, "the good node promoted", 60*time.Second, func() bool { return suffrage("good") == "voter" })
 	writeRetry(t, nodes[waitReadyLeader(t, nodes)], "mtls/after", `"2"`)
 	waitFor(t, "the good node replicates", 10*time.Second, func() bool {
 		return configValue(good.store, "mtls/before") == `"1"` && configValue(good.store, "mtls/after") == `"2"`

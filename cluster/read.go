@@ -92,9 +92,9 @@ func (n *Node) remoteReadIndex(ctx context.Context) (uint64, error) {
 	if !ok || m.Meta.HTTPAddr == "" {
 		return 0, ErrNoLeader
 	}
-	_, secret := n.cfg.Hooks.Identity()
-	if secret == "" {
-		return 0, ErrNoLeader
+	secret, err := n.awaitSecret(ctx)
+	if err != nil {
+		return 0, err
 	}
 	nonce := []byte(n.cfg.Node + ":" + strconv.FormatInt(time.Now().UnixNano(), 10))
 	req := fasthttp.AcquireRequest()
@@ -120,4 +120,20 @@ func (n *Node) remoteReadIndex(ctx context.Context) (uint64, error) {
 		return 0, fmt.Errorf("%w: bad read index from %s", ErrNoLeader, m.Name)
 	}
 	return idx, nil
+}
+
+// awaitSecret returns the forwarding secret, waiting (bounded by ctx) while
+// this node has not applied the cluster identity yet: it follows a leader
+// it cannot sign requests to until then.
+func (n *Node) awaitSecret(ctx context.Context) (string, error) {
+	for {
+		if _, secret := n.cfg.Hooks.Identity(); secret != "" {
+			return secret, nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("%w: the cluster identity is not applied here yet", ErrNoLeader)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }

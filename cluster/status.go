@@ -180,14 +180,18 @@ func (n *Node) Leader() (LeaderInfo, bool) {
 	return li, true
 }
 
-// Ready reports whether this node knows a leader and has applied everything
-// committed before the call: the leader once its term barrier applied, a
-// follower once it applied the leader's read index. A restarted follower's
-// own commit index says nothing until the leader's first append reaches it,
-// so it asks the leader.
+// Ready reports whether this node knows a leader, holds the cluster
+// identity (without it a follower cannot sign what it forwards) and has
+// applied everything committed before the call: the leader once its term
+// barrier applied, a follower once it applied the leader's read index. A
+// restarted follower's own commit index says nothing until the leader's
+// first append reaches it, so it asks the leader.
 func (n *Node) Ready() bool {
 	_, id := n.raft.LeaderWithID()
 	if id == "" {
+		return false
+	}
+	if cid, _ := n.cfg.Hooks.Identity(); cid == "" {
 		return false
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
