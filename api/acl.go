@@ -122,7 +122,7 @@ func (s *Server) accessOf(ep *endpoint, method []byte, rc *reqCtx) access {
 		level = acl.Write
 	}
 	switch ep {
-	case &e.health, &e.ready, &e.leader, &e.forward, &e.readIndex, &e.raftStats, &e.aclBootstrap:
+	case &e.health, &e.ready, &e.leader, &e.aclBootstrap:
 		return access{mode: modeOpen}
 	case &e.metrics:
 		if s.acl.opts.MetricsPublic {

@@ -11,6 +11,8 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/nexus/nexus/gateway/ratelimit"
+
+	"github.com/nexus/nexus/cluster/peerproto"
 )
 
 // Guard holds the admin API's defences against hostile clients
@@ -102,6 +104,4 @@ func (g *guard) trustedHost(host string) bool {
 	return false
 }
 
-func isInternalPath(p []byte) bool {
-	return strings.HasPrefix(string(p), "/internal/")
-}
+func isInternalPath(p []byte) bool { return peerproto.IsInternal(string(p)) }

@@ -7,13 +7,9 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/nexus/nexus/cluster/peerproto"
 	"github.com/nexus/nexus/fsm/command"
 )
-
-// HeaderRelayed marks an operator request (remove-peer, snapshot restore)
-// that a follower relayed to the leader; the receiver never relays it again
-// (the cluster package sends it as cluster.RelayHeader).
-const HeaderRelayed = "X-Nexus-Relayed"
 
 // Relay describes how an operator request reached this node.
 type Relay struct {
@@ -21,18 +17,6 @@ type Relay struct {
 	Forwarded bool
 	// Headers go with the request when it is relayed to the leader.
 	Headers map[string]string
-}
-
-// PeerStats is a server's Raft progress (GET /internal/raft-stats).
-type PeerStats struct {
-	Node         string `json:"node"`
-	State        string `json:"state"`
-	Term         uint64 `json:"term"`
-	LastLogIndex uint64 `json:"last_log_index"`
-	LastLogTerm  uint64 `json:"last_log_term"`
-	AppliedIndex uint64 `json:"applied_index"`
-	// LastContactMs: 0 on the leader, -1 if never in contact with one.
-	LastContactMs int64 `json:"last_contact_ms"`
 }
 
 // codedError is an error that knows its API answer.
@@ -43,9 +27,9 @@ type codedError interface {
 }
 
 func relayOf(ctx *fasthttp.RequestCtx, rc *reqCtx) Relay {
-	r := Relay{Forwarded: len(ctx.Request.Header.Peek(HeaderRelayed)) > 0, Headers: map[string]string{}}
+	r := Relay{Forwarded: len(ctx.Request.Header.Peek(peerproto.HeaderRelayed)) > 0, Headers: map[string]string{}}
 	// Credentials and the request id go with a relayed request.
-	for _, h := range []string{"Authorization", "X-Nexus-Token", HeaderRequestID} {
+	for _, h := range []string{"Authorization", HeaderToken, HeaderRequestID} {
 		if v := ctx.Request.Header.Peek(h); len(v) > 0 {
 			r.Headers[h] = string(v)
 		}
@@ -93,11 +77,4 @@ func (s *Server) deletePeer(ctx *fasthttp.RequestCtx, rc *reqCtx) {
 		Removed bool   `json:"removed"`
 		Index   uint64 `json:"index"`
 	}{rc.name, true, idx})
-}
-
-// GET /internal/raft-stats
-func (s *Server) getRaftStats(ctx *fasthttp.RequestCtx, rc *reqCtx) {
-	st := s.cluster.RaftStats()
-	rc.index = st.AppliedIndex
-	writeJSON(ctx, fasthttp.StatusOK, st)
 }

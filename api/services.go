@@ -12,6 +12,8 @@ import (
 	"github.com/nexus/nexus/acl"
 	"github.com/nexus/nexus/fsm/command"
 	"github.com/nexus/nexus/registry"
+
+	"github.com/nexus/nexus/cluster/peerproto"
 )
 
 const tableServices = "services"
@@ -305,7 +307,7 @@ func (s *Server) heartbeatOwner(ctx *fasthttp.RequestCtx, rc *reqCtx, req heartb
 	if req.Status != nil {
 		status = *req.Status
 	}
-	forwarded := len(ctx.Request.Header.Peek(HeaderHeartbeatForwarded)) > 0
+	forwarded := len(ctx.Request.Header.Peek(peerproto.HeaderHeartbeatForwarded)) > 0
 	hctx, cancel := context.WithTimeout(acl.WithCredential(context.Background(), credential(ctx)), s.applyTimeout)
 	inst, err := s.heartbeats.Heartbeat(hctx, rc.name, rc.instance, status, req.Output, forwarded)
 	cancel()

@@ -147,7 +147,7 @@ func (a *Autopilot) NotifyState(s *autopilot.State) {
 
 // FetchServerStats implements autopilot.ApplicationIntegration: the
 // leader's own stats come from raft, the others' from their admin API
-// (GET /internal/raft-stats), in parallel and bounded by ctx (the library
+// (peerproto.PathRaftStats), in parallel and bounded by ctx (the library
 // gives half the update interval). A server that does not answer gets a
 // negative last contact, so it is unhealthy instead of keeping old stats.
 func (a *Autopilot) FetchServerStats(ctx context.Context, servers map[raft.ServerID]*autopilot.Server) map[raft.ServerID]*autopilot.ServerStats {

@@ -4,13 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 
 	"github.com/hashicorp/raft"
-)
 
-// PeersPath is the admin API path of one Raft peer (DELETE removes it).
-const PeersPath = "/cluster/peers/"
+	"github.com/nexus/nexus/cluster/peerproto"
+)
 
 // RemovePeer removes a failed (or departed, or never seen) server from the
 // Raft configuration and returns the index of the configuration change. The
@@ -25,14 +23,7 @@ func (n *Node) RemovePeer(ctx context.Context, id string, relay Relay) (uint64, 
 	if relay.Forwarded {
 		return 0, fmt.Errorf("%w: %s is not the leader (relayed request)", ErrNoLeader, n.cfg.Node)
 	}
-	ans, err := n.relayToLeader(ctx, "DELETE", PeersPath+url.PathEscape(id), nil, relay, n.cfg.ApplyTimeout+2*leaderWait)
-	if err != nil {
-		return 0, err
-	}
-	if ans.status/100 != 2 {
-		return 0, ans.answerError("leader")
-	}
-	return ans.index, nil
+	return n.relayToLeader(ctx, "DELETE", peerproto.PeerPath(id), nil, relay, n.cfg.ApplyTimeout+2*leaderWait)
 }
 
 func (n *Node) removePeerLocal(ctx context.Context, id string) (uint64, error) {

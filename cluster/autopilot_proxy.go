@@ -2,23 +2,14 @@ package cluster
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/hashicorp/raft"
-	"github.com/valyala/fasthttp"
+
+	"github.com/nexus/nexus/cluster/peerproto"
 )
-
-// RelayHeader marks an operator request (remove-peer, snapshot restore)
-// that a follower passed on to the leader: the receiver never passes it on
-// again, so a leader change cannot bounce it between nodes.
-const RelayHeader = "X-Nexus-Relayed"
-
-// indexHeader is the admin API's X-Nexus-Index.
-const indexHeader = "X-Nexus-Index"
 
 // Relay describes how an operator request reached this node.
 type Relay struct {
@@ -63,54 +54,23 @@ var (
 	ErrInvalidSnapshot error = &OpError{Status: 400, Code: "invalid_snapshot", Msg: "not a valid snapshot"}
 )
 
-// proxied is the leader's answer to a relayed request.
-type proxied struct {
-	status int
-	index  uint64
-	body   []byte
-}
-
-// relayToLeader sends an operator request to the leader's admin API, marked
-// with RelayHeader, and returns the leader's answer. A request that never
-// left this node is ErrNoLeader; one lost after sending is
-// ErrOutcomeUnknown. It waits up to leaderWait for a leader.
-func (n *Node) relayToLeader(ctx context.Context, method, path string, body []byte, relay Relay, timeout time.Duration) (*proxied, error) {
+// relayToLeader sends an operator request to the leader's admin API
+// (peerproto's Client.Relay) and returns the index of its answer. A
+// request that never left this node, or that the leader answered 503, is
+// ErrNoLeader; one whose answer was lost, or 504, is ErrOutcomeUnknown; the
+// leader's other refusals are an *OpError with its status and code. It
+// waits up to leaderWait for a leader.
+func (n *Node) relayToLeader(ctx context.Context, method, path string, body []byte, relay Relay, timeout time.Duration) (uint64, error) {
 	addr, err := n.leaderHTTPAddr(ctx)
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
-	// A client per request: these requests are rare and may run for
-	// minutes (a 64 MiB restore), unlike the forwarder's writes.
-	client := &fasthttp.Client{
-		Name: "nexus-relay", ReadTimeout: timeout, WriteTimeout: timeout, NoDefaultUserAgentHeader: true, TLSConfig: n.cfg.Peer.TLS,
-		RetryIf: func(*fasthttp.Request) bool { return false },
+	idx, err := n.peers.Relay(ctx, addr, peerproto.Relay{Method: method, Path: path, Body: body, Headers: relay.Headers, From: n.cfg.Node}, timeout)
+	var pe *peerproto.Error
+	if errors.As(err, &pe) {
+		return 0, &OpError{Status: pe.Status, Code: pe.Code, Msg: "leader: " + pe.Message}
 	}
-	defer client.CloseIdleConnections()
-	req := fasthttp.AcquireRequest()
-	resp := fasthttp.AcquireResponse()
-	defer fasthttp.ReleaseRequest(req)
-	defer fasthttp.ReleaseResponse(resp)
-	req.SetRequestURI(n.cfg.Peer.url(addr, path))
-	req.Header.SetMethod(method)
-	for k, v := range relay.Headers {
-		req.Header.Set(k, v)
-	}
-	req.Header.Set(RelayHeader, n.cfg.Node)
-	if body != nil {
-		req.Header.SetContentType("application/octet-stream")
-		req.SetBodyRaw(body)
-	}
-	if dl, ok := ctx.Deadline(); ok {
-		timeout = min(timeout, time.Until(dl))
-	}
-	if err := client.DoTimeout(req, resp, timeout); err != nil {
-		if isDialError(err) {
-			return nil, fmt.Errorf("%w: leader at %s unreachable: %v", ErrNoLeader, addr, err)
-		}
-		return nil, fmt.Errorf("%w: relaying to the leader at %s: %v", ErrOutcomeUnknown, addr, err)
-	}
-	idx, _ := strconv.ParseUint(string(resp.Header.Peek(indexHeader)), 10, 64)
-	return &proxied{status: resp.StatusCode(), index: idx, body: append([]byte(nil), resp.Body()...)}, nil
+	return idx, err
 }
 
 // leaderHTTPAddr waits up to leaderWait for a leader other than this node
@@ -136,31 +96,4 @@ func (n *Node) leaderHTTPAddr(ctx context.Context) (string, error) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-}
-
-// answerError turns a non-2xx answer of the leader into an error that
-// carries the leader's status, code and message.
-func (p *proxied) answerError(leaderWhat string) error {
-	var body struct {
-		Error struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		} `json:"error"`
-	}
-	_ = json.Unmarshal(p.body, &body)
-	msg := body.Error.Message
-	if msg == "" {
-		msg = fmt.Sprintf("answered %d", p.status)
-	}
-	code := body.Error.Code
-	if code == "" {
-		code = "leader_error"
-	}
-	switch {
-	case p.status == fasthttp.StatusServiceUnavailable:
-		return fmt.Errorf("%w: %s: %s", ErrNoLeader, leaderWhat, msg)
-	case p.status == fasthttp.StatusGatewayTimeout:
-		return fmt.Errorf("%w: %s: %s", ErrOutcomeUnknown, leaderWhat, msg)
-	}
-	return &OpError{Status: p.status, Code: code, Msg: leaderWhat + ": " + msg}
 }

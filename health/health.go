@@ -11,7 +11,6 @@ package health
 
 import (
 	"context"
-	"crypto/tls"
 	"log/slog"
 	"time"
 
@@ -37,6 +36,13 @@ type Membership interface {
 	MemberHTTPAddr(name string) (string, bool)
 	// Changes is signalled (coalesced) whenever membership changes.
 	Changes() <-chan struct{}
+}
+
+// Forwarder passes a TTL heartbeat on to the admin API at addr of the
+// instance's owner (peerproto.Client). An error answer implements
+// StatusCode().
+type Forwarder interface {
+	Heartbeat(ctx context.Context, addr, service, id, status, output, credential string, timeout time.Duration) (*registry.Instance, error)
 }
 
 // Errors of heartbeats. They carry the HTTP status and code the API answers.
@@ -81,10 +87,9 @@ type Deps struct {
 	CatchUp func(ctx context.Context) error
 	// Now is the clock stamped into commands (default time.Now).
 	Now func() time.Time
-	// PeerScheme ("http" default, or "https") and PeerTLS reach the other
-	// nodes' admin APIs when heartbeats are passed on to an owner node.
-	PeerScheme string
-	PeerTLS    *tls.Config
+	// Peers passes heartbeats on to the owner node's admin API (the node's
+	// peerproto.Client); nil: a plain-HTTP client of its own.
+	Peers Forwarder
 }
 
 type metrics struct {

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/nexus/nexus/cluster/peerproto"
 	"github.com/nexus/nexus/registry"
 )
 
@@ -19,7 +20,7 @@ import (
 func TestHeartbeatPassedToOwner(t *testing.T) {
 	var got atomic.Int32
 	owner := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPut || r.URL.Path != "/services/ttl/instances/t1/heartbeat" || r.Header.Get(ForwardedHeader) != "1" {
+		if r.Method != http.MethodPut || r.URL.Path != "/services/ttl/instances/t1/heartbeat" || r.Header.Get(peerproto.HeaderHeartbeatForwarded) != "1" {
 			http.Error(w, "unexpected "+r.Method+" "+r.URL.Path, http.StatusBadRequest)
 			return
 		}
