@@ -45,7 +45,7 @@ func (a *clusterAdapter) Members() []api.Member {
 	ms := a.node.Members()
 	out := make([]api.Member, len(ms))
 	for i, m := range ms {
-		out[i] = api.Member{Name: m.Name, Address: m.Address, Status: m.Status, Raft: m.Raft,
+		out[i] = api.Member{Name: m.Name, Address: m.Address, Status: string(m.Status), Raft: m.Raft,
 			HTTPAddr: m.HTTPAddr, GatewayAddr: m.GatewayAddr, Version: m.Version}
 	}
 	return out

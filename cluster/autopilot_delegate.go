@@ -9,6 +9,8 @@ import (
 
 	"github.com/hashicorp/raft"
 	autopilot "github.com/hashicorp/raft-autopilot"
+
+	"github.com/nexus/nexus/cluster/member"
 )
 
 // The methods below implement autopilot.ApplicationIntegration: the
@@ -73,7 +75,7 @@ func (a *Autopilot) KnownServers() map[raft.ServerID]*autopilot.Server {
 	return out
 }
 
-func nodeStatus(s string) autopilot.NodeStatus {
+func nodeStatus(s member.Status) autopilot.NodeStatus {
 	switch s {
 	case StatusAlive:
 		return autopilot.NodeAlive

@@ -14,6 +14,7 @@ import (
 
 	"github.com/nexus/nexus/agent/agenttest"
 	"github.com/nexus/nexus/cluster"
+	"github.com/nexus/nexus/cluster/member"
 	"github.com/nexus/nexus/fsm"
 	"github.com/nexus/nexus/fsm/command"
 	"github.com/nexus/nexus/registry"
@@ -140,7 +141,7 @@ func (c *apCluster) write(i int, key string) {
 }
 
 // memberStatus is node i's gossip view of member name.
-func (c *apCluster) memberStatus(i int, name string) string {
+func (c *apCluster) memberStatus(i int, name string) member.Status {
 	for _, m := range c.nodes[i].node.Members() {
 		if m.Name == name {
 			return m.Status

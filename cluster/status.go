@@ -8,6 +8,8 @@ import (
 
 	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/nexus/nexus/cluster/member"
 )
 
 // NodeName returns this node's name (its Raft server id).
@@ -92,7 +94,7 @@ func suffrageName(s raft.ServerSuffrage) string {
 type MemberInfo struct {
 	Name        string
 	Address     string
-	Status      string
+	Status      member.Status
 	Raft        string
 	HTTPAddr    string
 	GatewayAddr string

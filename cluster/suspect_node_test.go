@@ -59,7 +59,7 @@ func TestStoppedNodeIsSuspectBeforeFailed(t *testing.T) {
 			if i == victim {
 				continue
 			}
-			st := n.node.MemberStatuses()[names[victim]]
+			st := string(n.node.MemberStatuses()[names[victim]])
 			if h := seen[i]; len(h) == 0 || h[len(h)-1] != st {
 				seen[i] = append(seen[i], st)
 			}

@@ -18,6 +18,8 @@ import (
 
 	"github.com/nexus/nexus/fsm/command"
 	"github.com/nexus/nexus/registry"
+
+	"github.com/nexus/nexus/cluster/member"
 )
 
 // Writer commits encoded commands through Raft (cluster.Node implements it).
@@ -28,10 +30,10 @@ type Writer interface {
 // Membership is what the health duties need to know about the cluster.
 type Membership interface {
 	NodeName() string
-	// MemberStatuses maps every known member to alive, suspect, failed or
-	// left. Suspect (this node had no ack from it lately) is not a failure:
-	// only failed marks a node's instances critical.
-	MemberStatuses() map[string]string
+	// MemberStatuses maps every known member to its status. Suspect (this
+	// node had no ack from it lately) is not a failure: only failed marks a
+	// node's instances critical.
+	MemberStatuses() map[string]member.Status
 	// MemberHTTPAddr returns the admin API address of a member.
 	MemberHTTPAddr(name string) (string, bool)
 	// Changes is signalled (coalesced) whenever membership changes.

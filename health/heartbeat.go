@@ -70,7 +70,7 @@ func (h *Heartbeats) forward(ctx context.Context, owner, service, id, status, ou
 	addr, ok := h.deps.Membership.MemberHTTPAddr(owner)
 	// A suspect owner is still alive for gossip: try it (the client timeout
 	// bounds the attempt).
-	if st := h.deps.Membership.MemberStatuses()[owner]; !ok || (st != "alive" && st != "suspect") {
+	if st := h.deps.Membership.MemberStatuses()[owner]; !ok || !st.Live() {
 		return nil, fmt.Errorf("%w: node %s owns %s/%s and is not alive", ErrOwnerUnavailable, owner, service, id)
 	}
 	in, err := h.deps.Peers.Heartbeat(ctx, addr, service, id, status, output, acl.CredentialFrom(ctx), forwardTimeout)

@@ -12,6 +12,8 @@ import (
 
 	"github.com/nexus/nexus/cluster/peerproto"
 	"github.com/nexus/nexus/registry"
+
+	"github.com/nexus/nexus/cluster/member"
 )
 
 // TestHeartbeatPassedToOwner: a heartbeat for an instance of another node
@@ -29,7 +31,7 @@ func TestHeartbeatPassedToOwner(t *testing.T) {
 	}))
 	defer owner.Close()
 	for _, tc := range []struct {
-		status    string
+		status    member.Status
 		forwarded bool
 	}{
 		{"alive", true},
@@ -37,8 +39,8 @@ func TestHeartbeatPassedToOwner(t *testing.T) {
 		{"failed", false},
 		{"left", false},
 	} {
-		t.Run("owner "+tc.status, func(t *testing.T) {
-			m := newMembership("n1", map[string]string{"n2": tc.status})
+		t.Run("owner "+string(tc.status), func(t *testing.T) {
+			m := newMembership("n1", map[string]member.Status{"n2": tc.status})
 			m.addrs = map[string]string{"n2": strings.TrimPrefix(owner.URL, "http://")}
 			deps, w := testDeps(t, m)
 			in := owned("ttl", "t1", registry.Check{Kind: registry.CheckTTL, TTL: "10s"})

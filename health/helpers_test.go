@@ -12,25 +12,27 @@ import (
 
 	"github.com/nexus/nexus/fsm/command"
 	"github.com/nexus/nexus/registry"
+
+	"github.com/nexus/nexus/cluster/member"
 )
 
 // fakeMembership is the cluster as the health duties see it.
 type fakeMembership struct {
 	name    string
 	mu      sync.Mutex
-	members map[string]string
+	members map[string]member.Status
 	addrs   map[string]string // admin API of members
 	changes chan struct{}
 }
 
-func newMembership(name string, members map[string]string) *fakeMembership {
-	m := map[string]string{name: "alive"}
+func newMembership(name string, members map[string]member.Status) *fakeMembership {
+	m := map[string]member.Status{name: member.Alive}
 	maps.Copy(m, members)
 	return &fakeMembership{name: name, members: m, changes: make(chan struct{}, 1)}
 }
 
 func (m *fakeMembership) NodeName() string { return m.name }
-func (m *fakeMembership) MemberStatuses() map[string]string {
+func (m *fakeMembership) MemberStatuses() map[string]member.Status {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return maps.Clone(m.members)

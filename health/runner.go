@@ -290,7 +290,7 @@ func (r *Runner) commitStatus(ctx context.Context, service, id, from, to, output
 		r.mu.Unlock()
 	}()
 	b, err := r.deps.Codec.Encode(command.TypeSetStatus, &command.SetStatus{
-		Meta:    command.Meta{Actor: "system:health", Node: r.node, Time: r.deps.Now().UnixNano()},
+		Meta:    command.Meta{Actor: command.ActorHealth, Node: r.node, Time: r.deps.Now().UnixNano()},
 		Service: service, ID: id, Status: to, Output: output,
 	})
 	if err != nil {
