@@ -2,11 +2,8 @@ package api
 
 import (
 	"context"
-	"errors"
 
 	"github.com/valyala/fasthttp"
-
-	"github.com/nexus/nexus/fsm/command"
 )
 
 // GET /health
@@ -104,12 +101,11 @@ func (s *Server) postLeave(ctx *fasthttp.RequestCtx, rc *reqCtx) {
 	err := s.cluster.Leave(lctx)
 	cancel()
 	if err != nil {
-		if errors.Is(err, command.ErrNoLeader) {
-			writeError(ctx, errNoLeader("cannot leave without a leader: "+err.Error()))
-			return
+		e, ok := errorOf("the leave", err)
+		if !ok {
+			s.log.Error("leave failed", "request_id", rc.id, "err", err)
 		}
-		s.log.Error("leave failed", "request_id", rc.id, "err", err)
-		writeError(ctx, errInternal("leave failed: "+err.Error()))
+		writeError(ctx, e)
 		return
 	}
 	writeJSON(ctx, fasthttp.StatusOK, struct {

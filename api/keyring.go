@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -127,10 +126,11 @@ func (s *Server) keyringRoute(ctx *fasthttp.RequestCtx, rc *reqCtx) bool {
 	return true
 }
 
+// keyringErr is the answer to a failed keyring operation (errorOf); an
+// error without a code is 503 keyring_unavailable.
 func keyringErr(err error) *apiError {
-	var se statusError
-	if errors.As(err, &se) {
-		return &apiError{status: se.StatusCode(), code: se.ErrorCode(), message: err.Error()}
+	if e, ok := errorOf("the keyring operation", err); ok {
+		return e
 	}
-	return &apiError{status: fasthttp.StatusServiceUnavailable, code: "keyring_unavailable", message: err.Error()}
+	return &apiError{status: fasthttp.StatusServiceUnavailable, code: CodeKeyringUnavailable, message: err.Error(), retryAfter: true}
 }

@@ -2,13 +2,11 @@ package api
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
 	"github.com/nexus/nexus/cluster/peerproto"
-	"github.com/nexus/nexus/fsm/command"
 )
 
 // Relay describes how an operator request reached this node.
@@ -17,13 +15,6 @@ type Relay struct {
 	Forwarded bool
 	// Headers go with the request when it is relayed to the leader.
 	Headers map[string]string
-}
-
-// codedError is an error that knows its API answer.
-type codedError interface {
-	error
-	StatusCode() int
-	ErrorCode() string
 }
 
 func relayOf(ctx *fasthttp.RequestCtx, rc *reqCtx) Relay {
@@ -38,24 +29,11 @@ func relayOf(ctx *fasthttp.RequestCtx, rc *reqCtx) Relay {
 	return r
 }
 
-// operatorError maps the error of an operator request to its answer.
+// operatorError maps the error of an operator request to its answer
+// (errorOf).
 func operatorError(err error) *apiError {
-	var ce codedError
-	switch {
-	case errors.As(err, &ce):
-		e := &apiError{status: ce.StatusCode(), code: ce.ErrorCode(), message: err.Error()}
-		if e.status < 400 || e.status > 599 {
-			e.status = fasthttp.StatusInternalServerError
-		}
-		e.retryAfter = e.status == fasthttp.StatusServiceUnavailable
-		return e
-	case errors.Is(err, command.ErrNoLeader):
-		return errNoLeader(err.Error())
-	case errors.Is(err, command.ErrOutcomeUnknown), errors.Is(err, command.ErrNotApplied),
-		errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		return errOutcomeUnknown("may or may not have been carried out: " + err.Error())
-	}
-	return errInternal(err.Error())
+	e, _ := errorOf("the operation", err)
+	return e
 }
 
 // DELETE /cluster/peers/{node}: remove a failed server from Raft.

@@ -8,6 +8,8 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/nexus/nexus/cluster/peerproto"
+
+	"github.com/nexus/nexus/fsm/command"
 )
 
 // RemovePeer removes a failed (or departed, or never seen) server from the
@@ -28,7 +30,7 @@ func (n *Node) RemovePeer(ctx context.Context, id string, relay Relay) (uint64, 
 
 func (n *Node) removePeerLocal(ctx context.Context, id string) (uint64, error) {
 	if id == n.cfg.Node {
-		return 0, &OpError{Status: 409, Code: "member_alive", Msg: fmt.Sprintf("%s is the leader and alive; use `nexus leave` on it", id)}
+		return 0, &OpError{Code: command.CodeMemberAlive, Msg: fmt.Sprintf("%s is the leader and alive; use `nexus leave` on it", id)}
 	}
 	cfg, err := n.configuration()
 	if err != nil {
@@ -39,10 +41,10 @@ func (n *Node) removePeerLocal(ctx context.Context, id string) (uint64, error) {
 		present = present || string(s.ID) == id
 	}
 	if !present {
-		return 0, &OpError{Status: 404, Code: "not_found", Msg: fmt.Sprintf("%q is not a raft server", id)}
+		return 0, &OpError{Code: command.CodeNotFound, Msg: fmt.Sprintf("%q is not a raft server", id)}
 	}
 	if m, ok := n.gossip.member(id); ok && m.Status == StatusAlive {
-		return 0, &OpError{Status: 409, Code: "member_alive",
+		return 0, &OpError{Code: command.CodeMemberAlive,
 			Msg: fmt.Sprintf("%s is alive; it would be added back at once; use `nexus leave` on it", id)}
 	}
 	f := n.raft.RemoveServer(raft.ServerID(id), 0, n.cfg.ApplyTimeout)

@@ -9,6 +9,8 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/nexus/nexus/cluster/peerproto"
+
+	"github.com/nexus/nexus/fsm/command"
 )
 
 // Relay describes how an operator request reached this node.
@@ -20,21 +22,24 @@ type Relay struct {
 	Headers map[string]string
 }
 
-// OpError is an answer to an operator request that is not a success; it
-// carries its HTTP status and API error code.
+// OpError is a refused operator request (remove-peer, restore, keyring):
+// it carries an error code (fsm/command's or registry's); the admin API
+// maps codes to statuses. A refusal the leader answered to a relayed
+// request wraps the leader's answer (a *peerproto.Error, with its status).
 type OpError struct {
-	Status int
-	Code   string
-	Msg    string
+	Code string
+	Msg  string
+	// answer is the leader's, for a relayed request.
+	answer error
 }
 
 func (e *OpError) Error() string { return e.Msg }
 
-// StatusCode is the HTTP status of the answer.
-func (e *OpError) StatusCode() int { return e.Status }
-
-// ErrorCode is the API error code of the answer.
+// ErrorCode is the error code.
 func (e *OpError) ErrorCode() string { return e.Code }
+
+// Unwrap is the leader's answer to a relayed request, if any.
+func (e *OpError) Unwrap() error { return e.answer }
 
 // Is matches OpErrors by code, so errors.Is(err, ErrMemberAlive) holds for
 // any alive-member refusal whatever its message.
@@ -47,11 +52,11 @@ func (e *OpError) Is(target error) bool {
 var (
 	// ErrMemberAlive refuses to remove a server gossip sees alive: it would
 	// be added back at once; `nexus leave` on that node removes it for good.
-	ErrMemberAlive error = &OpError{Status: 409, Code: "member_alive", Msg: "the server is alive"}
+	ErrMemberAlive error = &OpError{Code: command.CodeMemberAlive, Msg: "the server is alive"}
 	// ErrPeerNotFound means the node is not a Raft server.
-	ErrPeerNotFound error = &OpError{Status: 404, Code: "not_found", Msg: "not a raft server"}
+	ErrPeerNotFound error = &OpError{Code: command.CodeNotFound, Msg: "not a raft server"}
 	// ErrInvalidSnapshot means the bytes are not a snapshot this build restores.
-	ErrInvalidSnapshot error = &OpError{Status: 400, Code: "invalid_snapshot", Msg: "not a valid snapshot"}
+	ErrInvalidSnapshot error = &OpError{Code: command.CodeInvalidSnapshot, Msg: "not a valid snapshot"}
 )
 
 // relayToLeader sends an operator request to the leader's admin API
@@ -68,7 +73,7 @@ func (n *Node) relayToLeader(ctx context.Context, method, path string, body []by
 	idx, err := n.peers.Relay(ctx, addr, peerproto.Relay{Method: method, Path: path, Body: body, Headers: relay.Headers, From: n.cfg.Node}, timeout)
 	var pe *peerproto.Error
 	if errors.As(err, &pe) {
-		return 0, &OpError{Status: pe.Status, Code: pe.Code, Msg: "leader: " + pe.Message}
+		return 0, &OpError{Code: pe.Code, Msg: "leader: " + pe.Message, answer: pe}
 	}
 	return idx, err
 }

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/nexus/nexus/cluster/peerproto"
+
+	"github.com/nexus/nexus/fsm/command"
 )
 
 // Gossip keyring rotation (docs/security.md): install a new key on every
@@ -33,22 +35,18 @@ const (
 	KeyringRemove  = "remove"
 )
 
-// ErrKeyringOff means gossip encryption is off: there is no keyring. The
-// API answers it 409 keyring_off.
-var ErrKeyringOff error = &OpError{Status: 409, Code: "keyring_off",
+// ErrKeyringOff means gossip encryption is off: there is no keyring.
+var ErrKeyringOff error = &OpError{Code: command.CodeKeyringOff,
 	Msg: "gossip encryption is off (start the agents with encrypt to use a keyring)"}
 
 // KeyringOpError is a refused keyring operation (bad key, removing the
-// primary key); the API answers it 400 invalid.
+// primary key): code invalid.
 type KeyringOpError struct{ Msg string }
 
 func (e *KeyringOpError) Error() string { return e.Msg }
 
-// StatusCode is the HTTP status of the answer.
-func (e *KeyringOpError) StatusCode() int { return 400 }
-
-// ErrorCode is the API error code of the answer.
-func (e *KeyringOpError) ErrorCode() string { return "invalid" }
+// ErrorCode is the error code.
+func (e *KeyringOpError) ErrorCode() string { return command.CodeInvalid }
 
 // KeyringStatus lists a node's gossip keys (base64), the primary first.
 type KeyringStatus struct {

@@ -47,29 +47,26 @@ type Forwarder interface {
 	Heartbeat(ctx context.Context, addr, service, id, status, output, credential string, timeout time.Duration) (*registry.Instance, error)
 }
 
-// Errors of heartbeats. They carry the HTTP status and code the API answers.
+// Errors of heartbeats. They carry an error code; the API maps it to a
+// status.
 var (
 	// ErrOwnerUnavailable means the node owning the instance cannot be reached.
-	ErrOwnerUnavailable error = &Error{Status: 503, Code: "owner_unavailable", Msg: "the node owning the instance is unavailable"}
+	ErrOwnerUnavailable error = &Error{Code: command.CodeOwnerUnavailable, Msg: "the node owning the instance is unavailable"}
 	// ErrNoTTLCheck means the instance has no TTL check to refresh.
-	ErrNoTTLCheck error = &Error{Status: 400, Code: "invalid", Msg: "the instance has no ttl check"}
+	ErrNoTTLCheck error = &Error{Code: command.CodeInvalid, Msg: "the instance has no ttl check"}
 	// ErrNotFound means the instance is unknown.
-	ErrNotFound error = &Error{Status: 404, Code: "not_found", Msg: "instance not found"}
+	ErrNotFound error = &Error{Code: command.CodeNotFound, Msg: "instance not found"}
 )
 
-// Error is a heartbeat error with its API status and code.
+// Error is a heartbeat error with its error code.
 type Error struct {
-	Status int
-	Code   string
-	Msg    string
+	Code string
+	Msg  string
 }
 
 func (e *Error) Error() string { return e.Msg }
 
-// StatusCode is the HTTP status the API answers.
-func (e *Error) StatusCode() int { return e.Status }
-
-// ErrorCode is the API error code.
+// ErrorCode is the error code.
 func (e *Error) ErrorCode() string { return e.Code }
 
 // Deps wires the health package.

@@ -10,6 +10,8 @@ import (
 	"github.com/nexus/nexus/acl"
 	"github.com/nexus/nexus/cluster/peerproto"
 	"github.com/nexus/nexus/registry"
+
+	"github.com/nexus/nexus/fsm/command"
 )
 
 // Heartbeats routes TTL heartbeats to the node that owns the instance: only
@@ -81,7 +83,7 @@ func (h *Heartbeats) forward(ctx context.Context, owner, service, id, status, ou
 	case errors.As(err, &answer) && answer.StatusCode() == http.StatusNotFound:
 		return nil, ErrNotFound
 	case errors.As(err, &answer) && answer.StatusCode() == http.StatusBadRequest:
-		return nil, &Error{Status: http.StatusBadRequest, Code: "invalid", Msg: err.Error()}
+		return nil, &Error{Code: command.CodeInvalid, Msg: err.Error()}
 	}
 	return nil, fmt.Errorf("%w: owner %s: %v", ErrOwnerUnavailable, owner, err)
 }

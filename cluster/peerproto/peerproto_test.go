@@ -58,11 +58,10 @@ func (n *node) KeyringForwarded(mac string, body []byte) error {
 	return n.keyringErr
 }
 
-// coded is an error that knows its answer.
+// coded is an error that carries a code.
 type coded struct{}
 
 func (coded) Error() string     { return "bad key" }
-func (coded) StatusCode() int   { return 400 }
 func (coded) ErrorCode() string { return "invalid" }
 
 // serve runs handler on a loopback port until the test ends.

@@ -152,18 +152,16 @@ func (s *Service) readIndex(ctx *fasthttp.RequestCtx, mac string) uint64 {
 }
 
 // keyringError is the answer to a refused keyring operation: a bad MAC is
-// 403; an error that knows its answer (StatusCode, ErrorCode) gets it;
-// anything else is 503 keyring_unavailable.
+// 403 forbidden; a refusal that carries a code (a bad key, gossip
+// encryption off) is 400 with that code; anything else is 503
+// keyring_unavailable. The calling node reports the message per node.
 func keyringError(err error) *Error {
-	var coded interface {
-		StatusCode() int
-		ErrorCode() string
-	}
+	var coded interface{ ErrorCode() string }
 	switch {
 	case errors.Is(err, ErrBadMAC):
 		return &Error{Status: fasthttp.StatusForbidden, Code: "forbidden", Message: err.Error()}
 	case errors.As(err, &coded):
-		return &Error{Status: coded.StatusCode(), Code: coded.ErrorCode(), Message: err.Error()}
+		return &Error{Status: fasthttp.StatusBadRequest, Code: coded.ErrorCode(), Message: err.Error()}
 	}
 	return &Error{Status: fasthttp.StatusServiceUnavailable, Code: "keyring_unavailable", Message: err.Error()}
 }
