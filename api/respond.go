@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 
 	"github.com/valyala/fasthttp"
 
@@ -226,5 +225,3 @@ func jsonKind(k string) string {
 	}
 	return "a " + k
 }
-
-func formatIndex(i uint64) string { return strconv.FormatUint(i, 10) }

@@ -1,7 +1,7 @@
 // Package api is the admin REST API of a Nexus node, on fasthttp: routing,
 // JSON encoding and the error shape, blocking and consistent reads, writes
 // through Raft (Deps.Writer), and /metrics. The contract is
-// shared/design/api.md.
+// docs/api.md.
 //
 // The package never imports hashicorp/raft: it consumes the small interfaces
 // of deps.go, which the cluster package implements and package agent wires.

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sort"
 	"strconv"
 	"time"
@@ -248,4 +249,26 @@ func (a *Autopilot) RemoveFailedServer(srv *autopilot.Server) {
 	a.m.removals.WithLabelValues(reason).Inc()
 	a.log.Info("removed server from raft", "server", string(id), "reason", reason, "voter", isVoter,
 		"down_for", downFor, "index", f.Index())
+}
+
+// statsTimeout caps one stats request even when the caller's deadline is
+// further away.
+const statsTimeout = time.Second
+
+// fetchStats asks server id at its admin address for its Raft progress.
+// The applied index stands for the server's last index: a server is caught
+// up when its state machine is, not just its log.
+func (a *Autopilot) fetchStats(ctx context.Context, id raft.ServerID, addr string) (*autopilot.ServerStats, error) {
+	ps, err := a.n.peers.RaftStats(ctx, addr, statsTimeout)
+	if err != nil {
+		return nil, err
+	}
+	if ps.Node != string(id) {
+		return nil, fmt.Errorf("%s is node %q, not %q", addr, ps.Node, id)
+	}
+	out := &autopilot.ServerStats{LastTerm: ps.LastLogTerm, LastIndex: ps.AppliedIndex, LastContact: -1}
+	if ps.LastContactMs >= 0 {
+		out.LastContact = time.Duration(ps.LastContactMs) * time.Millisecond
+	}
+	return out, nil
 }
