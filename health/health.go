@@ -84,8 +84,9 @@ type Deps struct {
 	// (a read index); heartbeats use it before answering 404, since a
 	// follower may not have applied a registration made on another node.
 	CatchUp func(ctx context.Context) error
-	// Now is the clock stamped into commands (default time.Now).
-	Now func() time.Time
+	// Clock is the time of TTLs, of the leader's critical-since times and
+	// of commands (default: the system clock).
+	Clock Clock
 	// Peers passes heartbeats on to the owner node's admin API (the node's
 	// peerproto.Client); nil: a plain-HTTP client of its own.
 	Peers Forwarder
@@ -97,6 +98,7 @@ type metrics struct {
 	commitErrs  prometheus.Counter
 	reaped      prometheus.Counter
 	marked      prometheus.Counter
+	rounds      prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, store *registry.Store) *metrics {
@@ -116,8 +118,11 @@ func newMetrics(reg prometheus.Registerer, store *registry.Store) *metrics {
 		marked: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "nexus_health_node_failure_marks_total", Help: "Instances marked critical by the leader because their node failed.",
 		}),
+		rounds: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "nexus_health_anti_entropy_rounds_total", Help: "Rounds in which this node compared the catalog with its checks (on every change and every anti-entropy interval).",
+		}),
 	}
-	reg.MustRegister(m.transitions, m.checkRuns, m.commitErrs, m.reaped, m.marked, &statusCollector{
+	reg.MustRegister(m.transitions, m.checkRuns, m.commitErrs, m.reaped, m.marked, m.rounds, &statusCollector{
 		store: store,
 		desc:  prometheus.NewDesc("nexus_instances", "Instances in the catalog by health status.", []string{"status"}, nil),
 	})
