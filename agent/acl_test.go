@@ -313,4 +313,3 @@ func (stubCluster) Members() []api.Member          { return nil }
 func (stubCluster) Leader() (api.LeaderInfo, bool) { return api.LeaderInfo{Node: "n1"}, true }
 func (stubCluster) Ready() bool                    { return true }
 func (stubCluster) Contact() (bool, time.Duration) { return true, 0 }
-func (stubCluster) RaftStats() api.PeerStats       { return api.PeerStats{} }

@@ -45,7 +45,7 @@ func (a *clusterAdapter) Members() []api.Member {
 	ms := a.node.Members()
 	out := make([]api.Member, len(ms))
 	for i, m := range ms {
-		out[i] = api.Member{Name: m.Name, Address: m.Address, Status: m.Status, Raft: m.Raft,
+		out[i] = api.Member{Name: m.Name, Address: m.Address, Status: string(m.Status), Raft: m.Raft,
 			HTTPAddr: m.HTTPAddr, GatewayAddr: m.GatewayAddr, Version: m.Version}
 	}
 	return out
@@ -59,14 +59,6 @@ func (a *clusterAdapter) Leader() (api.LeaderInfo, bool) {
 func (a *clusterAdapter) Ready() bool { return a.node.Ready() }
 
 func (a *clusterAdapter) Contact() (bool, time.Duration) { return a.node.Contact() }
-
-func (a *clusterAdapter) ForwardedReadIndex(ctx context.Context, mac string, nonce []byte) (uint64, error) {
-	return a.node.ForwardedReadIndex(ctx, mac, nonce)
-}
-
-func (a *clusterAdapter) Forwarded(ctx context.Context, mac string, cmd []byte) (*command.Result, error) {
-	return a.node.Forwarded(ctx, mac, cmd)
-}
 
 // Leave deregisters the instances this node owns, removes the node from Raft
 // and gossip, and then stops the agent.
@@ -99,13 +91,6 @@ func (a *clusterAdapter) Leave(ctx context.Context) error {
 		time.AfterFunc(300*time.Millisecond, func() { close(a.left) })
 	})
 	return nil
-}
-
-func (a *clusterAdapter) RaftStats() api.PeerStats { return a.convertStats(a.node.LocalRaftStats()) }
-
-func (a *clusterAdapter) convertStats(s cluster.PeerStats) api.PeerStats {
-	return api.PeerStats{Node: s.Node, State: s.State, Term: s.Term, LastLogIndex: s.LastLogIndex,
-		LastLogTerm: s.LastLogTerm, AppliedIndex: s.AppliedIndex, LastContactMs: s.LastContactMs}
 }
 
 // RemovePeer passes cluster errors through: cluster.OpError carries its

@@ -28,6 +28,7 @@ import (
 
 	"github.com/nexus/nexus/api"
 	"github.com/nexus/nexus/cluster"
+	"github.com/nexus/nexus/cluster/peerproto"
 	"github.com/nexus/nexus/cmd/nexus/agentconfig"
 	"github.com/nexus/nexus/dns"
 	"github.com/nexus/nexus/fsm"
@@ -85,6 +86,7 @@ type Agent struct {
 	codec     *command.Codec
 	machine   *fsm.FSM
 	sec       *agentSecurity
+	peers     *peerproto.Client
 	node      *cluster.Node
 	pilot     *cluster.Autopilot
 	arch      *archive.Service
@@ -166,6 +168,8 @@ func (a *Agent) build(opts Options) error {
 		return err
 	}
 	logACL(logger, cfg, aclOpts)
+	// One client makes every call of this node to the others.
+	a.peers = peerproto.NewClient(a.sec.peer)
 
 	ccfg := cluster.Config{
 		Node: cfg.Node, BindAddr: cfg.Bind, AdvertiseAddr: cfg.Advertise,
@@ -180,7 +184,7 @@ func (a *Agent) build(opts Options) error {
 		Hooks:  Hooks(a.codec, a.store, cfg.Node),
 		Logger: logger.With("component", "cluster"), LogLevel: level, LogOutput: opts.LogOutput,
 		Registerer: a.reg,
-		Peer:       a.sec.peer, GossipKeys: a.sec.gossipKeys, RaftTLS: a.sec.raftTLS,
+		Peers:      a.peers, GossipKeys: a.sec.gossipKeys, RaftTLS: a.sec.raftTLS,
 	}
 	if opts.Tune != nil {
 		opts.Tune(&ccfg)
@@ -207,7 +211,7 @@ func (a *Agent) build(opts Options) error {
 	healthDeps := health.Deps{
 		Store: a.store, Codec: a.codec, Writer: node, Membership: node,
 		Logger: logger.With("component", "health"), Registerer: a.reg, CatchUp: node.ConsistentRead,
-		PeerScheme: a.sec.peer.Scheme, PeerTLS: a.sec.peer.TLS,
+		Peers: a.peers,
 	}
 	runner := health.NewRunner(healthDeps)
 	healthLeader := health.NewLeader(healthDeps, runner)
@@ -232,6 +236,7 @@ func (a *Agent) build(opts Options) error {
 		Consistency: node, Heartbeats: heartbeats, AuditArchive: auditArchive,
 		Guard: adminGuard(cfg, a.sec), Keyring: keyringAdapter{node: node}, ACL: aclOpts,
 		EnableDebug: cfg.EnableDebug,
+		Peers:       peerproto.NewService(node, cfg.ApplyTimeout),
 	})
 	if err != nil {
 		a.srv = nil
@@ -382,6 +387,9 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 				a.logger.Warn("cluster shutdown", "err", err)
 				errs = append(errs, err)
 			}
+		}
+		if a.peers != nil {
+			a.peers.Close()
 		}
 		if a.arch != nil {
 			a.arch.Stop()

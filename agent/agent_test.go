@@ -127,11 +127,24 @@ func TestAgentLeaveEndsTheAgent(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	if code, body := post(leaving, "/services/register", `{"name":"web","type":"http","address":"10.0.0.1","port":80}`); code != http.StatusCreated {
-		t.Fatalf("register: %d %s", code, body)
-	}
-	if code, body := post(leaving, "/cluster/leave", ""); code != http.StatusOK {
-		t.Fatalf("leave: %d %s", code, body)
+	// 503 and 504: no leader at that moment (a loaded machine sees
+	// elections); both requests are idempotent.
+	for _, rq := range []struct {
+		path, body string
+		want       int
+	}{
+		{"/services/register", `{"name":"web","type":"http","address":"10.0.0.1","port":80}`, http.StatusCreated},
+		{"/cluster/leave", "", http.StatusOK},
+	} {
+		retry.Run(t, func(r *retry.R) {
+			switch code, body := post(leaving, rq.path, rq.body); {
+			case code == rq.want, code == http.StatusOK:
+			case code == http.StatusServiceUnavailable, code == http.StatusGatewayTimeout:
+				r.Fatalf("POST %s: %d %s", rq.path, code, body)
+			default:
+				t.Fatalf("POST %s: %d %s", rq.path, code, body)
+			}
+		}, retry.Timeout(60*time.Second))
 	}
 	select {
 	case <-leaving.Done():

@@ -56,7 +56,7 @@ func (m dnsMembers) Members() []dns.Member {
 	ms := m.node.Members()
 	out := make([]dns.Member, 0, len(ms))
 	for _, mi := range ms {
-		mb := dns.Member{Name: mi.Name, Status: mi.Status}
+		mb := dns.Member{Name: mi.Name, Status: string(mi.Status)}
 		if host, _, err := net.SplitHostPort(mi.Address); err == nil {
 			mb.Addr, _ = netip.ParseAddr(host)
 		}

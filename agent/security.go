@@ -7,6 +7,7 @@ import (
 
 	"github.com/nexus/nexus/api"
 	"github.com/nexus/nexus/cluster"
+	"github.com/nexus/nexus/cluster/peerproto"
 	"github.com/nexus/nexus/cmd/nexus/agentconfig"
 	"github.com/nexus/nexus/internal/tlsutil"
 )
@@ -17,7 +18,7 @@ type agentSecurity struct {
 	admin, gateway *tlsutil.Reloader // nil: plain HTTP
 	adminTLS       *tls.Config
 	gatewayTLS     *tls.Config
-	peer           cluster.PeerHTTP
+	peer           peerproto.Config
 	raftTLS        *cluster.RaftTLS // nil: Raft over plain TCP
 	gossipKeys     [][]byte
 }
@@ -42,7 +43,7 @@ func newAgentSecurity(cfg *agentconfig.Config) (*agentSecurity, error) {
 		if err != nil {
 			return nil, settingErr(key, err)
 		}
-		s.peer = cluster.PeerHTTP{Scheme: "https", TLS: cli}
+		s.peer = peerproto.Config{Scheme: "https", TLS: cli}
 		// Raft: mutual TLS with the same certificate and the cluster CA,
 		// both ways. Without a cluster CA (system roots) it stays plain:
 		// any publicly trusted certificate would otherwise be a member.

@@ -24,7 +24,7 @@ func (a *clusterAdapter) Snapshot(w io.Writer) (uint64, error) {
 func (a *clusterAdapter) RestoreSnapshot(ctx context.Context, data []byte, relay api.Relay) (uint64, error) {
 	prepared, lastIndex, err := prepareRestore(a.codec, a.machine.Store(), data)
 	if err != nil {
-		return 0, &cluster.OpError{Status: 400, Code: "invalid_snapshot", Msg: "invalid snapshot: " + err.Error()}
+		return 0, &cluster.OpError{Code: command.CodeInvalidSnapshot, Msg: "invalid snapshot: " + err.Error()}
 	}
 	return a.node.RestoreSnapshot(ctx, prepared, lastIndex, cluster.Relay{Forwarded: relay.Forwarded, Headers: relay.Headers})
 }

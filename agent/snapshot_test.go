@@ -2,15 +2,12 @@ package agent
 
 import (
 	"bytes"
-	"encoding/json"
 	"io"
 	"reflect"
 	"testing"
 
 	"github.com/hashicorp/raft"
 
-	"github.com/nexus/nexus/api"
-	"github.com/nexus/nexus/cluster"
 	"github.com/nexus/nexus/fsm"
 	"github.com/nexus/nexus/fsm/command"
 	"github.com/nexus/nexus/registry"
@@ -116,25 +113,5 @@ func TestPrepareRestore(t *testing.T) {
 				t.Errorf("state differs:\n got %+v\nwant %+v", g, w)
 			}
 		})
-	}
-}
-
-// The api and cluster packages cannot import each other; the strings and
-// shapes they share must agree.
-func TestAPIAndClusterAgree(t *testing.T) {
-	if api.HeaderRelayed != cluster.RelayHeader {
-		t.Errorf("relay header: api %q, cluster %q", api.HeaderRelayed, cluster.RelayHeader)
-	}
-	cs := cluster.PeerStats{Node: "n1", State: "follower", Term: 4, LastLogIndex: 9, LastLogTerm: 3, AppliedIndex: 8, LastContactMs: -1}
-	b, err := json.Marshal((&clusterAdapter{}).convertStats(cs))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var back cluster.PeerStats
-	if err := json.Unmarshal(b, &back); err != nil || back != cs {
-		t.Errorf("raft stats through the API: %+v %v, want %+v", back, err, cs)
-	}
-	if cluster.SnapshotPath != "/cluster/snapshot" || cluster.PeersPath != "/cluster/peers/" || cluster.RaftStatsPath != "/internal/raft-stats" {
-		t.Errorf("paths %q %q %q", cluster.SnapshotPath, cluster.PeersPath, cluster.RaftStatsPath)
 	}
 }

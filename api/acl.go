@@ -15,8 +15,9 @@ import (
 	"github.com/nexus/nexus/acl"
 	"github.com/nexus/nexus/fsm"
 	"github.com/nexus/nexus/fsm/command"
-	"github.com/nexus/nexus/gateway/ratelimit"
 	"github.com/nexus/nexus/registry"
+
+	"github.com/nexus/nexus/internal/tokenbucket"
 )
 
 // ACLOptions turn on access control (docs/security.md).
@@ -52,7 +53,7 @@ const (
 // aclState is the compiled ACLOptions and their metrics.
 type aclState struct {
 	opts      ACLOptions
-	limiter   *ratelimit.Limiter
+	limiter   *tokenbucket.Limiter
 	decisions *prometheus.CounterVec
 	resolves  *prometheus.CounterVec
 }
@@ -79,7 +80,7 @@ func newACLState(o ACLOptions, reg prometheus.Registerer) (*aclState, error) {
 		if burst <= 0 {
 			burst = max(1, int(math.Ceil(2*o.TokenRateLimit)))
 		}
-		st.limiter = ratelimit.New(o.TokenRateLimit, burst, 1<<16)
+		st.limiter = tokenbucket.New(o.TokenRateLimit, burst, 1<<16)
 	}
 	return st, nil
 }
@@ -122,7 +123,7 @@ func (s *Server) accessOf(ep *endpoint, method []byte, rc *reqCtx) access {
 		level = acl.Write
 	}
 	switch ep {
-	case &e.health, &e.ready, &e.leader, &e.forward, &e.readIndex, &e.raftStats, &e.aclBootstrap:
+	case &e.health, &e.ready, &e.leader, &e.aclBootstrap:
 		return access{mode: modeOpen}
 	case &e.metrics:
 		if s.acl.opts.MetricsPublic {

@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/valyala/fasthttp"
+
+	"github.com/nexus/nexus/cluster/peerproto"
 	"github.com/nexus/nexus/fsm"
 	"github.com/nexus/nexus/fsm/command"
 	"github.com/nexus/nexus/registry"
@@ -521,50 +524,37 @@ func TestCluster(t *testing.T) {
 	}
 }
 
-func TestForward(t *testing.T) {
-	h := newHarness(t)
-	var gotMAC string
-	var gotCmd []byte
-	h.cluster.forwardedFn = func(ctx context.Context, mac string, cmd []byte) (*command.Result, error) {
-		gotMAC, gotCmd = mac, cmd
-		return h.writer.Apply(ctx, cmd)
-	}
-	cmd, err := command.NewCodec().Encode(command.TypeConfigSet, &command.ConfigSet{
-		Entries: []command.ConfigOp{{Key: "k", Value: []byte(`1`)}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var res struct {
-		Index uint64               `json:"index"`
-		Value registry.ConfigEntry `json:"value"`
-		Error *command.Error       `json:"error"`
-	}
-	r := h.do("POST", "/internal/forward", cmd, "X-Nexus-Forward-MAC", "sig")
-	h.must(r, 200, &res)
-	if gotMAC != "sig" || string(gotCmd) != string(cmd) || res.Index != 1 || res.Value.Key != "k" || res.Error != nil {
-		t.Fatalf("forward %s", r.body)
-	}
-	// A business error travels inside the result.
-	cas := uint64(9)
-	cmd, _ = command.NewCodec().Encode(command.TypeConfigDelete, &command.ConfigDelete{Key: "k", CAS: &cas})
-	h.must(h.do("POST", "/internal/forward", cmd), 200, &res)
-	if res.Error == nil || res.Error.Code != "cas_conflict" {
-		t.Fatalf("business error %+v", res)
-	}
+// fakePeers stands for peerproto.Service (tested with the real handlers
+// in cluster/peerproto).
+type fakePeers struct{ paths []string }
 
-	cases := []struct {
-		err    error
-		status int
-		code   string
-	}{
-		{command.ErrNoLeader, 503, "no_leader"},
-		{fmt.Errorf("apply: %w", command.ErrOutcomeUnknown), 504, "outcome_unknown"},
-		{errors.New("bad mac"), 403, "forbidden"},
+func (f *fakePeers) Serve(ctx *fasthttp.RequestCtx) (string, uint64) {
+	f.paths = append(f.paths, string(ctx.Path()))
+	ctx.SetStatusCode(fasthttp.StatusOK)
+	ctx.SetBodyString("{}")
+	return peerproto.PathForward, 42
+}
+
+// /internal/... goes to the peer protocol's handlers, whatever the path,
+// without ACL checks or the routing table; the route and index they
+// return label the answer. Without them it is 404.
+func TestInternalPathsMounted(t *testing.T) {
+	peers := &fakePeers{}
+	h := newHarness(t, func(d *Deps) {
+		d.Peers = peers
+		d.ACL = ACLOptions{Enabled: true}
+	})
+	r := h.do("POST", peerproto.PathForward, []byte("cmd"))
+	h.must(r, 200, nil)
+	if r.get(HeaderIndex) != "42" || len(peers.paths) != 1 || peers.paths[0] != peerproto.PathForward {
+		t.Fatalf("index %q, peers saw %q", r.get(HeaderIndex), peers.paths)
 	}
-	for _, c := range cases {
-		h.cluster.forwardedFn = func(context.Context, string, []byte) (*command.Result, error) { return nil, c.err }
-		h.mustErr(h.do("POST", "/internal/forward", cmd), c.status, c.code)
+	h.must(h.do("GET", peerproto.Prefix+"anything", nil), 200, nil)
+	if len(peers.paths) != 2 {
+		t.Fatalf("peers saw %q", peers.paths)
 	}
+	h2 := newHarness(t)
+	h2.mustErr(h2.do("POST", peerproto.PathForward, []byte("cmd")), 404, "not_found")
 }
 
 func TestWriteOutcomes(t *testing.T) {

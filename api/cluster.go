@@ -1,14 +1,9 @@
 package api
 
 import (
-	"bytes"
 	"context"
-	"errors"
-	"strconv"
 
 	"github.com/valyala/fasthttp"
-
-	"github.com/nexus/nexus/fsm/command"
 )
 
 // GET /health
@@ -106,63 +101,14 @@ func (s *Server) postLeave(ctx *fasthttp.RequestCtx, rc *reqCtx) {
 	err := s.cluster.Leave(lctx)
 	cancel()
 	if err != nil {
-		if errors.Is(err, command.ErrNoLeader) {
-			writeError(ctx, errNoLeader("cannot leave without a leader: "+err.Error()))
-			return
+		e, ok := errorOf("the leave", err)
+		if !ok {
+			s.log.Error("leave failed", "request_id", rc.id, "err", err)
 		}
-		s.log.Error("leave failed", "request_id", rc.id, "err", err)
-		writeError(ctx, errInternal("leave failed: "+err.Error()))
+		writeError(ctx, e)
 		return
 	}
 	writeJSON(ctx, fasthttp.StatusOK, struct {
 		Left bool `json:"left"`
 	}{true})
-}
-
-// POST /internal/forward: a follower forwards an encoded command; the
-// cluster authenticates it (MAC over the body) and applies it on the leader.
-// The answer is the JSON of the command.Result, business errors included.
-func (s *Server) postForward(ctx *fasthttp.RequestCtx, rc *reqCtx) {
-	mac := string(ctx.Request.Header.Peek(HeaderForwardMAC))
-	// Raft keeps the command after this handler returns: never hand it
-	// fasthttp's reused body buffer.
-	cmd := bytes.Clone(ctx.PostBody())
-	fctx, cancel := context.WithTimeout(context.Background(), s.applyTimeout)
-	res, err := s.cluster.Forwarded(fctx, mac, cmd)
-	cancel()
-	switch {
-	case err == nil && res == nil:
-		writeError(ctx, errInternal("the forwarded write returned no result"))
-	case err == nil:
-		rc.index = res.Index
-		writeJSON(ctx, fasthttp.StatusOK, res)
-	case errors.Is(err, command.ErrNoLeader):
-		writeError(ctx, errNoLeader("no leader: "+err.Error()))
-	case errors.Is(err, command.ErrOutcomeUnknown), errors.Is(err, command.ErrNotApplied),
-		errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		writeError(ctx, errOutcomeUnknown("the forwarded write may or may not have been applied: "+err.Error()))
-	default:
-		writeError(ctx, &apiError{status: fasthttp.StatusForbidden, code: CodeForbidden, message: err.Error()})
-	}
-}
-
-// POST /internal/read-index: a follower asks the leader for a read index
-// (ReadIndex of a linearizable read); authenticated like forwarded writes.
-func (s *Server) postReadIndex(ctx *fasthttp.RequestCtx, rc *reqCtx) {
-	mac := string(ctx.Request.Header.Peek(HeaderForwardMAC))
-	nonce := bytes.Clone(ctx.PostBody())
-	rctx, cancel := context.WithTimeout(context.Background(), s.applyTimeout)
-	idx, err := s.cluster.ForwardedReadIndex(rctx, mac, nonce)
-	cancel()
-	switch {
-	case err == nil:
-		rc.index = idx
-		ctx.SetStatusCode(fasthttp.StatusOK)
-		ctx.SetContentType("text/plain")
-		ctx.SetBodyString(strconv.FormatUint(idx, 10))
-	case errors.Is(err, command.ErrNoLeader), errors.Is(err, context.DeadlineExceeded):
-		writeError(ctx, errNoLeader("no read index: "+err.Error()))
-	default:
-		writeError(ctx, &apiError{status: fasthttp.StatusForbidden, code: CodeForbidden, message: err.Error()})
-	}
 }

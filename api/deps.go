@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
 
 	"github.com/nexus/nexus/fsm/command"
 	"github.com/nexus/nexus/registry"
@@ -77,18 +78,10 @@ type Cluster interface {
 	Ready() bool
 	// Leave makes this node leave the cluster for good (POST /cluster/leave).
 	Leave(ctx context.Context) error
-	// Forwarded applies a command forwarded by a follower; authenticated by
-	// the cluster secret (mac over the body). Only the leader accepts it.
-	Forwarded(ctx context.Context, mac string, cmd []byte) (*command.Result, error)
-	// ForwardedReadIndex answers a follower's read-index request (leader only).
-	ForwardedReadIndex(ctx context.Context, mac string, nonce []byte) (uint64, error)
 	// Contact is cheap (called on every response): whether a leader is
 	// known and how long ago this node heard from it (0 on the leader).
 	Contact() (knownLeader bool, lastContact time.Duration)
 
-	// RaftStats reports this node's Raft progress (GET
-	// /internal/raft-stats, read by the leader's autopilot).
-	RaftStats() PeerStats
 	// RemovePeer removes a failed server from Raft and returns the index
 	// of the configuration change; a follower relays the request to the
 	// leader. Errors that know their answer implement
@@ -120,8 +113,12 @@ type Heartbeats interface {
 	Heartbeat(ctx context.Context, service, id, status, output string, forwarded bool) (*registry.Instance, error)
 }
 
-// HeaderHeartbeatForwarded marks a heartbeat another node passed on.
-const HeaderHeartbeatForwarded = "X-Nexus-Heartbeat-Forwarded"
+// PeerService serves the node-to-node paths under /internal/
+// (peerproto.Service): it answers the request and returns the route (for
+// metrics) and the index the answer reflects.
+type PeerService interface {
+	Serve(ctx *fasthttp.RequestCtx) (route string, index uint64)
+}
 
 // Deps are what the admin API needs; package agent wires them.
 type Deps struct {
@@ -169,4 +166,7 @@ type Deps struct {
 	// EnableDebug serves /debug/pprof/ (debug.go) on a node without ACLs;
 	// with ACLs on it is served anyway, behind cluster:write.
 	EnableDebug bool
+	// Peers serves /internal/... (the node-to-node protocol); nil answers
+	// 404 there.
+	Peers PeerService
 }

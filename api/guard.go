@@ -10,7 +10,9 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/nexus/nexus/gateway/ratelimit"
+	"github.com/nexus/nexus/cluster/peerproto"
+
+	"github.com/nexus/nexus/internal/tokenbucket"
 )
 
 // Guard holds the admin API's defences against hostile clients
@@ -37,7 +39,7 @@ type Guard struct {
 // guard is the compiled Guard.
 type guard struct {
 	hosts   map[string]bool // nil: any host
-	limiter *ratelimit.Limiter
+	limiter *tokenbucket.Limiter
 	tls     *tls.Config
 	now     func() time.Time
 }
@@ -59,7 +61,7 @@ func newGuard(g Guard) *guard {
 		if maxIPs <= 0 {
 			maxIPs = 1 << 16
 		}
-		out.limiter = ratelimit.New(g.RateLimit, burst, maxIPs)
+		out.limiter = tokenbucket.New(g.RateLimit, burst, maxIPs)
 	}
 	return out
 }
@@ -102,6 +104,4 @@ func (g *guard) trustedHost(host string) bool {
 	return false
 }
 
-func isInternalPath(p []byte) bool {
-	return strings.HasPrefix(string(p), "/internal/")
-}
+func isInternalPath(p []byte) bool { return peerproto.IsInternal(string(p)) }

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 
+	"github.com/nexus/nexus/cluster/peerproto"
 	"github.com/nexus/nexus/fsm"
 	"github.com/nexus/nexus/fsm/command"
 	"github.com/nexus/nexus/internal/tlsutil"
@@ -111,7 +112,7 @@ func TestAdminRateLimit(t *testing.T) {
 		{"off", 0, 0, "/health", 10},
 		{"burst", 1, 3, "/health", 3},
 		{"default burst is 2x", 2, 0, "/health", 4},
-		{"internal paths exempt", 1, 1, "/internal/raft-stats", 10},
+		{"internal paths exempt", 1, 1, peerproto.PathRaftStats, 10},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

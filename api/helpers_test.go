@@ -62,14 +62,12 @@ func (r fakeReader) Store() *registry.Store { return r.store }
 
 // fakeCluster answers with function fields; nil fields have defaults.
 type fakeCluster struct {
-	name        string
-	raftFn      func() RaftStatus
-	membersFn   func() []Member
-	leaderFn    func() (LeaderInfo, bool)
-	readyFn     func() bool
-	leaveFn     func(ctx context.Context) error
-	forwardedFn func(ctx context.Context, mac string, cmd []byte) (*command.Result, error)
-	readIndexFn func(ctx context.Context, mac string, nonce []byte) (uint64, error)
+	name      string
+	raftFn    func() RaftStatus
+	membersFn func() []Member
+	leaderFn  func() (LeaderInfo, bool)
+	readyFn   func() bool
+	leaveFn   func(ctx context.Context) error
 }
 
 func (c *fakeCluster) NodeName() string { return c.name }
@@ -109,13 +107,6 @@ func (c *fakeCluster) Leave(ctx context.Context) error {
 		return c.leaveFn(ctx)
 	}
 	return nil
-}
-
-func (c *fakeCluster) Forwarded(ctx context.Context, mac string, cmd []byte) (*command.Result, error) {
-	if c.forwardedFn != nil {
-		return c.forwardedFn(ctx, mac, cmd)
-	}
-	return nil, errors.New("not implemented")
 }
 
 type fakeConsistency struct {
@@ -161,6 +152,11 @@ func newHarness(t *testing.T, mod ...func(*Deps)) *harness {
 	ln := fasthttputil.NewInmemoryListener()
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
+	// Dial returns once Serve accepted: Serve runs before any Shutdown
+	// (which, before Serve, would leave it serving for ever).
+	if c, err := ln.Dial(); err == nil {
+		c.Close()
+	}
 	h.client = &fasthttp.Client{
 		Dial:                func(string) (net.Conn, error) { return ln.Dial() },
 		ReadTimeout:         10 * time.Second,
@@ -322,11 +318,4 @@ func (c *fakeCluster) Contact() (bool, time.Duration) {
 		return known, 0
 	}
 	return known, st.LastContact
-}
-
-func (c *fakeCluster) ForwardedReadIndex(ctx context.Context, mac string, nonce []byte) (uint64, error) {
-	if c.readIndexFn != nil {
-		return c.readIndexFn(ctx, mac, nonce)
-	}
-	return 0, command.ErrNoLeader
 }

@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -15,9 +14,10 @@ import (
 //	     200 {"op","nodes":{"n1":"ok",...}}; when some node failed 503
 //	     {"error":{"code":"keyring_partial",...},"op","nodes"} (the operation
 //	     is idempotent: retry)
-//	POST /internal/keyring (node to node, signed with the cluster secret)
 //
-// These paths are served before the routing table (keyringRoute).
+// The node-to-node part (POST /internal/keyring, signed with the cluster
+// secret) is peerproto's. This path is served before the routing table
+// (keyringRoute).
 
 // KeyringStatus lists a node's gossip keys (base64); Primary encrypts.
 type KeyringStatus struct {
@@ -33,13 +33,10 @@ type Keyring interface {
 	// Apply runs op ("install", "use", "remove") with key on every alive
 	// member and returns each node's outcome; err is set when one failed.
 	Apply(ctx context.Context, op, key string) (map[string]string, error)
-	// Forwarded applies an operation another node sent.
-	Forwarded(mac string, body []byte) error
 }
 
 const (
 	pathOperatorKeyring = "/operator/keyring"
-	pathInternalKeyring = "/internal/keyring"
 	keyringTimeout      = 15 * time.Second
 )
 
@@ -57,27 +54,22 @@ type keyringAnswer struct {
 // keyringRoute serves the keyring paths and reports whether it did.
 func (s *Server) keyringRoute(ctx *fasthttp.RequestCtx, rc *reqCtx) bool {
 	path := string(ctx.Path())
-	if path != pathOperatorKeyring && path != pathInternalKeyring {
+	if path != pathOperatorKeyring {
 		return false
 	}
 	rc.route = path
 	allow := "GET, POST"
-	if path == pathInternalKeyring {
-		allow = "POST"
-	}
 	method := string(ctx.Method())
-	if !(method == fasthttp.MethodPost || (method == fasthttp.MethodGet && path == pathOperatorKeyring)) {
+	if method != fasthttp.MethodPost && method != fasthttp.MethodGet {
 		ctx.Response.Header.Set("Allow", allow)
 		writeError(ctx, &apiError{status: fasthttp.StatusMethodNotAllowed, code: "method_not_allowed",
 			message: "method " + method + " is not allowed on " + path + "; allowed: " + allow})
 		return true
 	}
 	rc.isWrite = method == fasthttp.MethodPost
-	if path == pathOperatorKeyring {
-		if e := s.authorizeRequest(ctx, rc, &s.eps.keyring); e != nil {
-			writeError(ctx, e)
-			return true
-		}
+	if e := s.authorizeRequest(ctx, rc, &s.eps.keyring); e != nil {
+		writeError(ctx, e)
+		return true
 	}
 	if s.keyring == nil {
 		writeError(ctx, &apiError{status: fasthttp.StatusNotFound, code: "not_found", message: "the gossip keyring is not available on this node"})
@@ -88,12 +80,6 @@ func (s *Server) keyringRoute(ctx *fasthttp.RequestCtx, rc *reqCtx) bool {
 		return true
 	}
 	switch {
-	case path == pathInternalKeyring:
-		if err := s.keyring.Forwarded(string(ctx.Request.Header.Peek(HeaderForwardMAC)), ctx.PostBody()); err != nil {
-			writeError(ctx, keyringErr(err))
-			return true
-		}
-		writeJSON(ctx, fasthttp.StatusOK, map[string]string{"status": "ok"})
 	case method == fasthttp.MethodGet:
 		st, err := s.keyring.List()
 		if err != nil {
@@ -140,10 +126,11 @@ func (s *Server) keyringRoute(ctx *fasthttp.RequestCtx, rc *reqCtx) bool {
 	return true
 }
 
+// keyringErr is the answer to a failed keyring operation (errorOf); an
+// error without a code is 503 keyring_unavailable.
 func keyringErr(err error) *apiError {
-	var se statusError
-	if errors.As(err, &se) {
-		return &apiError{status: se.StatusCode(), code: se.ErrorCode(), message: err.Error()}
+	if e, ok := errorOf("the keyring operation", err); ok {
+		return e
 	}
-	return &apiError{status: fasthttp.StatusServiceUnavailable, code: "keyring_unavailable", message: err.Error()}
+	return &apiError{status: fasthttp.StatusServiceUnavailable, code: CodeKeyringUnavailable, message: err.Error(), retryAfter: true}
 }

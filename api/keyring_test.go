@@ -35,13 +35,6 @@ func (f *fakeKeyring) Apply(_ context.Context, op, key string) (map[string]strin
 	return map[string]string{"n1": "ok", "n2": "ok"}, nil
 }
 
-func (f *fakeKeyring) Forwarded(mac string, body []byte) error {
-	if mac != "good" {
-		return codedErr{403, "forbidden"}
-	}
-	return nil
-}
-
 func TestKeyringEndpoints(t *testing.T) {
 	cases := []struct {
 		name         string
@@ -62,9 +55,6 @@ func TestKeyringEndpoints(t *testing.T) {
 		{"bad key", false, false, "POST", "/operator/keyring", `{"op":"use","key":"bad"}`, nil, 400, "invalid"},
 		{"bad json", false, false, "POST", "/operator/keyring", `{`, nil, 400, CodeInvalidJSON},
 		{"method", false, false, "DELETE", "/operator/keyring", "", nil, 405, "method_not_allowed"},
-		{"internal get", false, false, "GET", "/internal/keyring", "", nil, 405, "method_not_allowed"},
-		{"internal bad mac", false, false, "POST", "/internal/keyring", `{}`, []string{HeaderForwardMAC, "x"}, 403, "forbidden"},
-		{"internal ok", false, false, "POST", "/internal/keyring", `{}`, []string{HeaderForwardMAC, "good"}, 200, ""},
 		{"no keyring", true, false, "GET", "/operator/keyring", "", nil, 404, "not_found"},
 	}
 	for _, tc := range cases {

@@ -2,18 +2,12 @@ package api
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/nexus/nexus/fsm/command"
+	"github.com/nexus/nexus/cluster/peerproto"
 )
-
-// HeaderRelayed marks an operator request (remove-peer, snapshot restore)
-// that a follower relayed to the leader; the receiver never relays it again
-// (the cluster package sends it as cluster.RelayHeader).
-const HeaderRelayed = "X-Nexus-Relayed"
 
 // Relay describes how an operator request reached this node.
 type Relay struct {
@@ -23,29 +17,10 @@ type Relay struct {
 	Headers map[string]string
 }
 
-// PeerStats is a server's Raft progress (GET /internal/raft-stats).
-type PeerStats struct {
-	Node         string `json:"node"`
-	State        string `json:"state"`
-	Term         uint64 `json:"term"`
-	LastLogIndex uint64 `json:"last_log_index"`
-	LastLogTerm  uint64 `json:"last_log_term"`
-	AppliedIndex uint64 `json:"applied_index"`
-	// LastContactMs: 0 on the leader, -1 if never in contact with one.
-	LastContactMs int64 `json:"last_contact_ms"`
-}
-
-// codedError is an error that knows its API answer.
-type codedError interface {
-	error
-	StatusCode() int
-	ErrorCode() string
-}
-
 func relayOf(ctx *fasthttp.RequestCtx, rc *reqCtx) Relay {
-	r := Relay{Forwarded: len(ctx.Request.Header.Peek(HeaderRelayed)) > 0, Headers: map[string]string{}}
+	r := Relay{Forwarded: len(ctx.Request.Header.Peek(peerproto.HeaderRelayed)) > 0, Headers: map[string]string{}}
 	// Credentials and the request id go with a relayed request.
-	for _, h := range []string{"Authorization", "X-Nexus-Token", HeaderRequestID} {
+	for _, h := range []string{"Authorization", HeaderToken, HeaderRequestID} {
 		if v := ctx.Request.Header.Peek(h); len(v) > 0 {
 			r.Headers[h] = string(v)
 		}
@@ -54,24 +29,11 @@ func relayOf(ctx *fasthttp.RequestCtx, rc *reqCtx) Relay {
 	return r
 }
 
-// operatorError maps the error of an operator request to its answer.
+// operatorError maps the error of an operator request to its answer
+// (errorOf).
 func operatorError(err error) *apiError {
-	var ce codedError
-	switch {
-	case errors.As(err, &ce):
-		e := &apiError{status: ce.StatusCode(), code: ce.ErrorCode(), message: err.Error()}
-		if e.status < 400 || e.status > 599 {
-			e.status = fasthttp.StatusInternalServerError
-		}
-		e.retryAfter = e.status == fasthttp.StatusServiceUnavailable
-		return e
-	case errors.Is(err, command.ErrNoLeader):
-		return errNoLeader(err.Error())
-	case errors.Is(err, command.ErrOutcomeUnknown), errors.Is(err, command.ErrNotApplied),
-		errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		return errOutcomeUnknown("may or may not have been carried out: " + err.Error())
-	}
-	return errInternal(err.Error())
+	e, _ := errorOf("the operation", err)
+	return e
 }
 
 // DELETE /cluster/peers/{node}: remove a failed server from Raft.
@@ -93,11 +55,4 @@ func (s *Server) deletePeer(ctx *fasthttp.RequestCtx, rc *reqCtx) {
 		Removed bool   `json:"removed"`
 		Index   uint64 `json:"index"`
 	}{rc.name, true, idx})
-}
-
-// GET /internal/raft-stats
-func (s *Server) getRaftStats(ctx *fasthttp.RequestCtx, rc *reqCtx) {
-	st := s.cluster.RaftStats()
-	rc.index = st.AppliedIndex
-	writeJSON(ctx, fasthttp.StatusOK, st)
 }

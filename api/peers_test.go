@@ -7,14 +7,13 @@ import (
 	"io"
 	"testing"
 
+	"github.com/valyala/fasthttp"
+
+	"github.com/nexus/nexus/cluster/peerproto"
 	"github.com/nexus/nexus/fsm/command"
 )
 
 // The operator methods of fakeCluster; opsCluster overrides them per test.
-
-func (c *fakeCluster) RaftStats() PeerStats {
-	return PeerStats{Node: c.name, State: "leader", Term: 3, LastLogIndex: 12, LastLogTerm: 3, AppliedIndex: 11}
-}
 
 func (c *fakeCluster) RemovePeer(ctx context.Context, node string, relay Relay) (uint64, error) {
 	return 0, errors.New("not implemented")
@@ -125,7 +124,7 @@ func TestDeletePeerRelay(t *testing.T) {
 	}}
 	h := newHarness(t, withOps(ops))
 	h.must(h.do("DELETE", "/cluster/peers/n4", nil, "Authorization", "Bearer s3cret", HeaderRequestID, "rid-1"), 200, nil)
-	h.must(h.do("DELETE", "/cluster/peers/n4", nil, HeaderRelayed, "n2", "X-Nexus-Token", "tok"), 200, nil)
+	h.must(h.do("DELETE", "/cluster/peers/n4", nil, peerproto.HeaderRelayed, "n2", "X-Nexus-Token", "tok"), 200, nil)
 	if len(relays) != 2 {
 		t.Fatalf("calls %d", len(relays))
 	}
@@ -149,11 +148,22 @@ func TestPeersRouting(t *testing.T) {
 	h.mustErr(h.do("DELETE", "/cluster/peers/a/b", nil), 404, "not_found")
 }
 
-func TestRaftStats(t *testing.T) {
+// The paths a follower relays to (peerproto) are this API's remove-peer
+// and snapshot routes.
+func TestRelayPathsAreRoutes(t *testing.T) {
 	h := newHarness(t)
-	var st PeerStats
-	h.must(h.do("GET", "/internal/raft-stats", nil), 200, &st)
-	if st != (PeerStats{Node: "n1", State: "leader", Term: 3, LastLogIndex: 12, LastLogTerm: 3, AppliedIndex: 11}) {
-		t.Errorf("stats %+v", st)
+	for path, want := range map[string]*endpoint{
+		peerproto.PathSnapshot:      &h.srv.eps.snapshot,
+		peerproto.PeerPath("n/4 x"): &h.srv.eps.peers,
+	} {
+		var ctx fasthttp.RequestCtx
+		ctx.Request.SetRequestURI(path)
+		ep, p, err := h.srv.route(&ctx)
+		if ep != want || err != nil {
+			t.Errorf("%s routes to %v (%v)", path, ep, err)
+		}
+		if want == &h.srv.eps.peers && p.name != "n/4 x" {
+			t.Errorf("%s: node %q", path, p.name)
+		}
 	}
 }

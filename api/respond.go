@@ -1,13 +1,14 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/nexus/nexus/fsm/command"
 	"github.com/nexus/nexus/registry"
 )
 
@@ -20,6 +21,8 @@ const (
 	CodeNotReady         = "not_ready"
 	CodeForbidden        = "forbidden"
 	CodeMethodNotAllowed = "method_not_allowed"
+	// CodeKeyringUnavailable: a keyring operation failed for another reason.
+	CodeKeyringUnavailable = "keyring_unavailable"
 )
 
 const contentTypeJSON = "application/json"
@@ -107,23 +110,73 @@ func fromRegistry(e *registry.Error) *apiError {
 	return &apiError{status: status, code: e.Code, message: e.Message, field: e.Field}
 }
 
-// statusOfCode maps a business error code to its HTTP status.
+// statusOfCode is the one table from error codes (the domain's, the
+// cluster's and health's through fsm/command, the API's own) to HTTP
+// statuses. A code it does not know is a 500.
 func statusOfCode(code string) int {
 	switch code {
 	case registry.CodeNotFound:
 		return fasthttp.StatusNotFound
-	case registry.CodeCASConflict, registry.CodeTypeConflict, registry.CodeConflict:
+	case registry.CodeCASConflict, registry.CodeTypeConflict, registry.CodeConflict,
+		command.CodeMemberAlive, command.CodeKeyringOff:
 		return fasthttp.StatusConflict
-	case registry.CodeInvalid:
+	case registry.CodeInvalid, CodeInvalidJSON, command.CodeInvalidSnapshot:
 		return fasthttp.StatusBadRequest
-	case registry.CodeAuditBacklogFull:
+	case registry.CodeAuditBacklogFull, CodeNoLeader, CodeNotReady, command.CodeOwnerUnavailable,
+		CodeKeyringUnavailable, CodeArchiveUnavailable:
 		return fasthttp.StatusServiceUnavailable
+	case CodeOutcomeUnknown:
+		return fasthttp.StatusGatewayTimeout
 	case CodeUnauthenticated:
 		return fasthttp.StatusUnauthorized
-	case CodePermissionDenied, registry.CodeACLBootstrapped:
+	case CodePermissionDenied, registry.CodeACLBootstrapped, CodeForbidden:
 		return fasthttp.StatusForbidden
+	case CodeBodyTooLarge:
+		return fasthttp.StatusRequestEntityTooLarge
+	case CodeMethodNotAllowed:
+		return fasthttp.StatusMethodNotAllowed
 	}
 	return fasthttp.StatusInternalServerError
+}
+
+// errorOf is the answer to an error of a lower layer (the writer, the
+// cluster, the health duties), in one place. what names the operation in
+// the outcome messages ("the write").
+//   - Another node's answer passed through (a request relayed to the
+//     leader, peerproto.Error): its status and code.
+//   - An error that carries a code (ErrorCode(), or a *command.Error):
+//     that code, its status from statusOfCode.
+//   - The write outcomes: command.ErrNoLeader is 503 no_leader (surely not
+//     carried out: retry); ErrOutcomeUnknown, ErrNotApplied and a deadline
+//     are 504 outcome_unknown (maybe carried out).
+//   - Anything else: 500 internal (ok is false: log it).
+func errorOf(what string, err error) (e *apiError, ok bool) {
+	var answer interface {
+		StatusCode() int
+		ErrorCode() string
+	}
+	var coded interface{ ErrorCode() string }
+	var ce *command.Error
+	switch {
+	case errors.As(err, &answer):
+		e = &apiError{status: answer.StatusCode(), code: answer.ErrorCode(), message: err.Error()}
+		if e.status < 400 || e.status > 599 {
+			e.status = fasthttp.StatusInternalServerError
+		}
+	case errors.As(err, &coded):
+		e = &apiError{status: statusOfCode(coded.ErrorCode()), code: coded.ErrorCode(), message: err.Error()}
+	case errors.As(err, &ce):
+		e = &apiError{status: statusOfCode(ce.Code), code: ce.Code, message: ce.Message}
+	case errors.Is(err, command.ErrNoLeader):
+		return errNoLeader("no leader: " + what + " was not carried out; retry: " + err.Error()), true
+	case errors.Is(err, command.ErrOutcomeUnknown), errors.Is(err, command.ErrNotApplied),
+		errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return errOutcomeUnknown(what + " may or may not have been carried out: " + err.Error()), true
+	default:
+		return errInternal(what + " failed: " + err.Error()), false
+	}
+	e.retryAfter = e.status == fasthttp.StatusServiceUnavailable
+	return e, true
 }
 
 // decodeJSON decodes a request body whatever its Content-Type. Unknown
@@ -172,5 +225,3 @@ func jsonKind(k string) string {
 	}
 	return "a " + k
 }
-
-func formatIndex(i uint64) string { return strconv.FormatUint(i, 10) }

@@ -56,9 +56,7 @@ type endpoints struct {
 	configList, configKey                      endpoint
 	routes, route                              endpoint
 	members, leader, raft, leave               endpoint
-	forward                                    endpoint
-	readIndex                                  endpoint
-	peers, snapshot, raftStats                 endpoint
+	peers, snapshot                            endpoint
 	audit, auditSettings                       endpoint
 	aclBootstrap, aclLogin, aclSelf            endpoint
 	aclPolicies, aclPolicy, aclRoles, aclRole  endpoint
@@ -90,11 +88,8 @@ func (s *Server) buildEndpoints() endpoints {
 		leader:        endpoint{pattern: "/cluster/leader", get: s.getLeader},
 		raft:          endpoint{pattern: "/cluster/raft", get: s.getRaft},
 		leave:         endpoint{pattern: "/cluster/leave", post: s.postLeave},
-		forward:       endpoint{pattern: "/internal/forward", post: s.postForward},
-		readIndex:     endpoint{pattern: "/internal/read-index", post: s.postReadIndex},
 		peers:         endpoint{pattern: "/cluster/peers/{node}", delete: s.deletePeer},
 		snapshot:      endpoint{pattern: "/cluster/snapshot", get: s.getSnapshot, put: s.putSnapshot, maxBody: max(MaxSnapshotBytes, s.maxBody)},
-		raftStats:     endpoint{pattern: "/internal/raft-stats", get: s.getRaftStats},
 		audit:         endpoint{pattern: "/audit", get: s.listAudit},
 		auditSettings: endpoint{pattern: "/audit/settings", get: s.getAuditSettings, put: s.putAuditSettings},
 		aclBootstrap:  endpoint{pattern: "/acl/bootstrap", post: s.aclBootstrap},
@@ -111,8 +106,8 @@ func (s *Server) buildEndpoints() endpoints {
 	}
 	e.all = []*endpoint{&e.health, &e.ready, &e.status, &e.metrics, &e.services, &e.register, &e.service,
 		&e.serviceHealth, &e.instance, &e.heartbeat, &e.discover, &e.configList, &e.configKey, &e.routes,
-		&e.route, &e.members, &e.leader, &e.raft, &e.leave, &e.forward, &e.readIndex, &e.audit, &e.auditSettings}
-	e.all = append(e.all, &e.peers, &e.snapshot, &e.raftStats, &e.aclBootstrap, &e.aclLogin, &e.aclSelf,
+		&e.route, &e.members, &e.leader, &e.raft, &e.leave, &e.audit, &e.auditSettings}
+	e.all = append(e.all, &e.peers, &e.snapshot, &e.aclBootstrap, &e.aclLogin, &e.aclSelf,
 		&e.aclPolicies, &e.aclPolicy, &e.aclRoles, &e.aclRole, &e.aclTokens, &e.aclToken)
 	for _, ep := range e.all {
 		ep.computeAllow()
@@ -238,16 +233,6 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) (*endpoint, pathParams, *apiErr
 		}
 	case "acl":
 		return s.routeACL(segs, p)
-	case "internal":
-		if len(segs) == 2 && segs[1] == "forward" {
-			return &e.forward, p, nil
-		}
-		if len(segs) == 2 && segs[1] == "read-index" {
-			return &e.readIndex, p, nil
-		}
-		if len(segs) == 2 && segs[1] == "raft-stats" {
-			return &e.raftStats, p, nil
-		}
 	}
 	return nil, p, nil
 }

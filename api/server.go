@@ -1,7 +1,7 @@
 // Package api is the admin REST API of a Nexus node, on fasthttp: routing,
 // JSON encoding and the error shape, blocking and consistent reads, writes
 // through Raft (Deps.Writer), and /metrics. The contract is
-// shared/design/api.md.
+// docs/api.md.
 //
 // The package never imports hashicorp/raft: it consumes the small interfaces
 // of deps.go, which the cluster package implements and package agent wires.
@@ -24,6 +24,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/nexus/nexus/acl"
+	"github.com/nexus/nexus/cluster/peerproto"
 	"github.com/nexus/nexus/fsm/command"
 )
 
@@ -40,12 +41,11 @@ const (
 
 // Header names.
 const (
-	HeaderIndex       = "X-Nexus-Index"
+	HeaderIndex       = peerproto.HeaderIndex
 	HeaderRequestID   = "X-Request-ID"
 	HeaderKnownLeader = "X-Nexus-Known-Leader"
 	HeaderLastContact = "X-Nexus-Last-Contact"
 	HeaderNext        = "X-Nexus-Next"
-	HeaderForwardMAC  = "X-Nexus-Forward-MAC"
 )
 
 // Server is the admin API of one node.
@@ -70,6 +70,7 @@ type Server struct {
 	keyring Keyring
 	acl     *aclState
 	debug   *debugHandlers // nil: no /debug/pprof/ (debug.go)
+	peers   PeerService
 
 	// base is the parent of the contexts of blocking reads; Shutdown cancels
 	// it so that they answer at once. (A *fasthttp.RequestCtx is never used
@@ -142,6 +143,7 @@ func New(deps Deps) (*Server, error) {
 	if deps.EnableDebug || deps.ACL.Enabled {
 		s.debug = newDebugHandlers()
 	}
+	s.peers = deps.Peers
 	s.base, s.cancelBase = context.WithCancel(context.Background())
 
 	s.srv = &fasthttp.Server{
@@ -228,6 +230,10 @@ func (s *Server) dispatchSafely(ctx *fasthttp.RequestCtx, rc *reqCtx) {
 		writeError(ctx, e)
 		return
 	}
+	if peerproto.IsInternal(string(ctx.Path())) {
+		s.serveInternal(ctx, rc)
+		return
+	}
 	if s.keyringRoute(ctx, rc) {
 		return
 	}
@@ -235,6 +241,24 @@ func (s *Server) dispatchSafely(ctx *fasthttp.RequestCtx, rc *reqCtx) {
 		return
 	}
 	s.dispatch(ctx, rc)
+}
+
+// serveInternal hands the node-to-node paths (/internal/...) to the peer
+// protocol's handlers (Deps.Peers). They are not subject to ACLs: what
+// only members may send is authenticated by the cluster secret's MAC.
+func (s *Server) serveInternal(ctx *fasthttp.RequestCtx, rc *reqCtx) {
+	if s.peers == nil {
+		rc.route = peerproto.Prefix
+		writeError(ctx, errNotFound("no such endpoint: "+string(ctx.Method())+" "+string(ctx.Path())))
+		return
+	}
+	if len(ctx.PostBody()) > s.maxBody {
+		rc.route = peerproto.Prefix
+		s.metrics.rejected.WithLabelValues("body_too_large").Inc()
+		writeError(ctx, errBodyTooLarge(s.maxBody))
+		return
+	}
+	rc.route, rc.index = s.peers.Serve(ctx)
 }
 
 // finish sets the headers every answer carries, then records the request.

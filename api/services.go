@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -12,6 +11,8 @@ import (
 	"github.com/nexus/nexus/acl"
 	"github.com/nexus/nexus/fsm/command"
 	"github.com/nexus/nexus/registry"
+
+	"github.com/nexus/nexus/cluster/peerproto"
 )
 
 const tableServices = "services"
@@ -291,13 +292,6 @@ func (s *Server) heartbeat(ctx *fasthttp.RequestCtx, rc *reqCtx) {
 	}, false)
 }
 
-// statusError is an error that knows its API answer (health errors do).
-type statusError interface {
-	error
-	StatusCode() int
-	ErrorCode() string
-}
-
 // heartbeatOwner passes the heartbeat to the health runner of the node that
 // owns the instance (here or through that node's API).
 func (s *Server) heartbeatOwner(ctx *fasthttp.RequestCtx, rc *reqCtx, req heartbeatRequest) {
@@ -305,21 +299,14 @@ func (s *Server) heartbeatOwner(ctx *fasthttp.RequestCtx, rc *reqCtx, req heartb
 	if req.Status != nil {
 		status = *req.Status
 	}
-	forwarded := len(ctx.Request.Header.Peek(HeaderHeartbeatForwarded)) > 0
+	forwarded := len(ctx.Request.Header.Peek(peerproto.HeaderHeartbeatForwarded)) > 0
 	hctx, cancel := context.WithTimeout(acl.WithCredential(context.Background(), credential(ctx)), s.applyTimeout)
 	inst, err := s.heartbeats.Heartbeat(hctx, rc.name, rc.instance, status, req.Output, forwarded)
 	cancel()
-	var se statusError
 	switch {
 	case err == nil:
 		rc.index = inst.ModifyIndex
 		writeJSON(ctx, fasthttp.StatusOK, inst)
-	case errors.As(err, &se):
-		s.reject(ctx, &apiError{status: se.StatusCode(), code: se.ErrorCode(), message: err.Error()})
-	case errors.As(err, new(*command.Error)):
-		var ce *command.Error
-		errors.As(err, &ce)
-		s.reject(ctx, &apiError{status: statusOfCode(ce.Code), code: ce.Code, message: ce.Message})
 	default:
 		s.reject(ctx, s.writeErr(rc, command.TypeSetStatus, err))
 	}

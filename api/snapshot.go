@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/nexus/nexus/fsm/command"
 )
 
 // Limits of PUT /cluster/snapshot, the one endpoint that takes more than
@@ -65,7 +67,7 @@ func (s *Server) getSnapshot(ctx *fasthttp.RequestCtx, rc *reqCtx) {
 func (s *Server) putSnapshot(ctx *fasthttp.RequestCtx, rc *reqCtx) {
 	body := ctx.PostBody()
 	if len(body) == 0 {
-		writeError(ctx, &apiError{status: fasthttp.StatusBadRequest, code: "invalid_snapshot",
+		writeError(ctx, &apiError{status: fasthttp.StatusBadRequest, code: command.CodeInvalidSnapshot,
 			message: "request body is empty; a snapshot file (nexus snapshot save) is expected"})
 		return
 	}

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/nexus/nexus/cluster/peerproto"
 )
 
 func TestGetSnapshot(t *testing.T) {
@@ -78,7 +80,7 @@ func TestPutSnapshot(t *testing.T) {
 		code   string
 	}{
 		{name: "restored", body: "SNAP\x00\x01", status: 200},
-		{name: "relayed", body: "SNAP", hdr: []string{HeaderRelayed, "n2"}, status: 200},
+		{name: "relayed", body: "SNAP", hdr: []string{peerproto.HeaderRelayed, "n2"}, status: 200},
 		{name: "empty body", body: "", status: 400, code: "invalid_snapshot"},
 		{name: "invalid", body: "garbage", err: coded{400, "invalid_snapshot"}, status: 400, code: "invalid_snapshot"},
 		{name: "no leader", body: "SNAP", err: coded{503, "no_leader"}, status: 503, code: "no_leader"},

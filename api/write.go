@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"errors"
 
 	"github.com/valyala/fasthttp"
 
@@ -70,17 +69,13 @@ func (s *Server) apply(ctx *fasthttp.RequestCtx, rc *reqCtx, t command.Type, msg
 	return res
 }
 
-// writeErr maps a failed Apply to its answer.
+// writeErr maps a failed Apply to its answer (errorOf).
 func (s *Server) writeErr(rc *reqCtx, t command.Type, err error) *apiError {
-	switch {
-	case errors.Is(err, command.ErrNoLeader):
-		return errNoLeader("no leader: the write was not applied; retry")
-	case errors.Is(err, command.ErrOutcomeUnknown), errors.Is(err, command.ErrNotApplied),
-		errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		return errOutcomeUnknown("the write may or may not have been applied: " + err.Error())
+	e, ok := errorOf("the write", err)
+	if !ok {
+		s.log.Error("write failed", "request_id", rc.id, "type", t.String(), "err", err)
 	}
-	s.log.Error("write failed", "request_id", rc.id, "type", t.String(), "err", err)
-	return errInternal("the write failed: " + err.Error())
+	return e
 }
 
 // answerResult writes an applied result: 201 when created and the endpoint

@@ -1,12 +1,7 @@
 package cluster
 
 import (
-	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -14,9 +9,10 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-	"github.com/valyala/fasthttp"
 
 	"github.com/nexus/nexus/fsm/command"
+
+	"github.com/nexus/nexus/cluster/peerproto"
 )
 
 // Errors of the write path, aliased to the command package so that errors.Is
@@ -25,16 +21,10 @@ var (
 	ErrNoLeader       = command.ErrNoLeader
 	ErrOutcomeUnknown = command.ErrOutcomeUnknown
 	ErrNotApplied     = command.ErrNotApplied
-	// ErrBadMAC is returned when a forwarded write is not signed with the
-	// cluster secret.
-	ErrBadMAC = errors.New("forwarded write not signed with the cluster secret")
+	// ErrBadMAC is returned when a forwarded write (or read-index or
+	// keyring request) is not signed with the cluster secret.
+	ErrBadMAC = peerproto.ErrBadMAC
 )
-
-// ForwardPath is the admin API path that takes forwarded writes.
-const ForwardPath = "/internal/forward"
-
-// ForwardMACHeader carries the HMAC-SHA256 of the body under the secret.
-const ForwardMACHeader = "X-Nexus-Forward-MAC"
 
 // leaderWait is how long a write waits for a leader to appear before it
 // answers no_leader (nothing was dispatched, so that answer is safe).
@@ -51,18 +41,27 @@ func (n *Node) Apply(ctx context.Context, cmd []byte) (*command.Result, error) {
 }
 
 func (n *Node) apply(ctx context.Context, cmd []byte) (*command.Result, error) {
-	deadline := time.Now().Add(leaderWait)
+	start := time.Now()
 	for {
 		if n.raft.State() == raft.Leader {
 			return n.applyLocal(ctx, cmd)
 		}
+		// With no known leader, wait up to leaderWait for one.
+		wait := leaderWait
 		addr, id := n.raft.LeaderWithID()
 		if addr != "" && string(id) != n.cfg.Node {
 			if m, ok := n.leaderMember(string(id), string(addr)); ok && m.Meta.HTTPAddr != "" {
-				return n.forward(ctx, m, cmd)
+				if _, secret := n.cfg.Hooks.Identity(); secret != "" {
+					return n.forward(ctx, m, secret, cmd)
+				}
+				// A leader is known but this node has not applied the
+				// cluster identity yet (the cluster just formed, or it just
+				// joined): it cannot sign the forward. The identity is on
+				// its way; wait for it as long as for a write.
+				wait = n.cfg.ApplyTimeout
 			}
 		}
-		if time.Now().After(deadline) {
+		if time.Since(start) > wait {
 			return nil, ErrNoLeader
 		}
 		select {
@@ -108,11 +107,11 @@ func (n *Node) applyLocal(ctx context.Context, cmd []byte) (*command.Result, err
 	return res, nil
 }
 
-// Forwarded applies a write that a follower forwarded. Only a leader takes
-// it, and only when the body is signed with the cluster secret.
+// Forwarded applies a write that a follower forwarded (peerproto's
+// PathForward). Only a leader takes it, and only when the body is signed
+// with the cluster secret.
 func (n *Node) Forwarded(ctx context.Context, mac string, cmd []byte) (*command.Result, error) {
-	_, secret := n.cfg.Hooks.Identity()
-	if secret == "" || !hmac.Equal([]byte(mac), []byte(sign(secret, cmd))) {
+	if _, secret := n.cfg.Hooks.Identity(); !peerproto.Verify(secret, mac, cmd) {
 		return nil, ErrBadMAC
 	}
 	if n.raft.State() != raft.Leader {
@@ -151,110 +150,19 @@ func (n *Node) nudgeCommit(index uint64) {
 	}()
 }
 
-func sign(secret string, body []byte) string {
-	h := hmac.New(sha256.New, []byte(secret))
-	h.Write(body)
-	return hex.EncodeToString(h.Sum(nil))
-}
-
-// forwarder sends writes to the leader's admin API over pooled connections.
-type forwarder struct {
-	client *fasthttp.Client
-}
-
-func newForwarder(n *Node) *forwarder {
-	return &forwarder{client: &fasthttp.Client{
-		Name:                     "nexus-forward",
-		MaxConnsPerHost:          512,
-		MaxIdleConnDuration:      30 * time.Second,
-		ReadTimeout:              n.cfg.ApplyTimeout + 2*time.Second,
-		WriteTimeout:             5 * time.Second,
-		NoDefaultUserAgentHeader: true,
-		TLSConfig:                n.cfg.Peer.TLS,
-		// A write must never be sent twice by this node.
-		RetryIf: func(*fasthttp.Request) bool { return false },
-	}}
-}
-
-func (f *forwarder) close() { f.client.CloseIdleConnections() }
-
-type forwardAnswer struct {
-	command.Result
-	Value json.RawMessage `json:"value,omitempty"`
-}
-
-type forwardError struct {
-	Error command.Error `json:"error"`
-}
-
-func (n *Node) forward(ctx context.Context, leader memberState, cmd []byte) (*command.Result, error) {
-	_, secret := n.cfg.Hooks.Identity()
-	if secret == "" {
-		// Not caught up with the cluster identity yet: we cannot sign.
-		return nil, ErrNoLeader
-	}
-	req := fasthttp.AcquireRequest()
-	resp := fasthttp.AcquireResponse()
-	defer fasthttp.ReleaseRequest(req)
-	defer fasthttp.ReleaseResponse(resp)
-	req.SetRequestURI(n.cfg.Peer.url(leader.Meta.HTTPAddr, ForwardPath))
-	req.Header.SetMethod(fasthttp.MethodPost)
-	req.Header.Set(ForwardMACHeader, sign(secret, cmd))
-	req.Header.SetContentType("application/octet-stream")
-	req.SetBodyRaw(cmd)
-
-	timeout := n.cfg.ApplyTimeout + time.Second
-	if dl, ok := ctx.Deadline(); ok {
-		timeout = time.Until(dl)
-	}
-	err := n.fwd.client.DoTimeout(req, resp, timeout)
+// forward sends cmd, signed with secret, to the leader's admin API, and
+// answers once this node has applied it too (read-your-writes).
+func (n *Node) forward(ctx context.Context, leader memberState, secret string, cmd []byte) (*command.Result, error) {
+	res, err := n.peers.Forward(ctx, leader.Meta.HTTPAddr, secret, cmd, n.cfg.ApplyTimeout+time.Second)
 	if err != nil {
-		if isDialError(err) {
-			// The request never left this node.
-			return nil, ErrNoLeader
-		}
-		return nil, fmt.Errorf("%w: forwarding to %s: %v", ErrOutcomeUnknown, leader.Name, err)
+		return nil, err
 	}
-	switch resp.StatusCode() {
-	case fasthttp.StatusOK:
-	case fasthttp.StatusServiceUnavailable:
-		return nil, ErrNoLeader
-	default:
-		var fe forwardError
-		_ = json.Unmarshal(resp.Body(), &fe)
-		if resp.StatusCode() == fasthttp.StatusForbidden {
-			return nil, fmt.Errorf("%w: leader %s refused the forwarded write: %s", ErrNoLeader, leader.Name, fe.Error.Message)
-		}
-		return nil, fmt.Errorf("%w: leader %s answered %d: %s", ErrOutcomeUnknown, leader.Name, resp.StatusCode(), fe.Error.Message)
-	}
-	var ans forwardAnswer
-	if err := json.Unmarshal(resp.Body(), &ans); err != nil {
-		return nil, fmt.Errorf("%w: undecodable answer from leader %s: %v", ErrOutcomeUnknown, leader.Name, err)
-	}
-	res := ans.Result
-	if len(ans.Value) > 0 && !bytes.Equal(ans.Value, []byte("null")) {
-		res.Value = ans.Value
-	} else {
-		res.Value = nil
-	}
-	// Read-your-writes: answer only once this node has applied it too.
 	waitCtx, cancel := context.WithTimeout(ctx, n.cfg.ApplyTimeout)
 	defer cancel()
 	if err := n.cfg.FSM.WaitApplied(waitCtx, res.Index); err != nil {
 		return nil, fmt.Errorf("%w: index %d committed by %s", ErrNotApplied, res.Index, leader.Name)
 	}
-	return &res, nil
-}
-
-func isDialError(err error) bool {
-	if errors.Is(err, fasthttp.ErrDialTimeout) || errors.Is(err, fasthttp.ErrNoFreeConns) {
-		return true
-	}
-	var op *net.OpError
-	if errors.As(err, &op) && op.Op == "dial" {
-		return true
-	}
-	return false
+	return res, nil
 }
 
 func joinHostPort(host string, port int) string {

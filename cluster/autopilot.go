@@ -10,7 +10,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	autopilot "github.com/hashicorp/raft-autopilot"
-	"github.com/valyala/fasthttp"
 )
 
 // Defaults of AutopilotConfig.
@@ -74,12 +73,11 @@ func (c *AutopilotConfig) setDefaults() {
 // while the voters stay at or above the minimum quorum. It is a leader Duty:
 // the agent builds one per node and passes it to Node.Start.
 type Autopilot struct {
-	n      *Node
-	cfg    AutopilotConfig
-	log    *slog.Logger
-	lib    *autopilot.Autopilot
-	m      *autopilotMetrics
-	client *fasthttp.Client // stats requests to the other servers
+	n   *Node
+	cfg AutopilotConfig
+	log *slog.Logger
+	lib *autopilot.Autopilot
+	m   *autopilotMetrics
 
 	mu      sync.Mutex
 	missing map[raft.ServerID]time.Time // since when a server is failed or unknown to gossip
@@ -97,15 +95,6 @@ func NewAutopilot(n *Node, cfg AutopilotConfig) (*Autopilot, error) {
 		log:     n.logger.With("subsystem", "autopilot"),
 		missing: map[raft.ServerID]time.Time{},
 		health:  map[raft.ServerID]bool{},
-		client: &fasthttp.Client{
-			Name:                     "nexus-autopilot",
-			MaxConnsPerHost:          4,
-			MaxIdleConnDuration:      30 * time.Second,
-			ReadTimeout:              2 * time.Second,
-			WriteTimeout:             2 * time.Second,
-			NoDefaultUserAgentHeader: true,
-			TLSConfig:                n.cfg.Peer.TLS,
-		},
 	}
 	m, err := newAutopilotMetrics(n.cfg.Registerer, a)
 	if err != nil {
@@ -149,7 +138,6 @@ func (a *Autopilot) Run(ctx context.Context) {
 		a.log.Warn("autopilot loops did not stop in time")
 	}
 	a.reset()
-	a.client.CloseIdleConnections()
 	a.log.Info("autopilot stopped (not leader)")
 }
 

@@ -3,12 +3,15 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sort"
 	"strconv"
 	"time"
 
 	"github.com/hashicorp/raft"
 	autopilot "github.com/hashicorp/raft-autopilot"
+
+	"github.com/nexus/nexus/cluster/member"
 )
 
 // The methods below implement autopilot.ApplicationIntegration: the
@@ -73,7 +76,7 @@ func (a *Autopilot) KnownServers() map[raft.ServerID]*autopilot.Server {
 	return out
 }
 
-func nodeStatus(s string) autopilot.NodeStatus {
+func nodeStatus(s member.Status) autopilot.NodeStatus {
 	switch s {
 	case StatusAlive:
 		return autopilot.NodeAlive
@@ -147,7 +150,7 @@ func (a *Autopilot) NotifyState(s *autopilot.State) {
 
 // FetchServerStats implements autopilot.ApplicationIntegration: the
 // leader's own stats come from raft, the others' from their admin API
-// (GET /internal/raft-stats), in parallel and bounded by ctx (the library
+// (peerproto.PathRaftStats), in parallel and bounded by ctx (the library
 // gives half the update interval). A server that does not answer gets a
 // negative last contact, so it is unhealthy instead of keeping old stats.
 func (a *Autopilot) FetchServerStats(ctx context.Context, servers map[raft.ServerID]*autopilot.Server) map[raft.ServerID]*autopilot.ServerStats {
@@ -246,4 +249,26 @@ func (a *Autopilot) RemoveFailedServer(srv *autopilot.Server) {
 	a.m.removals.WithLabelValues(reason).Inc()
 	a.log.Info("removed server from raft", "server", string(id), "reason", reason, "voter", isVoter,
 		"down_for", downFor, "index", f.Index())
+}
+
+// statsTimeout caps one stats request even when the caller's deadline is
+// further away.
+const statsTimeout = time.Second
+
+// fetchStats asks server id at its admin address for its Raft progress.
+// The applied index stands for the server's last index: a server is caught
+// up when its state machine is, not just its log.
+func (a *Autopilot) fetchStats(ctx context.Context, id raft.ServerID, addr string) (*autopilot.ServerStats, error) {
+	ps, err := a.n.peers.RaftStats(ctx, addr, statsTimeout)
+	if err != nil {
+		return nil, err
+	}
+	if ps.Node != string(id) {
+		return nil, fmt.Errorf("%s is node %q, not %q", addr, ps.Node, id)
+	}
+	out := &autopilot.ServerStats{LastTerm: ps.LastLogTerm, LastIndex: ps.AppliedIndex, LastContact: -1}
+	if ps.LastContactMs >= 0 {
+		out.LastContact = time.Duration(ps.LastContactMs) * time.Millisecond
+	}
+	return out, nil
 }

@@ -121,11 +121,11 @@ func TestAutopilotConfigDefaults(t *testing.T) {
 }
 
 func TestOpErrorIs(t *testing.T) {
-	err := &OpError{Status: 409, Code: "member_alive", Msg: "n2 is alive"}
+	err := &OpError{Code: "member_alive", Msg: "n2 is alive"}
 	if !isErr(err, ErrMemberAlive) || isErr(err, ErrPeerNotFound) {
 		t.Errorf("errors.Is by code broken")
 	}
-	if err.StatusCode() != 409 || err.ErrorCode() != "member_alive" || err.Error() != "n2 is alive" {
-		t.Errorf("accessors: %d %q %q", err.StatusCode(), err.ErrorCode(), err.Error())
+	if err.ErrorCode() != "member_alive" || err.Error() != "n2 is alive" {
+		t.Errorf("accessors: %q %q", err.ErrorCode(), err.Error())
 	}
 }

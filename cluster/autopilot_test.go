@@ -14,8 +14,10 @@ import (
 
 	"github.com/nexus/nexus/agent/agenttest"
 	"github.com/nexus/nexus/cluster"
+	"github.com/nexus/nexus/cluster/member"
 	"github.com/nexus/nexus/fsm"
 	"github.com/nexus/nexus/fsm/command"
+	"github.com/nexus/nexus/internal/retry"
 	"github.com/nexus/nexus/registry"
 )
 
@@ -61,8 +63,8 @@ func startAPCluster(t *testing.T, n int, policy cluster.AutopilotConfig) *apClus
 			}
 		}
 	})
-	waitFor(t, "a leader with its barrier applied", 60*time.Second, func() bool { return c.leader() >= 0 })
-	waitFor(t, fmt.Sprintf("%d voters", n), 10*time.Second, func() bool { return c.voters(c.leader()) == n })
+	retry.Run(t, retry.Cond("a leader with its barrier applied", func() bool { return c.leader() >= 0 }), retry.Timeout(60*time.Second))
+	retry.Run(t, retry.Cond(fmt.Sprintf("%d voters", n), func() bool { return c.voters(c.leader()) == n }), retry.Timeout(10*time.Second))
 	return c
 }
 
@@ -79,7 +81,7 @@ func (c *apCluster) leader() int {
 func (c *apCluster) mustLeader() int {
 	c.t.Helper()
 	var li int
-	waitFor(c.t, "a leader", 60*time.Second, func() bool { li = c.leader(); return li >= 0 })
+	retry.Run(c.t, retry.Cond("a leader", func() bool { li = c.leader(); return li >= 0 }), retry.Timeout(60*time.Second))
 	return li
 }
 
@@ -140,7 +142,7 @@ func (c *apCluster) write(i int, key string) {
 }
 
 // memberStatus is node i's gossip view of member name.
-func (c *apCluster) memberStatus(i int, name string) string {
+func (c *apCluster) memberStatus(i int, name string) member.Status {
 	for _, m := range c.nodes[i].node.Members() {
 		if m.Name == name {
 			return m.Status
@@ -166,7 +168,7 @@ func TestAutopilotPromotesJoiningServer(t *testing.T) {
 	c.ports = append(c.ports, p)
 	c.nodes = append(c.nodes, startAPNode(t, "s4", p, 0, c.join[:1], policy))
 	var added time.Time
-	waitFor(t, "s4 in the raft configuration", 15*time.Second, func() bool {
+	retry.Run(t, retry.Cond("s4 in the raft configuration", func() bool {
 		if s, ok := c.suffrage(c.mustLeader())["s4"]; ok {
 			if s != "nonvoter" {
 				t.Fatalf("s4 joined as %s, want nonvoter", s)
@@ -175,8 +177,8 @@ func TestAutopilotPromotesJoiningServer(t *testing.T) {
 			return true
 		}
 		return false
-	})
-	waitFor(t, "s4 promoted to voter", 20*time.Second, func() bool { return c.suffrage(c.mustLeader())["s4"] == "voter" })
+	}), retry.Timeout(15*time.Second))
+	retry.Run(t, retry.Cond("s4 promoted to voter", func() bool { return c.suffrage(c.mustLeader())["s4"] == "voter" }), retry.Timeout(20*time.Second))
 	took := time.Since(added)
 	t.Logf("s4: non-voter to voter in %v (stabilization %v)", took.Round(time.Millisecond), stabilization)
 	if took < stabilization-200*time.Millisecond {
@@ -196,7 +198,7 @@ func TestAutopilotPromotesJoiningServer(t *testing.T) {
 		}
 		return sum
 	}
-	waitFor(t, "the promotion counted", 5*time.Second, func() bool { return promoted() >= 1 })
+	retry.Run(t, retry.Cond("the promotion counted", func() bool { return promoted() >= 1 }), retry.Timeout(5*time.Second))
 	if got := promoted(); got != 1 {
 		t.Errorf("promotions summed over the servers: %v, want 1", got)
 	}
@@ -237,13 +239,13 @@ func TestAutopilotDeadServerCleanupAndRemovePeer(t *testing.T) {
 	// The grace period of each victim starts when gossip declares it failed;
 	// check half-way through the grace of the first one to fail.
 	var firstFailed time.Time
-	waitFor(t, "both victims failed in gossip", 15*time.Second, func() bool {
+	retry.Run(t, retry.Cond("both victims failed in gossip", func() bool {
 		a, b := c.memberStatus(li, names[0]) == "failed", c.memberStatus(li, names[1]) == "failed"
 		if (a || b) && firstFailed.IsZero() {
 			firstFailed = time.Now()
 		}
 		return a && b
-	})
+	}), retry.Timeout(15*time.Second))
 	failedAt := time.Now()
 	if half := firstFailed.Add(grace / 2); time.Now().Before(half) {
 		time.Sleep(time.Until(half))
@@ -251,12 +253,12 @@ func TestAutopilotDeadServerCleanupAndRemovePeer(t *testing.T) {
 			t.Fatalf("%d raft servers %v half-way through the grace period, want 5", got, c.suffrage(li))
 		}
 	}
-	waitFor(t, "victims removed", 20*time.Second, func() bool {
+	retry.Run(t, retry.Cond("victims removed", func() bool {
 		s := c.suffrage(c.mustLeader())
 		_, a := s[names[0]]
 		_, b := s[names[1]]
 		return !a && !b
-	})
+	}), retry.Timeout(20*time.Second))
 	t.Logf("failed servers removed %v after gossip declared them failed (grace %v)", time.Since(failedAt).Round(time.Millisecond), grace)
 	li = c.mustLeader()
 	if got := c.voters(li); got != 3 {
@@ -274,10 +276,7 @@ func TestAutopilotDeadServerCleanupAndRemovePeer(t *testing.T) {
 		}
 		return removed
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for sumRemovals() < 2 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	retry.Run(t, retry.Cond("two removals counted", func() bool { return sumRemovals() >= 2 }), retry.Timeout(5*time.Second))
 	removed := sumRemovals()
 	if removed != 2 {
 		t.Errorf("removals{failed} summed over the servers: %v, want 2", removed)
@@ -292,7 +291,7 @@ func TestAutopilotDeadServerCleanupAndRemovePeer(t *testing.T) {
 	third := c.follower()
 	thirdName := c.nodes[third].name
 	c.stop(third)
-	waitFor(t, thirdName+" failed in gossip", 15*time.Second, func() bool { return c.memberStatus(c.mustLeader(), thirdName) == "failed" })
+	retry.Run(t, retry.Cond(thirdName+" failed in gossip", func() bool { return c.memberStatus(c.mustLeader(), thirdName) == "failed" }), retry.Timeout(15*time.Second))
 	time.Sleep(grace + time.Second)
 	li = c.mustLeader()
 	if s := c.suffrage(li); s[thirdName] != "voter" || len(s) != 3 {

@@ -19,6 +19,7 @@ import (
 	"github.com/nexus/nexus/cluster"
 	"github.com/nexus/nexus/fsm"
 	"github.com/nexus/nexus/fsm/command"
+	"github.com/nexus/nexus/internal/retry"
 	"github.com/nexus/nexus/registry"
 	"github.com/nexus/nexus/storage"
 )
@@ -99,18 +100,6 @@ func startNodeWith(t *testing.T, name, dir string, p agenttest.NodePorts, expect
 	return startNodeOpts(t, name, p, expect, join, nodeOpts{dir: dir, tune: tune, duties: duties})
 }
 
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("timed out after %s waiting for %s", timeout, what)
-}
-
 func configSet(t *testing.T, key, value string) []byte {
 	t.Helper()
 	b, err := command.NewCodec().Encode(command.TypeConfigSet, &command.ConfigSet{
@@ -160,22 +149,22 @@ func TestThreeNodesReplicateForwardAndFailOver(t *testing.T) {
 		}
 		return -1
 	}
-	waitFor(t, "a leader with its barrier applied", 15*time.Second, func() bool { return leaderIdx() >= 0 })
-	waitFor(t, "three voters", 10*time.Second, func() bool {
+	retry.Run(t, retry.Cond("a leader with its barrier applied", func() bool { return leaderIdx() >= 0 }), retry.Timeout(15*time.Second))
+	retry.Run(t, retry.Cond("three voters", func() bool {
 		return len(nodes[leaderIdx()].node.Raft().Servers) == 3
-	})
+	}), retry.Timeout(10*time.Second))
 	li := leaderIdx()
 	follower := (li + 1) % 3
 
 	// The cluster identity is replicated before followers can forward.
-	waitFor(t, "cluster identity on every node", 10*time.Second, func() bool {
+	retry.Run(t, retry.Cond("cluster identity on every node", func() bool {
 		for _, n := range nodes {
 			if n.dd.ClusterID() == "" {
 				return false
 			}
 		}
 		return true
-	})
+	}), retry.Timeout(10*time.Second))
 
 	// A write on a follower is forwarded, and applied on that follower
 	// before it answers (read-your-writes).
@@ -191,14 +180,14 @@ func TestThreeNodesReplicateForwardAndFailOver(t *testing.T) {
 	if got := configValue(nodes[follower].store, "k1"); got != `"v1"` {
 		t.Fatalf("follower answered before applying its own write: %q", got)
 	}
-	waitFor(t, "k1 on every node", 5*time.Second, func() bool {
+	retry.Run(t, retry.Cond("k1 on every node", func() bool {
 		for _, n := range nodes {
 			if configValue(n.store, "k1") != `"v1"` {
 				return false
 			}
 		}
 		return true
-	})
+	}), retry.Timeout(5*time.Second))
 
 	// Linearizable reads through a follower; concurrent ones share
 	// read-index rounds.
@@ -226,7 +215,7 @@ func TestThreeNodesReplicateForwardAndFailOver(t *testing.T) {
 	old := nodes[li]
 	old.stop()
 	nodes[li] = nil
-	waitFor(t, "a new leader", 15*time.Second, func() bool { li2 := leaderIdx(); return li2 >= 0 && li2 != li })
+	retry.Run(t, retry.Cond("a new leader", func() bool { li2 := leaderIdx(); return li2 >= 0 && li2 != li }), retry.Timeout(15*time.Second))
 	survivor := -1
 	for i, n := range nodes {
 		if n != nil {
@@ -240,9 +229,9 @@ func TestThreeNodesReplicateForwardAndFailOver(t *testing.T) {
 	// The stopped node restarts from its data dir, does not bootstrap again,
 	// and catches up.
 	nodes[li] = startNode(t, names[li], dirs[li], ps[li], 3, join)
-	waitFor(t, "restarted node catches up", 15*time.Second, func() bool {
+	retry.Run(t, retry.Cond("restarted node catches up", func() bool {
 		return configValue(nodes[li].store, "k2") == `"v2"` && configValue(nodes[li].store, "k1") == `"v1"`
-	})
+	}), retry.Timeout(15*time.Second))
 	if got := len(nodes[leaderIdx()].node.Raft().Servers); got != 3 {
 		t.Fatalf("raft servers after restart: %d, want 3", got)
 	}
@@ -265,7 +254,7 @@ func TestForwardedWriteDoesNotWaitForCommitTimeout(t *testing.T) {
 		defer nodes[i].stop()
 	}
 	leader := -1
-	waitFor(t, "a leader with three voters and the cluster identity everywhere", 20*time.Second, func() bool {
+	retry.Run(t, retry.Cond("a leader with three voters and the cluster identity everywhere", func() bool {
 		leader = -1
 		for i, n := range nodes {
 			if n.node.Raft().State == "leader" && n.node.Ready() && len(n.node.Raft().Servers) == 3 {
@@ -278,7 +267,7 @@ func TestForwardedWriteDoesNotWaitForCommitTimeout(t *testing.T) {
 			}
 		}
 		return leader >= 0
-	})
+	}), retry.Timeout(20*time.Second))
 	follower := nodes[(leader+1)%3]
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -332,16 +321,20 @@ func TestNodeOfAnotherClusterIsRefused(t *testing.T) {
 	b := startNode(t, "b", dirB, pb, 1, nil)
 	for _, n := range []*testNode{a, b} {
 		n := n
-		waitFor(t, n.name+" has a cluster identity", 10*time.Second, func() bool { return n.dd.ClusterID() != "" })
+		retry.Run(t, retry.Cond(n.name+" has a cluster identity", func() bool { return n.dd.ClusterID() != "" }), retry.Timeout(10*time.Second))
 	}
 	if a.dd.ClusterID() == b.dd.ClusterID() {
 		t.Fatal("two bootstraps produced the same cluster id")
 	}
 	b.stop()
-	// Restart b with its data dir and ask it to join a.
-	b = startNode(t, "b", dirB, pb, 1, []string{fmt.Sprintf("127.0.0.1:%d", pa.Gossip)})
+	// Restart b with its data dir and ask it to join a: a refuses it, again
+	// at each of b's join attempts.
+	logs := &raftTLSLogs{}
+	b = startNodeOpts(t, "b", pb, 1, []string{fmt.Sprintf("127.0.0.1:%d", pa.Gossip)}, nodeOpts{dir: dirB, logs: logs})
 	defer b.stop()
-	time.Sleep(2 * time.Second) // give the join loop several attempts
+	retry.Run(t, retry.Cond("b's joins refused twice", func() bool {
+		return len(logs.lines("refusing peer of another cluster")) >= 2
+	}), retry.Timeout(20*time.Second))
 	for _, m := range a.node.Members() {
 		if m.Name == "b" {
 			t.Fatalf("a lists b of another cluster as a member: %+v", m)

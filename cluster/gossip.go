@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/nexus/nexus/cluster/member"
 )
 
 // nodeMeta is what a node tells its peers through gossip (<= 512 bytes).
@@ -32,27 +34,27 @@ type nodeMeta struct {
 	Leaving bool `json:"leaving,omitempty"`
 }
 
-// Member statuses. Gossip (memberlist's event delegate) knows alive,
-// failed and left; suspect is shown for an alive member this node suspects
-// (suspect.go) and is never stored in memberState.Status.
+// Member statuses (package member). Gossip (memberlist's event delegate)
+// knows alive, failed and left; suspect is shown for an alive member this
+// node suspects (suspect.go) and is never stored in memberState.Status.
 const (
-	StatusAlive   = "alive"
-	StatusSuspect = "suspect"
-	StatusFailed  = "failed"
-	StatusLeft    = "left"
+	StatusAlive   = member.Alive
+	StatusSuspect = member.Suspect
+	StatusFailed  = member.Failed
+	StatusLeft    = member.Left
 )
 
 type memberState struct {
 	Name    string
 	Addr    string
-	Status  string
+	Status  member.Status
 	Meta    nodeMeta
 	Changed time.Time
 }
 
 type memberEvent struct {
 	name   string
-	status string
+	status member.Status
 }
 
 // gossip tracks the members memberlist told us about, including failed and
@@ -217,7 +219,7 @@ func (g *gossip) NotifyLeave(node *memberlist.Node) {
 	g.record(node, status)
 }
 
-func (g *gossip) record(node *memberlist.Node, status string) {
+func (g *gossip) record(node *memberlist.Node, status member.Status) {
 	if node.Name == g.n.cfg.Node {
 		return
 	}
@@ -244,7 +246,7 @@ func (g *gossip) record(node *memberlist.Node, status string) {
 		if wasSuspect {
 			attrs = append(attrs, "was", StatusSuspect, "suspect_for", time.Since(suspectSince).Round(time.Millisecond).String())
 		}
-		g.n.logger.Info("member "+status, attrs...)
+		g.n.logger.Info("member "+string(status), attrs...)
 	}
 	g.n.notifyChange()
 	// Never block memberlist: the leader also reconciles periodically.

@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"crypto/hmac"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -13,18 +12,18 @@ import (
 	"sync"
 	"time"
 
-	"github.com/valyala/fasthttp"
+	"github.com/nexus/nexus/cluster/peerproto"
+
+	"github.com/nexus/nexus/fsm/command"
 )
 
 // Gossip keyring rotation (docs/security.md): install a new key on every
 // member, make it the primary everywhere, then remove the old one. The node
 // that receives the request applies it locally and on every alive member
-// through their admin APIs (KeyringPath, signed with the cluster secret).
+// through their admin APIs (peerproto's PathKeyring, signed with the cluster
+// secret).
 // Each node keeps its keyring in DATA_DIR/gossip-keyring.json, which wins
 // over Config.GossipKeys at the next start.
-
-// KeyringPath is the node-to-node endpoint of keyring operations.
-const KeyringPath = "/internal/keyring"
 
 // keyringFile is the keyring's file in the data directory.
 const keyringFile = "gossip-keyring.json"
@@ -37,23 +36,22 @@ const (
 )
 
 // ErrKeyringOff means gossip encryption is off: there is no keyring.
-var ErrKeyringOff = errors.New("gossip encryption is off (start the agents with encrypt to use a keyring)")
+var ErrKeyringOff error = &OpError{Code: command.CodeKeyringOff,
+	Msg: "gossip encryption is off (start the agents with encrypt to use a keyring)"}
 
 // KeyringOpError is a refused keyring operation (bad key, removing the
-// primary key); the API answers it 400.
+// primary key): code invalid.
 type KeyringOpError struct{ Msg string }
 
 func (e *KeyringOpError) Error() string { return e.Msg }
+
+// ErrorCode is the error code.
+func (e *KeyringOpError) ErrorCode() string { return command.CodeInvalid }
 
 // KeyringStatus lists a node's gossip keys (base64), the primary first.
 type KeyringStatus struct {
 	Primary string   `json:"primary"`
 	Keys    []string `json:"keys"`
-}
-
-type keyringRequest struct {
-	Op  string `json:"op"`
-	Key string `json:"key"`
 }
 
 // gossipKeys are the keys to start with: the saved keyring if any, else
@@ -181,10 +179,6 @@ func (n *Node) KeyringApply(ctx context.Context, op, key string) (map[string]str
 	}
 	out := map[string]string{n.cfg.Node: "ok"}
 	_, secret := n.cfg.Hooks.Identity()
-	body, _ := json.Marshal(keyringRequest{Op: op, Key: key})
-	client := &fasthttp.Client{Name: "nexus-keyring", TLSConfig: n.cfg.Peer.TLS, NoDefaultUserAgentHeader: true,
-		ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second}
-	defer client.CloseIdleConnections()
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	failed := 0
@@ -195,7 +189,15 @@ func (n *Node) KeyringApply(ctx context.Context, op, key string) (map[string]str
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res := n.keyringRemote(ctx, client, m.Meta.HTTPAddr, secret, body)
+			res := "ok"
+			switch {
+			case m.Meta.HTTPAddr == "" || secret == "":
+				res = "error: no admin address or cluster secret known yet"
+			default:
+				if err := n.peers.Keyring(ctx, m.Meta.HTTPAddr, secret, peerproto.KeyringRequest{Op: op, Key: key}, 5*time.Second); err != nil {
+					res = "error: " + err.Error()
+				}
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			out[m.Name] = res
@@ -211,39 +213,13 @@ func (n *Node) KeyringApply(ctx context.Context, op, key string) (map[string]str
 	return out, nil
 }
 
-func (n *Node) keyringRemote(ctx context.Context, client *fasthttp.Client, addr, secret string, body []byte) string {
-	if addr == "" || secret == "" {
-		return "error: no admin address or cluster secret known yet"
-	}
-	req := fasthttp.AcquireRequest()
-	resp := fasthttp.AcquireResponse()
-	defer fasthttp.ReleaseRequest(req)
-	defer fasthttp.ReleaseResponse(resp)
-	req.SetRequestURI(n.cfg.Peer.url(addr, KeyringPath))
-	req.Header.SetMethod(fasthttp.MethodPost)
-	req.Header.Set(ForwardMACHeader, sign(secret, body))
-	req.SetBodyRaw(body)
-	timeout := 5 * time.Second
-	if dl, ok := ctx.Deadline(); ok {
-		timeout = min(timeout, time.Until(dl))
-	}
-	if err := client.DoTimeout(req, resp, timeout); err != nil {
-		return "error: " + err.Error()
-	}
-	if resp.StatusCode() != fasthttp.StatusOK {
-		return fmt.Sprintf("error: HTTP %d: %s", resp.StatusCode(), resp.Body())
-	}
-	return "ok"
-}
-
-// KeyringForwarded applies an operation another node sent (KeyringPath),
-// authenticated by the cluster secret.
+// KeyringForwarded applies an operation another node sent (peerproto's
+// PathKeyring), authenticated by the cluster secret.
 func (n *Node) KeyringForwarded(mac string, body []byte) error {
-	_, secret := n.cfg.Hooks.Identity()
-	if secret == "" || !hmac.Equal([]byte(mac), []byte(sign(secret, body))) {
+	if _, secret := n.cfg.Hooks.Identity(); !peerproto.Verify(secret, mac, body) {
 		return ErrBadMAC
 	}
-	var r keyringRequest
+	var r peerproto.KeyringRequest
 	if err := json.Unmarshal(body, &r); err != nil {
 		return &KeyringOpError{Msg: "body: " + err.Error()}
 	}

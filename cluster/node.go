@@ -21,6 +21,7 @@ import (
 	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/nexus/nexus/cluster/peerproto"
 	"github.com/nexus/nexus/storage"
 )
 
@@ -79,8 +80,11 @@ type Config struct {
 	LogOutput  io.Writer
 	Registerer prometheus.Registerer
 
-	// Peer is how this node reaches the other nodes' admin APIs (peer.go).
-	Peer PeerHTTP
+	// Peers makes this node's calls to the other nodes' admin listeners
+	// (forwarded writes, read indexes, raft stats, keyring, relays); its
+	// owner closes it. Nil: a plain-HTTP client of the node's own, closed
+	// by Shutdown.
+	Peers *peerproto.Client
 	// GossipKeys, when not empty, encrypt and authenticate gossip
 	// (memberlist keyring, AES-GCM; 16, 24 or 32 bytes each). The first is
 	// the primary key that encrypts; all of them decrypt. A node without
@@ -99,10 +103,12 @@ type Node struct {
 	trans  *raft.NetworkTransport
 	ml     *memberlist.Memberlist
 	gossip *gossip
-	fwd    *forwarder
-	m      *metrics
-	exch   exchange
-	reads  *readRounds
+	peers  *peerproto.Client
+	// ownPeers: peers was made here and is closed by Shutdown.
+	ownPeers bool
+	m        *metrics
+	exch     exchange
+	reads    *readRounds
 
 	events  chan memberEvent
 	changes chan struct{} // coalesced membership/leadership changes for one consumer
@@ -142,6 +148,10 @@ func New(cfg Config) (*Node, error) {
 		changes: make(chan struct{}, 1),
 		stopCh:  make(chan struct{}),
 	}
+	n.peers = cfg.Peers
+	if n.peers == nil {
+		n.peers, n.ownPeers = peerproto.NewClient(peerproto.Config{}), true
+	}
 	n.m = newMetrics(cfg.Registerer, n)
 	n.reads = &readRounds{fetch: n.readIndexRound, timeout: cfg.ApplyTimeout, staleAfter: readRoundStaleAfter,
 		onRound: n.m.readIndexRounds.Inc}
@@ -152,7 +162,6 @@ func New(cfg Config) (*Node, error) {
 		n.shutdownRaft()
 		return nil, err
 	}
-	n.fwd = newForwarder(n)
 	return n, nil
 }
 
@@ -308,7 +317,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	}
 	errs = append(errs, n.shutdownRaft())
 	n.wg.Wait()
-	n.fwd.close()
+	if n.ownPeers {
+		n.peers.Close()
+	}
 	return errors.Join(errs...)
 }
 

@@ -24,7 +24,7 @@ import (
 	"github.com/nexus/nexus/internal/tlsutil/tlstest"
 )
 
-// raftTLSLogs collects a node's log lines.
+// raftTLSLogs collects a node's log lines (tests read them while the node writes).
 type raftTLSLogs struct {
 	mu sync.Mutex
 	b  bytes.Buffer
@@ -127,7 +127,7 @@ func readyLeader(nodes []*testNode) int {
 func waitReadyLeader(t *testing.T, nodes []*testNode) int {
 	t.Helper()
 	li := -1
-	waitFor(t, "a ready leader", 20*time.Second, func() bool { li = readyLeader(nodes); return li >= 0 })
+	retry.Run(t, retry.Cond("a ready leader", func() bool { li = readyLeader(nodes); return li >= 0 }), retry.Timeout(20*time.Second))
 	return li
 }
 
@@ -167,38 +167,38 @@ func TestRaftOverMutualTLS(t *testing.T) {
 		opts[i].dir = t.TempDir()
 		nodes[i] = startSecureNode(t, name, ps[i], 3, join, opts[i])
 	}
-	waitFor(t, "a leader with its barrier applied", 20*time.Second, func() bool { return readyLeader(nodes) >= 0 })
-	waitFor(t, "three voters", 10*time.Second, func() bool {
+	retry.Run(t, retry.Cond("a leader with its barrier applied", func() bool { return readyLeader(nodes) >= 0 }), retry.Timeout(20*time.Second))
+	retry.Run(t, retry.Cond("three voters", func() bool {
 		li := readyLeader(nodes)
 		return li >= 0 && len(nodes[li].node.Raft().Servers) == 3
-	})
-	waitFor(t, "cluster identity on every node", 10*time.Second, func() bool {
+	}), retry.Timeout(10*time.Second))
+	retry.Run(t, retry.Cond("cluster identity on every node", func() bool {
 		for _, n := range nodes {
 			if n.dd.ClusterID() == "" {
 				return false
 			}
 		}
 		return true
-	})
+	}), retry.Timeout(10*time.Second))
 	for _, p := range ps {
 		expectRaftTLS(t, "127.0.0.1:"+strconv.Itoa(p.Raft), ca)
 	}
 	li := waitReadyLeader(t, nodes)
 	follower := nodes[(li+1)%3]
 	writeRetry(t, follower, "mtls/k1", `"v1"`)
-	waitFor(t, "k1 on every node", 10*time.Second, func() bool {
+	retry.Run(t, retry.Cond("k1 on every node", func() bool {
 		for _, n := range nodes {
 			if configValue(n.store, "mtls/k1") != `"v1"` {
 				return false
 			}
 		}
 		return true
-	})
+	}), retry.Timeout(10*time.Second))
 
 	// Fail over: stop the leader, a new one is elected over TLS.
 	nodes[li].stop()
 	nodes[li] = nil
-	waitFor(t, "a new leader", 20*time.Second, func() bool { l := readyLeader(nodes); return l >= 0 && l != li })
+	retry.Run(t, retry.Cond("a new leader", func() bool { l := readyLeader(nodes); return l >= 0 && l != li }), retry.Timeout(20*time.Second))
 	var survivors []*testNode
 	for _, n := range nodes {
 		if n != nil {
@@ -206,16 +206,16 @@ func TestRaftOverMutualTLS(t *testing.T) {
 		}
 	}
 	writeRetry(t, survivors[0], "mtls/k2", `"v2"`)
-	waitFor(t, "k2 on both survivors", 10*time.Second, func() bool {
+	retry.Run(t, retry.Cond("k2 on both survivors", func() bool {
 		return configValue(survivors[0].store, "mtls/k2") == `"v2"` && configValue(survivors[1].store, "mtls/k2") == `"v2"`
-	})
+	}), retry.Timeout(10*time.Second))
 
 	// The stopped node restarts from its data dir and catches up.
 	opts[li].reg = prometheus.NewRegistry() // a new process, new metrics
 	nodes[li] = startSecureNode(t, names[li], ps[li], 3, join, opts[li])
-	waitFor(t, "the restarted node catches up", 20*time.Second, func() bool {
+	retry.Run(t, retry.Cond("the restarted node catches up", func() bool {
 		return configValue(nodes[li].store, "mtls/k2") == `"v2"`
-	})
+	}), retry.Timeout(20*time.Second))
 	for i, n := range nodes {
 		if got := raftTLSFailures(t, opts[i].reg, "inbound", "certificate") + raftTLSFailures(t, opts[i].reg, "outbound", "certificate"); got != 0 {
 			t.Errorf("%s counted %v certificate failures among cluster members", n.name, got)
@@ -246,11 +246,11 @@ func TestRaftRefusesForeignCertificate(t *testing.T) {
 		opts = append(opts, o)
 		nodes = append(nodes, startSecureNode(t, name, ps[i], 3, join, o))
 	}
-	waitFor(t, "a leader with its barrier applied", 20*time.Second, func() bool { return readyLeader(nodes) >= 0 })
-	waitFor(t, "three voters", 10*time.Second, func() bool {
+	retry.Run(t, retry.Cond("a leader with its barrier applied", func() bool { return readyLeader(nodes) >= 0 }), retry.Timeout(20*time.Second))
+	retry.Run(t, retry.Cond("three voters", func() bool {
 		li := readyLeader(nodes)
 		return li >= 0 && len(nodes[li].node.Raft().Servers) == 3
-	})
+	}), retry.Timeout(10*time.Second))
 	writeRetry(t, nodes[waitReadyLeader(t, nodes)], "mtls/before", `"1"`)
 
 	pi := pp.Node()
@@ -271,12 +271,20 @@ func TestRaftRefusesForeignCertificate(t *testing.T) {
 		}
 		return ""
 	}
-	waitFor(t, "the good node promoted", 30*time.Second, func() bool { return suffrage("good") == "voter" })
+	retry.Run(t, retry.Cond("the good node promoted", func() bool { return suffrage("good") == "voter" }), retry.Timeout(60*time.Second))
 	writeRetry(t, nodes[waitReadyLeader(t, nodes)], "mtls/after", `"2"`)
-	waitFor(t, "the good node replicates", 10*time.Second, func() bool {
+	retry.Run(t, retry.Cond("the good node replicates", func() bool {
 		return configValue(good.store, "mtls/before") == `"1"` && configValue(good.store, "mtls/after") == `"2"`
-	})
-	time.Sleep(time.Second) // the intruder had as long as the good node, and more
+	}), retry.Timeout(10*time.Second))
+	// The intruder had as long as the good node, and more: the members
+	// refused its handshakes again and again.
+	retry.Run(t, retry.Cond("refused handshakes with the intruder", func() bool {
+		refused := 0.0
+		for i := range nodes {
+			refused += raftTLSFailures(t, opts[i].reg, "outbound", "certificate")
+		}
+		return refused >= 2
+	}), retry.Timeout(20*time.Second))
 
 	if s := suffrage("intruder"); s == "voter" {
 		t.Fatal("the intruder became a voter")
@@ -322,7 +330,7 @@ func TestPlaintextRaftIsRefused(t *testing.T) {
 	p := pp.Node()
 	o := raftTLSNode(t, certs, "a", ca, nil)
 	a := startSecureNode(t, "a", p, 1, nil, o)
-	waitFor(t, "a leads", 20*time.Second, func() bool { return readyLeader([]*testNode{a}) == 0 })
+	retry.Run(t, retry.Cond("a leads", func() bool { return readyLeader([]*testNode{a}) == 0 }), retry.Timeout(20*time.Second))
 	term := a.node.Raft().Term
 	raftAddr := "127.0.0.1:" + strconv.Itoa(p.Raft)
 
@@ -396,13 +404,13 @@ func TestPlaintextRaftIsRefused(t *testing.T) {
 	if r := a.node.Raft(); r.Term != term || r.State != "leader" {
 		t.Fatalf("after a refused RequestVote: term %d (was %d), state %s", r.Term, term, r.State)
 	}
-	waitFor(t, "the refusals counted", 5*time.Second, func() bool {
+	retry.Run(t, retry.Cond("the refusals counted", func() bool {
 		return raftTLSFailures(t, o.reg, "inbound", "not_tls") >= 2
-	})
+	}), retry.Timeout(5*time.Second))
 	// The counter moves before the line is written.
-	waitFor(t, "the refusal logged", 5*time.Second, func() bool {
+	retry.Run(t, retry.Cond("the refusal logged", func() bool {
 		return len(o.logs.(*raftTLSLogs).lines("raft TLS handshake failed", "reason=not_tls")) > 0
-	})
+	}), retry.Timeout(5*time.Second))
 	if len(o.logs.(*raftTLSLogs).lines("raft TLS handshake failed", "reason=not_tls")) != 1 {
 		t.Fatalf("want one log line for refusals from one peer:\n%s", o.logs.(*raftTLSLogs).b.String())
 	}

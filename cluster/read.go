@@ -2,19 +2,15 @@ package cluster
 
 import (
 	"context"
-	"crypto/hmac"
 	"errors"
 	"fmt"
 	"strconv"
 	"time"
 
 	"github.com/hashicorp/raft"
-	"github.com/valyala/fasthttp"
-)
 
-// ReadIndexPath is the admin API path where followers ask the leader for a
-// read index.
-const ReadIndexPath = "/internal/read-index"
+	"github.com/nexus/nexus/cluster/peerproto"
+)
 
 // ErrNotReadyForReads means the leader has not yet applied an entry of its
 // own term, so its commit index may lag what the old leader acknowledged.
@@ -43,8 +39,7 @@ func (n *Node) ReadIndex(ctx context.Context) (uint64, error) {
 // ForwardedReadIndex answers a follower's read-index request, authenticated
 // like forwarded writes (the MAC covers the request's nonce).
 func (n *Node) ForwardedReadIndex(ctx context.Context, mac string, nonce []byte) (uint64, error) {
-	_, secret := n.cfg.Hooks.Identity()
-	if secret == "" || !hmac.Equal([]byte(mac), []byte(sign(secret, nonce))) {
+	if _, secret := n.cfg.Hooks.Identity(); !peerproto.Verify(secret, mac, nonce) {
 		return 0, ErrBadMAC
 	}
 	return n.ReadIndex(ctx)
@@ -92,32 +87,26 @@ func (n *Node) remoteReadIndex(ctx context.Context) (uint64, error) {
 	if !ok || m.Meta.HTTPAddr == "" {
 		return 0, ErrNoLeader
 	}
-	_, secret := n.cfg.Hooks.Identity()
-	if secret == "" {
-		return 0, ErrNoLeader
+	secret, err := n.awaitSecret(ctx)
+	if err != nil {
+		return 0, err
 	}
 	nonce := []byte(n.cfg.Node + ":" + strconv.FormatInt(time.Now().UnixNano(), 10))
-	req := fasthttp.AcquireRequest()
-	resp := fasthttp.AcquireResponse()
-	defer fasthttp.ReleaseRequest(req)
-	defer fasthttp.ReleaseResponse(resp)
-	req.SetRequestURI(n.cfg.Peer.url(m.Meta.HTTPAddr, ReadIndexPath))
-	req.Header.SetMethod(fasthttp.MethodPost)
-	req.Header.Set(ForwardMACHeader, sign(secret, nonce))
-	req.SetBodyRaw(nonce)
-	timeout := n.cfg.ApplyTimeout
-	if dl, ok := ctx.Deadline(); ok {
-		timeout = time.Until(dl)
+	return n.peers.ReadIndex(ctx, m.Meta.HTTPAddr, secret, nonce, n.cfg.ApplyTimeout)
+}
+
+// awaitSecret returns the forwarding secret, waiting (bounded by ctx) while
+// this node has not applied the cluster identity yet: it follows a leader
+// it cannot sign requests to until then.
+func (n *Node) awaitSecret(ctx context.Context) (string, error) {
+	for {
+		if _, secret := n.cfg.Hooks.Identity(); secret != "" {
+			return secret, nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("%w: the cluster identity is not applied here yet", ErrNoLeader)
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
-	if err := n.fwd.client.DoTimeout(req, resp, timeout); err != nil {
-		return 0, fmt.Errorf("%w: asking %s for a read index: %v", ErrNoLeader, m.Name, err)
-	}
-	if resp.StatusCode() != fasthttp.StatusOK {
-		return 0, fmt.Errorf("%w: leader %s answered %d to a read-index request", ErrNoLeader, m.Name, resp.StatusCode())
-	}
-	idx, err := strconv.ParseUint(string(resp.Body()), 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("%w: bad read index from %s", ErrNoLeader, m.Name)
-	}
-	return idx, nil
 }

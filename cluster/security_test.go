@@ -14,6 +14,7 @@ import (
 
 	"github.com/nexus/nexus/agent/agenttest"
 	"github.com/nexus/nexus/cluster"
+	"github.com/nexus/nexus/internal/retry"
 	"github.com/nexus/nexus/internal/tlsutil/tlstest"
 )
 
@@ -78,7 +79,7 @@ func TestGossipEncryption(t *testing.T) {
 			name := "n" + strconv.Itoa(i)
 			startSecureNode(t, name, pp.Node(), 0, join, secureOpts{keys: tc.keys})
 			if tc.member {
-				waitFor(t, name+" alive on a", 10*time.Second, func() bool { return a.node.MemberStatuses()[name] == "alive" })
+				retry.Run(t, retry.Cond(name+" alive on a", func() bool { return a.node.MemberStatuses()[name] == "alive" }), retry.Timeout(10*time.Second))
 				return
 			}
 			time.Sleep(2 * time.Second) // several join retries and gossip rounds
@@ -114,7 +115,7 @@ func TestForwardingOverTLS(t *testing.T) {
 		startSecureNode(t, "b", pb, 2, join, secure("b", ca)),
 	}
 	var follower *testNode
-	waitFor(t, "a leader and a ready follower", 20*time.Second, func() bool {
+	retry.Run(t, retry.Cond("a leader and a ready follower", func() bool {
 		for i, n := range nodes {
 			if n.node.Raft().State == "leader" && n.node.Ready() && nodes[1-i].node.Ready() {
 				follower = nodes[1-i]
@@ -122,7 +123,7 @@ func TestForwardingOverTLS(t *testing.T) {
 			}
 		}
 		return false
-	})
+	}), retry.Timeout(20*time.Second))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	res, err := follower.node.Apply(ctx, configSet(t, "tls/k", `"v"`))
@@ -140,7 +141,7 @@ func TestForwardingOverTLS(t *testing.T) {
 	// nonvoter candidate, but the leader's admin API refuses its writes.
 	pc := pp.Node()
 	c := startSecureNode(t, "c", pc, 0, join, secure("c", foreign))
-	waitFor(t, "c knows the leader", 20*time.Second, func() bool { _, ok := c.node.Leader(); return ok })
+	retry.Run(t, retry.Cond("c knows the leader", func() bool { _, ok := c.node.Leader(); return ok }), retry.Timeout(20*time.Second))
 	ctx2, cancel2 := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel2()
 	if res, err := c.node.Apply(ctx2, configSet(t, "tls/intruder", `"x"`)); err == nil && res.Err == nil {
@@ -163,7 +164,7 @@ func TestKeyringRotation(t *testing.T) {
 	join := []string{fmt.Sprintf("127.0.0.1:%d", pa.Gossip), fmt.Sprintf("127.0.0.1:%d", pb.Gossip)}
 	a := startSecureNode(t, "a", pa, 2, join, secureOpts{keys: [][]byte{raw(k1)}})
 	b := startSecureNode(t, "b", pb, 2, join, secureOpts{keys: [][]byte{raw(k1)}})
-	waitFor(t, "both ready", 20*time.Second, func() bool { return a.node.Ready() && b.node.Ready() })
+	retry.Run(t, retry.Cond("both ready", func() bool { return a.node.Ready() && b.node.Ready() }), retry.Timeout(20*time.Second))
 
 	steps := []struct {
 		op, key string
@@ -196,7 +197,7 @@ func TestKeyringRotation(t *testing.T) {
 	// The cluster still gossips, a node with the new key joins, one with
 	// the old key cannot.
 	startSecureNode(t, "c", pp.Node(), 0, join, secureOpts{keys: [][]byte{raw(k2)}})
-	waitFor(t, "c alive on a", 10*time.Second, func() bool { return a.node.MemberStatuses()["c"] == "alive" })
+	retry.Run(t, retry.Cond("c alive on a", func() bool { return a.node.MemberStatuses()["c"] == "alive" }), retry.Timeout(10*time.Second))
 	startSecureNode(t, "d", pp.Node(), 0, join, secureOpts{keys: [][]byte{raw(k1)}})
 	time.Sleep(2 * time.Second)
 	if st, ok := a.node.MemberStatuses()["d"]; ok {

@@ -8,6 +8,8 @@ import (
 
 	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/nexus/nexus/cluster/member"
 )
 
 // NodeName returns this node's name (its Raft server id).
@@ -92,7 +94,7 @@ func suffrageName(s raft.ServerSuffrage) string {
 type MemberInfo struct {
 	Name        string
 	Address     string
-	Status      string
+	Status      member.Status
 	Raft        string
 	HTTPAddr    string
 	GatewayAddr string
@@ -180,14 +182,18 @@ func (n *Node) Leader() (LeaderInfo, bool) {
 	return li, true
 }
 
-// Ready reports whether this node knows a leader and has applied everything
-// committed before the call: the leader once its term barrier applied, a
-// follower once it applied the leader's read index. A restarted follower's
-// own commit index says nothing until the leader's first append reaches it,
-// so it asks the leader.
+// Ready reports whether this node knows a leader, holds the cluster
+// identity (without it a follower cannot sign what it forwards) and has
+// applied everything committed before the call: the leader once its term
+// barrier applied, a follower once it applied the leader's read index. A
+// restarted follower's own commit index says nothing until the leader's
+// first append reaches it, so it asks the leader.
 func (n *Node) Ready() bool {
 	_, id := n.raft.LeaderWithID()
 	if id == "" {
+		return false
+	}
+	if cid, _ := n.cfg.Hooks.Identity(); cid == "" {
 		return false
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

@@ -20,6 +20,7 @@ import (
 	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/nexus/nexus/internal/retry"
 	"github.com/nexus/nexus/internal/tlsutil"
 	"github.com/nexus/nexus/internal/tlsutil/tlstest"
 )
@@ -146,17 +147,6 @@ func acceptOne(s *tlsStreamLayer, d time.Duration) (net.Conn, error) {
 	}
 }
 
-func waitUntil(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // expectClosed reads from c and expects the peer to close it without
 // sending anything, before d.
 func expectClosed(t *testing.T, c net.Conn, d time.Duration) {
@@ -253,7 +243,7 @@ func TestTLSStreamLayerRefusesForeignCertificates(t *testing.T) {
 			c.Close()
 			t.Fatal("a accepted a client certificate of another CA")
 		}
-		waitUntil(t, "the refusal counted", 2*time.Second, func() bool { return a.failures(t, "inbound", "certificate") == 1 })
+		retry.Run(t, retry.Cond("the refusal counted", func() bool { return a.failures(t, "inbound", "certificate") == 1 }), retry.Timeout(2*time.Second))
 		if a.logs.count("raft TLS handshake failed", "direction=inbound", "reason=certificate") != 1 {
 			t.Fatalf("logs: %s", a.logs.b.String())
 		}
@@ -265,7 +255,7 @@ func TestTLSStreamLayerRefusesForeignCertificates(t *testing.T) {
 			expectClosed(t, c, 2*time.Second)
 			c.Close()
 		}
-		waitUntil(t, "the refusal counted", 2*time.Second, func() bool { return a.failures(t, "inbound", "certificate") == 2 })
+		retry.Run(t, retry.Cond("the refusal counted", func() bool { return a.failures(t, "inbound", "certificate") == 2 }), retry.Timeout(2*time.Second))
 	})
 
 	t.Run("server certificate from another CA", func(t *testing.T) {
@@ -278,7 +268,7 @@ func TestTLSStreamLayerRefusesForeignCertificates(t *testing.T) {
 		if got := a.failures(t, "outbound", "certificate"); got != before+1 {
 			t.Fatalf("outbound certificate failures %v, want %v", got, before+1)
 		}
-		waitUntil(t, "x sees a's refusal", 2*time.Second, func() bool { return x.failures(t, "inbound", "refused_by_peer") == 1 })
+		retry.Run(t, retry.Cond("x sees a's refusal", func() bool { return x.failures(t, "inbound", "refused_by_peer") == 1 }), retry.Timeout(2*time.Second))
 	})
 
 	t.Run("server certificate for another host", func(t *testing.T) {
@@ -311,7 +301,7 @@ func TestTLSStreamLayerRefusesPlaintext(t *testing.T) {
 		c.Close()
 		t.Fatal("a plaintext connection reached Accept")
 	}
-	waitUntil(t, "refusals counted", 2*time.Second, func() bool { return a.failures(t, "inbound", "not_tls") == tries })
+	retry.Run(t, retry.Cond("refusals counted", func() bool { return a.failures(t, "inbound", "not_tls") == tries }), retry.Timeout(2*time.Second))
 	// One peer, one line per 30 s: the retries are counted, not logged.
 	if n := a.logs.count("raft TLS handshake failed", "reason=not_tls"); n != 1 {
 		t.Fatalf("%d log lines for %d refusals from one peer, want 1:\n%s", n, tries, a.logs.b.String())
@@ -354,7 +344,7 @@ func TestTLSStreamLayerHandshakeTimeout(t *testing.T) {
 		if d := time.Since(start); d < timeout/2 {
 			t.Fatalf("stalled connections closed after %s, before the handshake timeout %s", d, timeout)
 		}
-		waitUntil(t, "timeouts counted", time.Second, func() bool { return a.failures(t, "inbound", "timeout") == 3 })
+		retry.Run(t, retry.Cond("timeouts counted", func() bool { return a.failures(t, "inbound", "timeout") == 3 }), retry.Timeout(time.Second))
 	})
 
 	t.Run("dialing a server that never answers", func(t *testing.T) {
@@ -402,13 +392,13 @@ func TestTLSStreamLayerOverload(t *testing.T) {
 		conns = append(conns, c)
 	}
 	// The one beyond the limit is closed at once, long before the timeout.
-	waitUntil(t, "the extra connection refused", 2*time.Second, func() bool { return a.failures(t, "inbound", "overload") == 1 })
+	retry.Run(t, retry.Cond("the extra connection refused", func() bool { return a.failures(t, "inbound", "overload") == 1 }), retry.Timeout(2*time.Second))
 	// Slots free again once handshakes end: close the stalled ones.
 	for _, c := range conns {
 		c.Close()
 	}
 	conns = nil
-	waitUntil(t, "slots free", 2*time.Second, func() bool { return len(a.s.slots) == 0 })
+	retry.Run(t, retry.Cond("slots free", func() bool { return len(a.s.slots) == 0 }), retry.Timeout(2*time.Second))
 }
 
 func TestTLSStreamLayerClose(t *testing.T) {

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/nexus/nexus/cluster/member"
 )
 
 // Suspicion: the "suspect" member status.
@@ -251,9 +253,9 @@ func (g *gossip) applySuspect(c *suspectChange) {
 		addr = m.Addr
 	}
 	if c.suspect {
-		g.n.logger.Info("member "+StatusSuspect, "member", c.name, "addr", addr, "reason", c.reason)
+		g.n.logger.Info("member "+string(StatusSuspect), "member", c.name, "addr", addr, "reason", c.reason)
 	} else {
-		g.n.logger.Info("member "+StatusAlive, "member", c.name, "addr", addr, "was", StatusSuspect, "suspect_for", c.lasted.Round(time.Millisecond).String())
+		g.n.logger.Info("member "+string(StatusAlive), "member", c.name, "addr", addr, "was", StatusSuspect, "suspect_for", c.lasted.Round(time.Millisecond).String())
 	}
 	g.n.notifyChange()
 }
@@ -293,7 +295,7 @@ func (g *gossip) suspectLoop() {
 
 // displayStatus is the status operators see: an alive member this node
 // suspects is suspect.
-func displayStatus(status string, suspect bool) string {
+func displayStatus(status member.Status, suspect bool) member.Status {
 	if status == StatusAlive && suspect {
 		return StatusSuspect
 	}

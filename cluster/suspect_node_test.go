@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nexus/nexus/agent/agenttest"
+	"github.com/nexus/nexus/internal/retry"
 )
 
 // TestStoppedNodeIsSuspectBeforeFailed runs three in-process nodes (real
@@ -44,7 +45,7 @@ func TestStoppedNodeIsSuspectBeforeFailed(t *testing.T) {
 		}
 		return true
 	}
-	waitFor(t, "every node alive on every node", 15*time.Second, allAlive)
+	retry.Run(t, retry.Cond("every node alive on every node", allAlive), retry.Timeout(15*time.Second))
 
 	// Each survivor's view of the victim, every 10 ms: the distinct
 	// statuses in order.
@@ -59,7 +60,7 @@ func TestStoppedNodeIsSuspectBeforeFailed(t *testing.T) {
 			if i == victim {
 				continue
 			}
-			st := n.node.MemberStatuses()[names[victim]]
+			st := string(n.node.MemberStatuses()[names[victim]])
 			if h := seen[i]; len(h) == 0 || h[len(h)-1] != st {
 				seen[i] = append(seen[i], st)
 			}
@@ -97,10 +98,10 @@ func TestStoppedNodeIsSuspectBeforeFailed(t *testing.T) {
 	start := time.Now()
 	nodes[victim].stop()
 	stopped[victim] = true
-	waitFor(t, "the victim failed on both survivors", 20*time.Second, func() bool {
+	retry.Run(t, retry.Cond("the victim failed on both survivors", func() bool {
 		return nodes[0].node.MemberStatuses()[names[victim]] == "failed" &&
 			nodes[1].node.MemberStatuses()[names[victim]] == "failed"
-	})
+	}), retry.Timeout(20*time.Second))
 	close(stop)
 	<-done
 	poll() // both failed now

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/nexus/nexus/cluster/member"
 )
 
 type fakeClock struct{ t time.Time }
@@ -295,7 +297,7 @@ func TestSuspectStatusViews(t *testing.T) {
 	n := &Node{cfg: Config{Node: "a"}, logger: slog.New(slog.NewTextHandler(&logs, nil)), changes: make(chan struct{}, 1)}
 	g := &gossip{n: n, members: map[string]*memberState{}, susp: newSuspicion(clock.now, 500*time.Millisecond)}
 	n.gossip = g
-	for name, status := range map[string]string{"b": StatusAlive, "c": StatusAlive, "d": StatusFailed, "e": StatusLeft} {
+	for name, status := range map[string]member.Status{"b": StatusAlive, "c": StatusAlive, "d": StatusFailed, "e": StatusLeft} {
 		g.members[name] = &memberState{Name: name, Addr: "127.0.0.1:1", Status: status}
 		if status == StatusAlive {
 			g.susp.alive(name)

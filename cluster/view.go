@@ -2,6 +2,8 @@ package cluster
 
 import (
 	"github.com/hashicorp/raft"
+
+	"github.com/nexus/nexus/cluster/member"
 )
 
 // IsLeader reports whether this node is the Raft leader now.
@@ -10,8 +12,8 @@ func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
 // MemberStatuses maps every member gossip has seen (this node included) to
 // alive, suspect, failed or left. Suspect is this node's suspicion of a
 // member gossip still holds alive (suspect.go): it is not a failure.
-func (n *Node) MemberStatuses() map[string]string {
-	out := map[string]string{n.cfg.Node: StatusAlive}
+func (n *Node) MemberStatuses() map[string]member.Status {
+	out := map[string]member.Status{n.cfg.Node: StatusAlive}
 	suspects := n.gossip.susp.suspects()
 	for _, m := range n.gossip.snapshot() {
 		_, suspect := suspects[m.Name]

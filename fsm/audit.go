@@ -2,7 +2,6 @@ package fsm
 
 import (
 	"encoding/json"
-	"strings"
 
 	"github.com/nexus/nexus/fsm/command"
 	"github.com/nexus/nexus/registry"
@@ -117,8 +116,7 @@ func isSystem(t command.Type, m command.Meta) bool {
 		command.TypeAuditWatermark, command.TypeNoop:
 		return true
 	}
-	// "system:health", "system:leader": a node's own duties.
-	return m.Actor == command.ActorSystem || strings.HasPrefix(m.Actor, command.ActorSystem+":")
+	return command.IsSystemActor(m.Actor)
 }
 
 // copyInstance returns a copy of a stored instance, or nil.

@@ -14,9 +14,10 @@ import (
 	"github.com/nexus/nexus/gateway/plugin/apikey"
 	"github.com/nexus/nexus/gateway/plugin/cors"
 	"github.com/nexus/nexus/gateway/plugin/jwtauth"
-	"github.com/nexus/nexus/gateway/ratelimit"
 	"github.com/nexus/nexus/gateway/router"
 	"github.com/nexus/nexus/registry"
+
+	"github.com/nexus/nexus/internal/tokenbucket"
 )
 
 // ConfigPrefix is the part of the configuration store the gateway reads
@@ -33,7 +34,7 @@ type builder struct {
 	g        *Gateway
 	pool     *upstreamPool
 	breakers map[string]*breaker.Breaker
-	limiters map[string]*ratelimit.Limiter
+	limiters map[string]*tokenbucket.Limiter
 	rmetrics map[string]*routeMetrics
 	none     *routeMetrics
 	jwt      map[string]jwtEntry // by config key
@@ -52,7 +53,7 @@ func newBuilder(g *Gateway) *builder {
 		g:        g,
 		pool:     newUpstreamPool(&g.opts, g.metrics),
 		breakers: map[string]*breaker.Breaker{},
-		limiters: map[string]*ratelimit.Limiter{},
+		limiters: map[string]*tokenbucket.Limiter{},
 		rmetrics: map[string]*routeMetrics{},
 		none:     g.metrics.forRoute("none"),
 		jwt:      map[string]jwtEntry{},
@@ -102,7 +103,7 @@ func (b *builder) build(tx *registry.Tx, ws memdb.WatchSet) *Table {
 	usedUp := map[string]bool{}
 	usedBreakers := map[string]bool{}
 	usedLimiters := map[string]bool{}
-	clusterLimiters := map[string]*ratelimit.Limiter{}
+	clusterLimiters := map[string]*tokenbucket.Limiter{}
 	instances := map[string][]registry.Instance{}
 	t := &Table{routes: make(map[string]*route, len(routes)), index: index, none: b.none}
 	entries := make([]router.Entry[*route], 0, len(routes))
@@ -206,7 +207,7 @@ func (b *builder) compile(spec *registry.Route, insts []registry.Instance, cfg m
 		key := fmt.Sprintf("%s\x00%g\x00%d\x00%s\x00%s", spec.ID, rl.RPS, rl.Burst, rl.Key, rl.Scope)
 		l := b.limiters[key]
 		if l == nil {
-			l = ratelimit.New(rl.RPS, rl.Burst, b.g.opts.RateLimitMaxKeys)
+			l = tokenbucket.New(rl.RPS, rl.Burst, b.g.opts.RateLimitMaxKeys)
 			b.limiters[key] = l
 		}
 		usedLimiters[key] = true

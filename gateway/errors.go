@@ -6,7 +6,7 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// Error codes of gateway answers (design/api.md, "Gateway routes").
+// Error codes of gateway answers (docs/api.md, "Gateway routes").
 const (
 	CodeRouteNotFound       = "route_not_found"
 	CodeNoHealthyUpstream   = "no_healthy_upstream"

@@ -21,11 +21,10 @@ import (
 // TCP stack and wakes it, which often preempts the writer on its way out)
 // looks like a thread blocked in a system call, sysmon takes its P away
 // and wakes another thread to run it, and the scheduler churns: sysmon
-// polling every 20 µs, futex wake-ups, extra context switches. Measured on
-// the 2-vCPU benchmark machine (docs/gateway.md#measured): per proxied
-// request, nanosleep + futex + epoll_pwait calls went from 1.1–1.7 to
-// 0.1–0.2, context switches from 1.2–1.7 to 1.0–1.1, CPU time -9%. The
-// price: a thread preempted inside a write keeps its P, which lengthens
+// polling, futex wake-ups, extra context switches; raw calls make fewer of
+// them and cost less CPU per proxied request (docs/gateway.md#measured
+// has the figures). The price: a thread preempted inside a write keeps its
+// P, which lengthens
 // the latency tail when the CPUs are oversubscribed (Options.PlainSocketIO
 // turns this off).
 //
@@ -241,10 +240,8 @@ func (c *rawConn) Write(p []byte) (int, error) {
 
 // copyStep is the step in which ReadFrom copies a body: bufio.Writer hands
 // a streamed body to ReadFrom once its own 16 KiB buffer is empty, and
-// larger steps mean fewer system calls per megabyte. 32 MiB downloads
-// through the gateway, interleaved: 16 KiB (bufio alone) ~520 MiB/s, 32 KiB
-// (net.TCPConn's ReadFrom before) ~650, 64 KiB ~730 at 20% less CPU, 128
-// KiB the same as 64.
+// larger steps mean fewer system calls per megabyte; 64 KiB was the
+// fastest step measured, 128 KiB no better (docs/gateway.md).
 const copyStep = 64 << 10
 
 // ReadFrom copies r to the connection through Write, so that the deadlines

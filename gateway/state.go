@@ -5,7 +5,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/nexus/nexus/gateway/ratelimit"
+	"github.com/nexus/nexus/internal/tokenbucket"
 )
 
 // reqState is what one request's handling learns, for the response
@@ -21,7 +21,7 @@ type reqState struct {
 	consumer    string
 	cache       cacheResult
 	limited     bool
-	rl          ratelimit.Decision
+	rl          tokenbucket.Decision
 	hasRL       bool
 	clientClose bool
 	host, path  string // copies for the access log, taken before rewriting

@@ -7,9 +7,10 @@ import (
 	"github.com/nexus/nexus/gateway/breaker"
 	"github.com/nexus/nexus/gateway/plugin/cache"
 	"github.com/nexus/nexus/gateway/plugin/cors"
-	"github.com/nexus/nexus/gateway/ratelimit"
 	"github.com/nexus/nexus/gateway/router"
 	"github.com/nexus/nexus/registry"
+
+	"github.com/nexus/nexus/internal/tokenbucket"
 )
 
 // Table is an immutable routing table: compiled routes with their endpoints
@@ -34,7 +35,7 @@ type route struct {
 	hashOn    keySpec
 	endpoints []endpoint
 
-	limiter  *ratelimit.Limiter
+	limiter  *tokenbucket.Limiter
 	limitKey keySpec
 
 	cors     *cors.Policy

@@ -17,8 +17,8 @@ import (
 //   - A small answer (a Content-Length that fits one connection buffer) is
 //     read whole and the connection goes back to the pool at once. fasthttp
 //     streams every answer when asked to stream, which costs a stream, a
-//     closure pair and a locked Read per response (3% of the gateway's CPU
-//     per request, measured with a build that buffered everything).
+//     closure pair and a locked Read per response (a measurable share of
+//     the gateway's CPU per request: docs/gateway.md).
 //   - The route's deadline reaches the socket as it is: HostClient.Do turns
 //     it into a timeout and back into a deadline, reading the clock each way.
 // Larger, chunked and close-delimited answers still stream.

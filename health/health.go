@@ -11,7 +11,6 @@ package health
 
 import (
 	"context"
-	"crypto/tls"
 	"log/slog"
 	"time"
 
@@ -19,6 +18,8 @@ import (
 
 	"github.com/nexus/nexus/fsm/command"
 	"github.com/nexus/nexus/registry"
+
+	"github.com/nexus/nexus/cluster/member"
 )
 
 // Writer commits encoded commands through Raft (cluster.Node implements it).
@@ -29,39 +30,43 @@ type Writer interface {
 // Membership is what the health duties need to know about the cluster.
 type Membership interface {
 	NodeName() string
-	// MemberStatuses maps every known member to alive, suspect, failed or
-	// left. Suspect (this node had no ack from it lately) is not a failure:
-	// only failed marks a node's instances critical.
-	MemberStatuses() map[string]string
+	// MemberStatuses maps every known member to its status. Suspect (this
+	// node had no ack from it lately) is not a failure: only failed marks a
+	// node's instances critical.
+	MemberStatuses() map[string]member.Status
 	// MemberHTTPAddr returns the admin API address of a member.
 	MemberHTTPAddr(name string) (string, bool)
 	// Changes is signalled (coalesced) whenever membership changes.
 	Changes() <-chan struct{}
 }
 
-// Errors of heartbeats. They carry the HTTP status and code the API answers.
+// Forwarder passes a TTL heartbeat on to the admin API at addr of the
+// instance's owner (peerproto.Client). An error answer implements
+// StatusCode().
+type Forwarder interface {
+	Heartbeat(ctx context.Context, addr, service, id, status, output, credential string, timeout time.Duration) (*registry.Instance, error)
+}
+
+// Errors of heartbeats. They carry an error code; the API maps it to a
+// status.
 var (
 	// ErrOwnerUnavailable means the node owning the instance cannot be reached.
-	ErrOwnerUnavailable error = &Error{Status: 503, Code: "owner_unavailable", Msg: "the node owning the instance is unavailable"}
+	ErrOwnerUnavailable error = &Error{Code: command.CodeOwnerUnavailable, Msg: "the node owning the instance is unavailable"}
 	// ErrNoTTLCheck means the instance has no TTL check to refresh.
-	ErrNoTTLCheck error = &Error{Status: 400, Code: "invalid", Msg: "the instance has no ttl check"}
+	ErrNoTTLCheck error = &Error{Code: command.CodeInvalid, Msg: "the instance has no ttl check"}
 	// ErrNotFound means the instance is unknown.
-	ErrNotFound error = &Error{Status: 404, Code: "not_found", Msg: "instance not found"}
+	ErrNotFound error = &Error{Code: command.CodeNotFound, Msg: "instance not found"}
 )
 
-// Error is a heartbeat error with its API status and code.
+// Error is a heartbeat error with its error code.
 type Error struct {
-	Status int
-	Code   string
-	Msg    string
+	Code string
+	Msg  string
 }
 
 func (e *Error) Error() string { return e.Msg }
 
-// StatusCode is the HTTP status the API answers.
-func (e *Error) StatusCode() int { return e.Status }
-
-// ErrorCode is the API error code.
+// ErrorCode is the error code.
 func (e *Error) ErrorCode() string { return e.Code }
 
 // Deps wires the health package.
@@ -79,12 +84,12 @@ type Deps struct {
 	// (a read index); heartbeats use it before answering 404, since a
 	// follower may not have applied a registration made on another node.
 	CatchUp func(ctx context.Context) error
-	// Now is the clock stamped into commands (default time.Now).
-	Now func() time.Time
-	// PeerScheme ("http" default, or "https") and PeerTLS reach the other
-	// nodes' admin APIs when heartbeats are passed on to an owner node.
-	PeerScheme string
-	PeerTLS    *tls.Config
+	// Clock is the time of TTLs, of the leader's critical-since times and
+	// of commands (default: the system clock).
+	Clock Clock
+	// Peers passes heartbeats on to the owner node's admin API (the node's
+	// peerproto.Client); nil: a plain-HTTP client of its own.
+	Peers Forwarder
 }
 
 type metrics struct {
@@ -93,6 +98,7 @@ type metrics struct {
 	commitErrs  prometheus.Counter
 	reaped      prometheus.Counter
 	marked      prometheus.Counter
+	rounds      prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, store *registry.Store) *metrics {
@@ -112,8 +118,11 @@ func newMetrics(reg prometheus.Registerer, store *registry.Store) *metrics {
 		marked: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "nexus_health_node_failure_marks_total", Help: "Instances marked critical by the leader because their node failed.",
 		}),
+		rounds: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "nexus_health_anti_entropy_rounds_total", Help: "Rounds in which this node compared the catalog with its checks (on every change and every anti-entropy interval).",
+		}),
 	}
-	reg.MustRegister(m.transitions, m.checkRuns, m.commitErrs, m.reaped, m.marked, &statusCollector{
+	reg.MustRegister(m.transitions, m.checkRuns, m.commitErrs, m.reaped, m.marked, m.rounds, &statusCollector{
 		store: store,
 		desc:  prometheus.NewDesc("nexus_instances", "Instances in the catalog by health status.", []string{"status"}, nil),
 	})

@@ -1,37 +1,35 @@
 package health
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"time"
 
 	"github.com/nexus/nexus/acl"
+	"github.com/nexus/nexus/cluster/peerproto"
 	"github.com/nexus/nexus/registry"
-)
 
-// ForwardedHeader marks a heartbeat passed on to the owner node, so that
-// the owner never passes it on again.
-const ForwardedHeader = "X-Nexus-Heartbeat-Forwarded"
+	"github.com/nexus/nexus/fsm/command"
+)
 
 // Heartbeats routes TTL heartbeats to the node that owns the instance: only
 // the owner's runner holds the TTL timer.
 type Heartbeats struct {
 	runner *Runner
 	deps   Deps
-	client *http.Client
 }
+
+// forwardTimeout bounds a heartbeat passed on to its owner.
+const forwardTimeout = 5 * time.Second
 
 // NewHeartbeats returns the heartbeat router of this node.
 func NewHeartbeats(deps Deps, r *Runner) *Heartbeats {
-	c := &http.Client{Timeout: 5 * time.Second}
-	if deps.PeerTLS != nil {
-		c.Transport = &http.Transport{TLSClientConfig: deps.PeerTLS, MaxIdleConnsPerHost: 8, IdleConnTimeout: 30 * time.Second}
+	if deps.Peers == nil {
+		deps.Peers = peerproto.NewClient(peerproto.Config{})
 	}
-	return &Heartbeats{runner: r, deps: deps, client: c}
+	return &Heartbeats{runner: r, deps: deps}
 }
 
 // Heartbeat refreshes the TTL check of an instance, here or on its owner,
@@ -74,48 +72,18 @@ func (h *Heartbeats) forward(ctx context.Context, owner, service, id, status, ou
 	addr, ok := h.deps.Membership.MemberHTTPAddr(owner)
 	// A suspect owner is still alive for gossip: try it (the client timeout
 	// bounds the attempt).
-	if st := h.deps.Membership.MemberStatuses()[owner]; !ok || (st != "alive" && st != "suspect") {
+	if st := h.deps.Membership.MemberStatuses()[owner]; !ok || !st.Live() {
 		return nil, fmt.Errorf("%w: node %s owns %s/%s and is not alive", ErrOwnerUnavailable, owner, service, id)
 	}
-	fields := map[string]string{"output": output}
-	if status != "" {
-		fields["status"] = status
-	}
-	body, _ := json.Marshal(fields)
-	scheme := h.deps.PeerScheme
-	if scheme == "" {
-		scheme = "http"
-	}
-	u := scheme + "://" + addr + "/services/" + url.PathEscape(service) + "/instances/" + url.PathEscape(id) + "/heartbeat"
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, u, bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set(ForwardedHeader, "1")
-	if cred := acl.CredentialFrom(ctx); cred != "" {
-		req.Header.Set("X-Nexus-Token", cred)
-	}
-	resp, err := h.client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrOwnerUnavailable, err)
-	}
-	defer resp.Body.Close()
-	switch resp.StatusCode {
-	case http.StatusOK:
-	case http.StatusNotFound:
+	in, err := h.deps.Peers.Heartbeat(ctx, addr, service, id, status, output, acl.CredentialFrom(ctx), forwardTimeout)
+	var answer interface{ StatusCode() int }
+	switch {
+	case err == nil:
+		return in, nil
+	case errors.As(err, &answer) && answer.StatusCode() == http.StatusNotFound:
 		return nil, ErrNotFound
-	case http.StatusBadRequest:
-		var e struct {
-			Error struct{ Message string } `json:"error"`
-		}
-		_ = json.NewDecoder(resp.Body).Decode(&e)
-		return nil, &Error{Status: http.StatusBadRequest, Code: "invalid", Msg: e.Error.Message}
-	default:
-		return nil, fmt.Errorf("%w: owner %s answered %d", ErrOwnerUnavailable, owner, resp.StatusCode)
+	case errors.As(err, &answer) && answer.StatusCode() == http.StatusBadRequest:
+		return nil, &Error{Code: command.CodeInvalid, Msg: err.Error()}
 	}
-	var in registry.Instance
-	if err := json.NewDecoder(resp.Body).Decode(&in); err != nil {
-		return nil, fmt.Errorf("%w: undecodable answer from %s", ErrOwnerUnavailable, owner)
-	}
-	return &in, nil
+	return nil, fmt.Errorf("%w: owner %s: %v", ErrOwnerUnavailable, owner, err)
 }

@@ -10,7 +10,10 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/nexus/nexus/cluster/peerproto"
 	"github.com/nexus/nexus/registry"
+
+	"github.com/nexus/nexus/cluster/member"
 )
 
 // TestHeartbeatPassedToOwner: a heartbeat for an instance of another node
@@ -19,7 +22,7 @@ import (
 func TestHeartbeatPassedToOwner(t *testing.T) {
 	var got atomic.Int32
 	owner := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPut || r.URL.Path != "/services/ttl/instances/t1/heartbeat" || r.Header.Get(ForwardedHeader) != "1" {
+		if r.Method != http.MethodPut || r.URL.Path != "/services/ttl/instances/t1/heartbeat" || r.Header.Get(peerproto.HeaderHeartbeatForwarded) != "1" {
 			http.Error(w, "unexpected "+r.Method+" "+r.URL.Path, http.StatusBadRequest)
 			return
 		}
@@ -28,7 +31,7 @@ func TestHeartbeatPassedToOwner(t *testing.T) {
 	}))
 	defer owner.Close()
 	for _, tc := range []struct {
-		status    string
+		status    member.Status
 		forwarded bool
 	}{
 		{"alive", true},
@@ -36,8 +39,8 @@ func TestHeartbeatPassedToOwner(t *testing.T) {
 		{"failed", false},
 		{"left", false},
 	} {
-		t.Run("owner "+tc.status, func(t *testing.T) {
-			m := newMembership("n1", map[string]string{"n2": tc.status})
+		t.Run("owner "+string(tc.status), func(t *testing.T) {
+			m := newMembership("n1", map[string]member.Status{"n2": tc.status})
 			m.addrs = map[string]string{"n2": strings.TrimPrefix(owner.URL, "http://")}
 			deps, w := testDeps(t, m)
 			in := owned("ttl", "t1", registry.Check{Kind: registry.CheckTTL, TTL: "10s"})

@@ -9,28 +9,32 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/nexus/nexus/fsm/command"
 	"github.com/nexus/nexus/registry"
+
+	"github.com/nexus/nexus/cluster/member"
+	"github.com/nexus/nexus/internal/retry"
 )
 
 // fakeMembership is the cluster as the health duties see it.
 type fakeMembership struct {
 	name    string
 	mu      sync.Mutex
-	members map[string]string
+	members map[string]member.Status
 	addrs   map[string]string // admin API of members
 	changes chan struct{}
 }
 
-func newMembership(name string, members map[string]string) *fakeMembership {
-	m := map[string]string{name: "alive"}
+func newMembership(name string, members map[string]member.Status) *fakeMembership {
+	m := map[string]member.Status{name: member.Alive}
 	maps.Copy(m, members)
 	return &fakeMembership{name: name, members: m, changes: make(chan struct{}, 1)}
 }
 
 func (m *fakeMembership) NodeName() string { return m.name }
-func (m *fakeMembership) MemberStatuses() map[string]string {
+func (m *fakeMembership) MemberStatuses() map[string]member.Status {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return maps.Clone(m.members)
@@ -152,15 +156,102 @@ func instanceStatus(store *registry.Store, service, id string) (string, string) 
 // waitInstance waits until the instance has status in the store.
 func waitInstance(t *testing.T, store *registry.Store, service, id, status string, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if st, _ := instanceStatus(store, service, id); st == status {
-			return
+	retry.Run(t, func(r *retry.R) {
+		if st, out := instanceStatus(store, service, id); st != status {
+			r.Fatalf("%s/%s is %s (%q), not %s", service, id, st, out, status)
 		}
-		time.Sleep(5 * time.Millisecond)
+	}, retry.Timeout(timeout))
+}
+
+// waitRounds waits until the runner has made n more anti-entropy rounds
+// than it had made before: what it would change by then, it has.
+func waitRounds(t *testing.T, r *Runner, n int) {
+	t.Helper()
+	target := counter(r.m.rounds) + float64(n)
+	retry.Run(t, retry.Cond(fmt.Sprintf("%d anti-entropy rounds", n), func() bool {
+		return counter(r.m.rounds) >= target
+	}))
+}
+
+func counter(c prometheus.Counter) float64 {
+	var m dto.Metric
+	_ = c.Write(&m)
+	return m.GetCounter().GetValue()
+}
+
+// fakeClock is a Clock that moves only when the test advances it.
+type fakeClock struct {
+	mu     sync.Mutex
+	now    time.Time
+	timers []*fakeTimer
+}
+
+type fakeTimer struct {
+	c    chan time.Time
+	when time.Time
+	clk  *fakeClock
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{now: time.Unix(1700000000, 0)} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) NewTimer(d time.Duration) Timer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := &fakeTimer{c: make(chan time.Time, 1), when: c.now.Add(d), clk: c}
+	if d <= 0 {
+		t.c <- c.now
+		return t
 	}
-	st, out := instanceStatus(store, service, id)
-	t.Fatalf("%s/%s is %s (%q), not %s after %v", service, id, st, out, status, timeout)
+	c.timers = append(c.timers, t)
+	return t
+}
+
+// Advance moves the clock and fires the timers that are due.
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	kept := c.timers[:0]
+	for _, t := range c.timers {
+		if t.when.After(c.now) {
+			kept = append(kept, t)
+			continue
+		}
+		t.c <- c.now
+	}
+	c.timers = kept
+}
+
+// armedFor reports whether a timer waits for exactly when.
+func (c *fakeClock) armedFor(when time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, t := range c.timers {
+		if t.when.Equal(when) {
+			return true
+		}
+	}
+	return false
+}
+
+func (t *fakeTimer) C() <-chan time.Time { return t.c }
+
+func (t *fakeTimer) Stop() bool {
+	t.clk.mu.Lock()
+	defer t.clk.mu.Unlock()
+	for i, x := range t.clk.timers {
+		if x == t {
+			t.clk.timers = append(t.clk.timers[:i], t.clk.timers[i+1:]...)
+			return true
+		}
+	}
+	return false
 }
 
 // runRunner runs a runner until the test ends.

@@ -8,6 +8,8 @@ import (
 
 	"github.com/nexus/nexus/fsm/command"
 	"github.com/nexus/nexus/registry"
+
+	"github.com/nexus/nexus/cluster/member"
 )
 
 // Leader runs the health duties that only the Raft leader performs: it marks
@@ -27,8 +29,8 @@ type Leader struct {
 
 // NewLeader returns the leader duties; they share the runner's metrics.
 func NewLeader(deps Deps, r *Runner) *Leader {
-	if deps.Now == nil {
-		deps.Now = time.Now
+	if deps.Clock == nil {
+		deps.Clock = realClock{}
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
@@ -67,7 +69,7 @@ func (l *Leader) reconcile(ctx context.Context) {
 		all = append(all, tx.ServiceInstances(nil, svc.Name)...)
 	}
 	tx.Abort()
-	now := l.deps.Now()
+	now := l.deps.Clock.Now()
 	seen := map[string]bool{}
 	for _, in := range all {
 		k := key(in.Service, in.ID)
@@ -76,14 +78,14 @@ func (l *Leader) reconcile(ctx context.Context) {
 			// Only a failure counts: a suspect node (no recent ack) may be
 			// fine, and alive or suspect, its owner's checks decide.
 			switch statuses[in.Node] {
-			case "failed":
+			case member.Failed:
 				if in.Status != registry.StatusCritical {
 					if l.setCritical(ctx, in) {
 						l.m.marked.Inc()
 						in.Status = registry.StatusCritical
 					}
 				}
-			case "left":
+			case member.Left:
 				l.deregister(ctx, in, "its node left the cluster")
 				continue
 			}
@@ -118,7 +120,7 @@ func (l *Leader) reconcile(ctx context.Context) {
 func (l *Leader) setCritical(ctx context.Context, in registry.Instance) bool {
 	out := fmt.Sprintf("node %s failed (gossip)", in.Node)
 	b, err := l.deps.Codec.Encode(command.TypeSetStatus, &command.SetStatus{
-		Meta:    command.Meta{Actor: "system:leader", Node: l.deps.Membership.NodeName(), Time: l.deps.Now().UnixNano()},
+		Meta:    command.Meta{Actor: command.ActorLeader, Node: l.deps.Membership.NodeName(), Time: l.deps.Clock.Now().UnixNano()},
 		Service: in.Service, ID: in.ID, Status: registry.StatusCritical, Output: out,
 	})
 	if err != nil {
@@ -134,7 +136,7 @@ func (l *Leader) setCritical(ctx context.Context, in registry.Instance) bool {
 
 func (l *Leader) deregister(ctx context.Context, in registry.Instance, why string) bool {
 	b, err := l.deps.Codec.Encode(command.TypeDeregisterInstance, &command.DeregisterInstance{
-		Meta:    command.Meta{Actor: "system:leader", Node: l.deps.Membership.NodeName(), Time: l.deps.Now().UnixNano()},
+		Meta:    command.Meta{Actor: command.ActorLeader, Node: l.deps.Membership.NodeName(), Time: l.deps.Clock.Now().UnixNano()},
 		Service: in.Service, ID: in.ID,
 	})
 	if err != nil {

@@ -8,6 +8,8 @@ import (
 
 	"github.com/nexus/nexus/internal/retry"
 	"github.com/nexus/nexus/registry"
+
+	"github.com/nexus/nexus/cluster/member"
 )
 
 // TestLeaderActsOnFailedAndLeftOnly: the leader marks the instances of a
@@ -15,7 +17,7 @@ import (
 // suspect nodes (suspect: no recent ack, not a failure) keep theirs.
 func TestLeaderActsOnFailedAndLeftOnly(t *testing.T) {
 	tests := []struct {
-		status string // of n2, which owns the instance
+		status member.Status // of n2, which owns the instance
 		want   []string
 		after  string // the instance's status then ("" gone)
 	}{
@@ -26,8 +28,8 @@ func TestLeaderActsOnFailedAndLeftOnly(t *testing.T) {
 		{"", nil, registry.StatusPassing}, // unknown to gossip: nothing to say
 	}
 	for _, tc := range tests {
-		t.Run("n2 "+tc.status, func(t *testing.T) {
-			members := map[string]string{}
+		t.Run("n2 "+string(tc.status), func(t *testing.T) {
+			members := map[string]member.Status{}
 			if tc.status != "" {
 				members["n2"] = tc.status
 			}
@@ -56,7 +58,7 @@ func TestLeaderActsOnFailedAndLeftOnly(t *testing.T) {
 // the election are lost), returns when its context ends, and forgets what
 // it observed.
 func TestLeaderRunIsADuty(t *testing.T) {
-	deps, w := testDeps(t, newMembership("n1", map[string]string{"n2": "failed"}))
+	deps, w := testDeps(t, newMembership("n1", map[string]member.Status{"n2": member.Failed}))
 	in := owned("svc", "i1")
 	in.Node, in.Status = "n2", registry.StatusPassing
 	w.register(t, in)

@@ -47,8 +47,8 @@ func key(service, id string) string { return service + "/" + id }
 
 // NewRunner returns the check runner of this node.
 func NewRunner(deps Deps) *Runner {
-	if deps.Now == nil {
-		deps.Now = time.Now
+	if deps.Clock == nil {
+		deps.Clock = realClock{}
 	}
 	if deps.AntiEntropyInterval == 0 {
 		deps.AntiEntropyInterval = 10 * time.Second
@@ -77,6 +77,7 @@ func (r *Runner) Run(ctx context.Context) {
 		ws.Add(r.deps.Store.AbandonCh())
 		r.sync(ctx, owned)
 		failed := r.reconcile(ctx, owned)
+		r.m.rounds.Inc()
 		wait := r.deps.AntiEntropyInterval
 		if failed {
 			// The leader may be changing: retry soon, backing off.
@@ -111,7 +112,7 @@ func (r *Runner) sync(ctx context.Context, owned []registry.Instance) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	seen := map[string]bool{}
-	now := r.deps.Now()
+	now := r.deps.Clock.Now()
 	for _, in := range owned {
 		k := key(in.Service, in.ID)
 		seen[k] = true
@@ -202,17 +203,17 @@ func (r *Runner) watchTTL(ctx context.Context, k string, ttl time.Duration) {
 		if !ok {
 			return
 		}
-		wait := time.Until(deadline)
+		wait := deadline.Sub(r.deps.Clock.Now())
 		if wait <= 0 {
 			r.setResult(k, registry.StatusCritical, fmt.Sprintf("TTL expired: no heartbeat for %s", ttl))
 			wait = ttl
 		}
-		t := time.NewTimer(wait)
+		t := r.deps.Clock.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return
-		case <-t.C:
+		case <-t.C():
 		}
 	}
 }
@@ -290,7 +291,7 @@ func (r *Runner) commitStatus(ctx context.Context, service, id, from, to, output
 		r.mu.Unlock()
 	}()
 	b, err := r.deps.Codec.Encode(command.TypeSetStatus, &command.SetStatus{
-		Meta:    command.Meta{Actor: "system:health", Node: r.node, Time: r.deps.Now().UnixNano()},
+		Meta:    command.Meta{Actor: command.ActorHealth, Node: r.node, Time: r.deps.Clock.Now().UnixNano()},
 		Service: service, ID: id, Status: to, Output: output,
 	})
 	if err != nil {
@@ -340,7 +341,7 @@ func (r *Runner) Heartbeat(ctx context.Context, service, id, status, output stri
 		return ErrNoTTLCheck
 	}
 	ttl, _ := time.ParseDuration(st.def.TTL)
-	st.ttlDeadline = r.deps.Now().Add(ttl)
+	st.ttlDeadline = r.deps.Clock.Now().Add(ttl)
 	st.status, st.output = status, output
 	r.mu.Unlock()
 

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nexus/nexus/internal/retry"
 	"github.com/nexus/nexus/registry"
 )
 
@@ -22,15 +23,21 @@ func owned(service, id string, checks ...registry.Check) registry.Instance {
 }
 
 // TestRunnerTTL: critical until the first heartbeat, passing with it,
-// critical again when no heartbeat comes for the TTL; heartbeats that change
-// nothing propose nothing.
+// critical again when no heartbeat comes for the TTL, not a moment before;
+// heartbeats that change nothing propose nothing. The TTL runs on a fake
+// clock: the test moves time, nothing waits for it.
 func TestRunnerTTL(t *testing.T) {
 	deps, w := testDeps(t, newMembership("n1", nil))
+	clk := newFakeClock()
+	deps.Clock = clk
 	w.register(t, owned("ttl", "t1", registry.Check{Kind: registry.CheckTTL, TTL: "300ms", Status: registry.StatusCritical}))
 	r := runRunner(t, deps)
 	ctx := context.Background()
 
-	time.Sleep(100 * time.Millisecond) // anti-entropy runs: nothing to change yet
+	// The runner watches the TTL and has compared the catalog with it:
+	// nothing to change yet.
+	retry.Run(t, retry.Cond("the TTL watched", func() bool { return clk.armedFor(clk.Now().Add(300 * time.Millisecond)) }))
+	waitRounds(t, r, 1)
 	if got := w.logStrings(); len(got) != 0 {
 		t.Fatalf("proposed before any heartbeat: %q", got)
 	}
@@ -38,20 +45,23 @@ func TestRunnerTTL(t *testing.T) {
 		if err := r.Heartbeat(ctx, "ttl", "t1", "", "ok"); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(100 * time.Millisecond)
+		clk.Advance(100 * time.Millisecond)
 	}
-	if st, _ := instanceStatus(deps.Store, "ttl", "t1"); st != registry.StatusPassing {
-		t.Fatalf("after heartbeats: %s", st)
-	}
+	waitInstance(t, deps.Store, "ttl", "t1", registry.StatusPassing, 5*time.Second)
 	if err := r.Heartbeat(ctx, "ttl", "t1", registry.StatusWarning, "degraded"); err != nil {
 		t.Fatal(err)
 	}
-	expired := time.Now()
-	waitInstance(t, deps.Store, "ttl", "t1", registry.StatusCritical, 2*time.Second)
-	if took := time.Since(expired); took < 250*time.Millisecond {
-		t.Fatalf("TTL of 300ms expired after %v", took)
+	deadline := clk.Now().Add(300 * time.Millisecond)
+	// A millisecond before the TTL: the watcher looked (its timer fired)
+	// and waits for the deadline again, so it did not expire.
+	clk.Advance(299 * time.Millisecond)
+	retry.Run(t, retry.Cond("the watcher to wait for the deadline", func() bool { return clk.armedFor(deadline) }))
+	if st, _ := instanceStatus(deps.Store, "ttl", "t1"); st != registry.StatusWarning {
+		t.Fatalf("before the TTL: %s", st)
 	}
-	time.Sleep(200 * time.Millisecond) // anti-entropy again: nothing new
+	clk.Advance(time.Millisecond)
+	waitInstance(t, deps.Store, "ttl", "t1", registry.StatusCritical, 5*time.Second)
+	waitRounds(t, r, 2) // anti-entropy again: nothing new
 	want := []string{"ttl/t1 passing", "ttl/t1 warning", "ttl/t1 critical"}
 	if got := w.logStrings(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("proposals %q, want %q", got, want)
@@ -83,7 +93,7 @@ func TestRunnerHTTPProposesOnlyChanges(t *testing.T) {
 	defer srv.Close()
 	deps, w := testDeps(t, newMembership("n1", nil))
 	w.register(t, owned("web", "w1", registry.Check{Kind: registry.CheckHTTP, HTTP: srv.URL + "/health", Interval: "20ms", Timeout: "1s"}))
-	runRunner(t, deps)
+	r := runRunner(t, deps)
 
 	for _, step := range []struct {
 		code   int32
@@ -95,9 +105,9 @@ func TestRunnerHTTPProposesOnlyChanges(t *testing.T) {
 		code.Store(step.code)
 		waitInstance(t, deps.Store, "web", "w1", step.status, 2*time.Second)
 		// Many more check runs (and anti-entropy rounds) in the same state.
-		for h := hits.Load(); hits.Load() < h+8; {
-			time.Sleep(10 * time.Millisecond)
-		}
+		h := hits.Load()
+		retry.Run(t, retry.Cond("8 more check runs", func() bool { return hits.Load() >= h+8 }))
+		waitRounds(t, r, 1)
 	}
 	want := []string{"web/w1 passing", "web/w1 warning", "web/w1 critical", "web/w1 passing"}
 	if got := w.logStrings(); !reflect.DeepEqual(got, want) {
@@ -125,12 +135,21 @@ func TestRunnerTCP(t *testing.T) {
 	}()
 	deps, w := testDeps(t, newMembership("n1", nil))
 	w.register(t, owned("db", "d1", registry.Check{Kind: registry.CheckTCP, TCP: ln.Addr().String(), Interval: "20ms", Timeout: "500ms"}))
-	runRunner(t, deps)
+	r := runRunner(t, deps)
+	// More check runs and rounds in each state change nothing more.
+	settled := func(status string) {
+		t.Helper()
+		runs := counter(r.m.checkRuns.WithLabelValues(registry.CheckTCP, status))
+		retry.Run(t, retry.Cond("3 more check runs", func() bool {
+			return counter(r.m.checkRuns.WithLabelValues(registry.CheckTCP, status)) >= runs+3
+		}))
+		waitRounds(t, r, 1)
+	}
 	waitInstance(t, deps.Store, "db", "d1", registry.StatusPassing, 2*time.Second)
-	time.Sleep(150 * time.Millisecond)
+	settled(registry.StatusPassing)
 	ln.Close()
 	waitInstance(t, deps.Store, "db", "d1", registry.StatusCritical, 2*time.Second)
-	time.Sleep(150 * time.Millisecond)
+	settled(registry.StatusCritical)
 	want := []string{"db/d1 passing", "db/d1 critical"}
 	if got := w.logStrings(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("proposals %q, want %q", got, want)
@@ -146,9 +165,9 @@ func TestRunnerAntiEntropy(t *testing.T) {
 	other := owned("plain", "p2")
 	other.Node = "n2"
 	w.register(t, other)
-	runRunner(t, deps)
+	r := runRunner(t, deps)
 	waitInstance(t, deps.Store, "plain", "p1", registry.StatusPassing, 2*time.Second)
-	time.Sleep(200 * time.Millisecond) // several anti-entropy rounds
+	waitRounds(t, r, 3)
 	want := []string{"plain/p1 passing"}
 	if got := w.logStrings(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("proposals %q, want %q", got, want)

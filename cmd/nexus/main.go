@@ -37,11 +37,6 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return cli.Run(args, stdin, stdout, stderr, os.Getenv)
 }
 
-func usage(w io.Writer) {
-	fmt.Fprintln(w, "Usage: nexus <command> [flags]")
-	fmt.Fprintln(w, "")
-	fmt.Fprintln(w, "  agent      run a Nexus node (nexus agent --help for its flags)")
-	fmt.Fprintln(w, "  migrate    status|up: the PostgreSQL audit archive schema (--postgres-url)")
-	fmt.Fprintln(w, "  version    print the version")
-	cli.Usage(w)
-}
+// usage is the one usage text: the CLI's, which lists every command
+// (agent, migrate and version included).
+func usage(w io.Writer) { cli.Usage(w) }

@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/go-msgpack/v2/codec"
 
 	"github.com/nexus/nexus/registry"
+	"strings"
 )
 
 // Type identifies a command. Values are never renumbered; new types are
@@ -97,8 +98,23 @@ func (t Type) Known() bool {
 
 // ActorSystem is the audit actor of writes a node makes on its own
 // (health marking, reaping, leaving, the archive watermark). Writes by
-// this actor are system writes: a full audit backlog never refuses them.
+// this actor, or by one of its duties ("system:..."), are system writes:
+// a full audit backlog never refuses them (IsSystemActor).
 const ActorSystem = "system"
+
+// The actors of a node's own duties.
+const (
+	// ActorHealth: the owner's health checks commit a status change.
+	ActorHealth = ActorSystem + ":health"
+	// ActorLeader: the leader's health duties (failed nodes, reaping).
+	ActorLeader = ActorSystem + ":leader"
+)
+
+// IsSystemActor reports whether actor is a node acting on its own:
+// ActorSystem or one of its duties ("system:...").
+func IsSystemActor(actor string) bool {
+	return actor == ActorSystem || strings.HasPrefix(actor, ActorSystem+":")
+}
 
 // Meta is what the proposer knows about a write; it feeds the audit trail.
 type Meta struct {

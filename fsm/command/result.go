@@ -3,6 +3,8 @@ package command
 import (
 	"encoding/json"
 	"errors"
+
+	"github.com/nexus/nexus/registry"
 )
 
 // Result is what applying a command answered. A business error (CAS conflict,
@@ -28,13 +30,14 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
 
-// Business error codes that Apply can answer.
+// Business error codes that Apply can answer: the domain's
+// (registry/errors.go), named here for the command's readers.
 const (
-	CodeNotFound     = "not_found"
-	CodeCASConflict  = "cas_conflict"
-	CodeTypeConflict = "type_conflict"
-	CodeConflict     = "conflict"
-	CodeInvalid      = "invalid"
+	CodeNotFound     = registry.CodeNotFound
+	CodeCASConflict  = registry.CodeCASConflict
+	CodeTypeConflict = registry.CodeTypeConflict
+	CodeConflict     = registry.CodeConflict
+	CodeInvalid      = registry.CodeInvalid
 )
 
 // Write outcomes that are not business answers. They cross from cluster to api

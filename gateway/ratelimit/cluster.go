@@ -1,3 +1,6 @@
+// Package ratelimit shares the gateway's cluster-scope rate limits between
+// the nodes: each node runs its token buckets (internal/tokenbucket) at a
+// share of the route's rate, from the demand the others report over gossip.
 package ratelimit
 
 import (
@@ -9,6 +12,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/nexus/nexus/internal/tokenbucket"
 )
 
 // Exchanger carries small broadcasts between the gateway nodes of a cluster.
@@ -58,7 +63,7 @@ type Sharer struct {
 	now      func() time.Time
 
 	mu       sync.Mutex
-	limiters map[string]*Limiter
+	limiters map[string]*tokenbucket.Limiter
 	reports  map[string]map[string]report // node (this one included) → route → latest report
 }
 
@@ -71,14 +76,14 @@ type report struct {
 // cluster-scope limiters keep their full rate on each node.
 func NewSharer(ex Exchanger, node string, interval time.Duration, logger *slog.Logger) *Sharer {
 	return &Sharer{ex: ex, node: node, interval: interval, logger: logger, now: time.Now,
-		limiters: map[string]*Limiter{}, reports: map[string]map[string]report{}}
+		limiters: map[string]*tokenbucket.Limiter{}, reports: map[string]map[string]report{}}
 }
 
 // SetLimiters replaces the cluster-scope limiters, by route id. A limiter
 // seen for the first time starts with an equal share of its rate, so that a
 // new route does not admit its full rate on every node until the first
 // exchange.
-func (s *Sharer) SetLimiters(ls map[string]*Limiter) {
+func (s *Sharer) SetLimiters(ls map[string]*tokenbucket.Limiter) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ex != nil {
@@ -161,7 +166,8 @@ func (s *Sharer) Apply(boundary time.Time, onShare func(route string, share floa
 	epoch := s.epoch(boundary)
 	peers := max(s.ex.Peers(), 1)
 	for id, l := range s.limiters {
-		share := s.share(id, epoch, l.rps, peers)
+		rps, _ := l.Rate()
+		share := s.share(id, epoch, rps, peers)
 		l.SetShare(share)
 		if onShare != nil {
 			onShare(id, share)

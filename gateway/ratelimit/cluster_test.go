@@ -7,6 +7,8 @@ import (
 	"math"
 	"testing"
 	"time"
+
+	"github.com/nexus/nexus/internal/tokenbucket"
 )
 
 // bus delivers broadcasts between in-process sharers at once.
@@ -105,21 +107,21 @@ func TestClusterShareAccuracy(t *testing.T) {
 	clock := time.Unix(1_000_000, 0) // on an epoch boundary
 	type node struct {
 		name  string
-		l     *Limiter
+		l     *tokenbucket.Limiter
 		s     *Sharer
 		carry float64
 	}
 	var nodes []*node
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	for _, name := range []string{"n1", "n2", "n3"} {
-		n := &node{name: name, l: New(rate, burst, 0)}
+		n := &node{name: name, l: tokenbucket.New(rate, burst, 0)}
 		n.s = NewSharer(busEx{b, name}, name, time.Second, logger)
 		n.s.now = func() time.Time { return clock }
 		n.s.ex.OnMessage(n.s.receive)
 		nodes = append(nodes, n)
 	}
 	for _, n := range nodes {
-		n.s.SetLimiters(map[string]*Limiter{"r": n.l})
+		n.s.SetLimiters(map[string]*tokenbucket.Limiter{"r": n.l})
 	}
 	// Demand per node (req/s) in phases of 5 s.
 	phases := [][3]float64{

@@ -2,7 +2,7 @@
 // gateway routes. A Table is immutable once built and safe for concurrent use;
 // Match does not allocate.
 //
-// Matching order (design/api.md, "Gateway routes"): exact host, then wildcard
+// Matching order (docs/api.md, "Gateway routes"): exact host, then wildcard
 // host (longest suffix first), then routes without hosts; within a host class,
 // exact path, then longest prefix; routes with methods before those without;
 // then higher priority; then id.

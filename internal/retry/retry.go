@@ -119,6 +119,18 @@ func Run(t TB, f func(r *R), opts ...Option) {
 	}
 }
 
+// Cond is an attempt that passes when cond reports true, and otherwise
+// fails naming what it waits for:
+//
+//	retry.Run(t, retry.Cond("a leader", func() bool { return leader() != "" }))
+func Cond(what string, cond func() bool) func(r *R) {
+	return func(r *R) {
+		if !cond() {
+			r.Fatalf("not yet: %s", what)
+		}
+	}
+}
+
 // run runs one attempt, turning its FailNow panic back into a return.
 func run(r *R, f func(r *R)) {
 	defer func() {

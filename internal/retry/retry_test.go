@@ -89,3 +89,17 @@ func TestUntil(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestCond(t *testing.T) {
+	ft := &fakeT{}
+	n := 0
+	Run(ft, Cond("the third look", func() bool { n++; return n >= 3 }), Timeout(time.Second))
+	if ft.fatal != "" || n != 3 {
+		t.Fatalf("fatal %q after %d looks", ft.fatal, n)
+	}
+	ft = &fakeT{}
+	Run(ft, Cond("never", func() bool { return false }), Timeout(50*time.Millisecond))
+	if !strings.Contains(ft.fatal, "not yet: never") {
+		t.Fatalf("fatal %q", ft.fatal)
+	}
+}

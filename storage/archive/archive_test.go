@@ -15,6 +15,7 @@ import (
 
 	"github.com/nexus/nexus/fsm/command"
 	"github.com/nexus/nexus/internal/pgtest"
+	"github.com/nexus/nexus/internal/retry"
 	"github.com/nexus/nexus/registry"
 )
 
@@ -63,12 +64,12 @@ func TestArchive_ExactlyOnceAcrossLeaderChangeMidBatch(t *testing.T) {
 	r.write(t, 200, 200)
 	l.lead(0)
 	r.write(t, 400, 100)
-	waitFor(t, "both archivers to drain the backlog", time.Minute, func() bool { return r.state(0).Records == 0 })
+	retry.Run(t, retry.Cond("both archivers to drain the backlog", func() bool { return r.state(0).Records == 0 }), retry.Timeout(time.Minute))
 	l.depose(0)
 	r.write(t, 500, 50)
 
 	conn := connect(t, url)
-	waitFor(t, "the backlog to drain", time.Minute, func() bool { return r.state(0).Records == 0 && r.state(1).Records == 0 })
+	retry.Run(t, retry.Cond("the backlog to drain", func() bool { return r.state(0).Records == 0 && r.state(1).Records == 0 }), retry.Timeout(time.Minute))
 	checkExactlyOnce(t, conn, r)
 	if d := counterValue(t, reg1, "nexus_audit_archive_duplicate_records_total", nil); d < 1 {
 		t.Errorf("the new leader replayed no record of the crashed batch (duplicates = %v)", d)
@@ -153,16 +154,16 @@ func TestArchive_PostgresDownThenBack(t *testing.T) {
 	s, reg := startService(t, r, l, 0, url, nil)
 	l.lead(0)
 	r.write(t, 0, 100)
-	waitFor(t, "connect errors to be counted", 30*time.Second, func() bool {
+	retry.Run(t, retry.Cond("connect errors to be counted", func() bool {
 		return counterValue(t, reg, "nexus_audit_archive_errors_total", map[string]string{"stage": "connect"}) >= 2
-	})
+	}), retry.Timeout(30*time.Second))
 	if s.Ready() || r.state(0).Records == 0 {
 		t.Fatalf("ready=%v records=%d while PostgreSQL is down", s.Ready(), r.state(0).Records)
 	}
 	if err := pg.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the backlog to drain after the first outage", time.Minute, func() bool { return r.state(0).Records == 0 })
+	retry.Run(t, retry.Cond("the backlog to drain after the first outage", func() bool { return r.state(0).Records == 0 }), retry.Timeout(time.Minute))
 
 	// Second outage, mid-stream.
 	var wg sync.WaitGroup
@@ -199,7 +200,7 @@ func TestArchive_PostgresDownThenBack(t *testing.T) {
 	close(stop)
 	wg.Wait()
 	start := time.Now()
-	waitFor(t, "the backlog to drain after the second outage", time.Minute, func() bool { return r.state(0).Records == 0 })
+	retry.Run(t, retry.Cond("the backlog to drain after the second outage", func() bool { return r.state(0).Records == 0 }), retry.Timeout(time.Minute))
 	t.Logf("outage %v, backlog %v records; drained %v after PostgreSQL came back", start.Sub(outage).Round(time.Millisecond), lag, time.Since(start).Round(time.Millisecond))
 	checkExactlyOnce(t, connect(t, url), r)
 	if e := counterValue(t, reg, "nexus_audit_archive_errors_total", map[string]string{"stage": "insert"}); e < 1 {
@@ -224,7 +225,7 @@ func TestArchive_BacklogFullRejectsUntilArchived(t *testing.T) {
 	l := newLeadership(t)
 	s, _ := startService(t, r, l, 0, url, nil)
 	l.lead(0)
-	waitFor(t, "the archiver to attach", 30*time.Second, func() bool { return s.Ready() && r.state(0).Attached })
+	retry.Run(t, retry.Cond("the archiver to attach", func() bool { return s.Ready() && r.state(0).Attached }), retry.Timeout(30*time.Second))
 	if err := pg.Stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -254,13 +255,13 @@ func TestArchive_BacklogFullRejectsUntilArchived(t *testing.T) {
 	if err := pg.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the backlog to drain", time.Minute, func() bool { return r.state(0).Records == 0 })
+	retry.Run(t, retry.Cond("the backlog to drain", func() bool { return r.state(0).Records == 0 }), retry.Timeout(time.Minute))
 	res := apply(command.TypeConfigSet, &command.ConfigSet{Meta: command.Meta{Actor: "u", Node: "n1", Time: time.Now().UnixNano()},
 		Entries: []command.ConfigOp{{Key: "k/after", Value: []byte(`1`)}}})
 	if res.Err != nil {
 		t.Fatalf("after draining: %s", res.Err)
 	}
-	waitFor(t, "the backlog to drain", time.Minute, func() bool { return r.state(0).Records == 0 })
+	retry.Run(t, retry.Cond("the backlog to drain", func() bool { return r.state(0).Records == 0 }), retry.Timeout(time.Minute))
 	var n int
 	if err := connect(t, url).QueryRow(context.Background(),
 		"SELECT count(*) FROM audit_events WHERE cluster_id = $1 AND resource_type = 'config'", r.clusterID()).Scan(&n); err != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nexus/nexus/internal/pgtest"
+	"github.com/nexus/nexus/internal/retry"
 	"github.com/nexus/nexus/registry"
 )
 
@@ -22,7 +23,7 @@ func TestArchiveThroughput(t *testing.T) {
 	url := pg.NewDB(t)
 	r := newFakeRaft(t, 1)
 	s, _ := startService(t, r, newLeadership(t), 0, url, nil)
-	waitFor(t, "migrations", time.Minute, s.Ready)
+	retry.Run(t, retry.Cond("migrations", s.Ready), retry.Timeout(time.Minute))
 	s.Stop() // measure the store alone, on a pool of its own
 	pc, err := ParseURL(url)
 	if err != nil {

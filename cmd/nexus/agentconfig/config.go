@@ -1,5 +1,5 @@
 // Package agentconfig loads and validates the settings of `nexus agent`
-// (design/api.md, section "nexus agent").
+// (docs/api.md, section "nexus agent").
 //
 // Every setting has one key, used in four places:
 //
@@ -53,7 +53,7 @@ type Config struct {
 	EnableDebug      bool   // /debug/pprof/ on the admin API without ACLs
 
 	// Raft tuning: defaults chosen for fast failover on a LAN
-	// (measured here: 300/300/150 ms gives a median failover of 0.68 s on loopback; 500/500/250 ms 1.1 s; docs/benchmarks.md).
+	// (docs/benchmarks.md, "Failover timings").
 	RaftHeartbeatTimeout   time.Duration
 	RaftElectionTimeout    time.Duration
 	RaftLeaderLeaseTimeout time.Duration

@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-// The ACL subcommands: thin clients of /acl/* (design/api.md "Access
+// The ACL subcommands: thin clients of /acl/* (docs/api.md "Access
 // control"). An update changes only what its flags name: PUT of a policy or
 // a role replaces the whole object, so those read it first; PUT of a token
 // changes only the fields sent.

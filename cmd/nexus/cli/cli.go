@@ -1,6 +1,6 @@
 // Package cli implements the client subcommands of the nexus binary: every
 // command except `nexus agent` is a thin client of the admin REST API
-// described in design/api.md.
+// described in docs/api.md.
 package cli
 
 import (
@@ -161,6 +161,8 @@ func Usage(w io.Writer) {
 	fmt.Fprint(w, "Usage: nexus <command> [arguments] [flags]\n\nCommands:\n")
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	fmt.Fprintf(tw, "  agent\trun a Nexus node (nexus agent -h for its flags)\n")
+	fmt.Fprintf(tw, "  migrate status|up\tthe PostgreSQL audit archive schema (--postgres-url)\n")
+	fmt.Fprintf(tw, "  version\tprint the version\n")
 	for _, cmd := range commands() {
 		fmt.Fprintf(tw, "  %s\t%s\n", strings.TrimSpace(cmd.path+" "+cmd.args), cmd.summary)
 	}

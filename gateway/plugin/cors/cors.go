@@ -1,5 +1,5 @@
 // Package cors answers CORS preflight requests at the gateway and adds CORS
-// headers to proxied answers, per route (design/api.md route field "cors").
+// headers to proxied answers, per route (docs/api.md route field "cors").
 package cors
 
 import (

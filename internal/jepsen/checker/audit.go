@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/nexus/nexus/fsm/command"
 	"github.com/nexus/nexus/internal/jepsen/history"
 )
 
@@ -140,7 +141,7 @@ func auditExpectations(op *history.Op) []*expected {
 }
 
 // isSystemActor: records a node makes on its own (leave, reaping, health).
-func isSystemActor(a string) bool { return a == "system" || strings.HasPrefix(a, "system:") }
+func isSystemActor(a string) bool { return command.IsSystemActor(a) }
 
 // reqPrefix is a request id without its sequence number: the id of the
 // client that sent it ("jp-a1b2c3-17" → "jp-a1b2c3-").

@@ -1,9 +1,11 @@
-// Package ratelimit implements the gateway's token buckets: one per key
-// (client IP, header value or JWT claim) per route, held as a GCRA
-// theoretical arrival time in a single atomic word, so a check is lock-free
-// once the key's cell exists. Share lets cluster-scope limits run each node
-// at a fraction of the route's rate (see cluster.go).
-package ratelimit
+// Package tokenbucket implements keyed token buckets: one per key (a
+// client IP, a token, a header value or JWT claim), held as a GCRA
+// theoretical arrival time in a single atomic word, so a check is
+// lock-free once the key's cell exists. The gateway limits routes with it
+// (and SetShare lets cluster-scope limits run each node at a fraction of
+// the route's rate, gateway/ratelimit); the admin API limits client IPs
+// and tokens.
+package tokenbucket
 
 import (
 	"math"

@@ -9,10 +9,9 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-)
 
-// SnapshotPath is the admin API path of operator snapshots.
-const SnapshotPath = "/cluster/snapshot"
+	"github.com/nexus/nexus/cluster/peerproto"
+)
 
 // Bounds of a restore: the whole operation (the leader writes the snapshot,
 // restores its FSM, and waits until a quorum installed it), waiting for a
@@ -42,19 +41,16 @@ func (n *Node) RestoreSnapshot(ctx context.Context, data []byte, lastIndex uint6
 	if relay.Forwarded {
 		return 0, fmt.Errorf("%w: %s is not the leader (relayed request)", ErrNoLeader, n.cfg.Node)
 	}
-	ans, err := n.relayToLeader(ctx, "PUT", SnapshotPath, data, relay, restoreTimeout)
+	idx, err := n.relayToLeader(ctx, "PUT", peerproto.PathSnapshot, data, relay, restoreTimeout)
 	if err != nil {
 		return 0, err
 	}
-	if ans.status/100 != 2 {
-		return 0, ans.answerError("leader")
-	}
 	wctx, cancel := context.WithTimeout(ctx, n.cfg.ApplyTimeout)
 	defer cancel()
-	if err := n.cfg.FSM.WaitApplied(wctx, ans.index); err != nil {
-		return 0, fmt.Errorf("%w: restore committed at index %d by the leader", ErrNotApplied, ans.index)
+	if err := n.cfg.FSM.WaitApplied(wctx, idx); err != nil {
+		return 0, fmt.Errorf("%w: restore committed at index %d by the leader", ErrNotApplied, idx)
 	}
-	return ans.index, nil
+	return idx, nil
 }
 
 func (n *Node) restoreLocal(ctx context.Context, data []byte, lastIndex uint64) (uint64, error) {

@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 
 	"github.com/hashicorp/raft"
-)
 
-// PeersPath is the admin API path of one Raft peer (DELETE removes it).
-const PeersPath = "/cluster/peers/"
+	"github.com/nexus/nexus/cluster/peerproto"
+
+	"github.com/nexus/nexus/fsm/command"
+)
 
 // RemovePeer removes a failed (or departed, or never seen) server from the
 // Raft configuration and returns the index of the configuration change. The
@@ -25,19 +25,12 @@ func (n *Node) RemovePeer(ctx context.Context, id string, relay Relay) (uint64, 
 	if relay.Forwarded {
 		return 0, fmt.Errorf("%w: %s is not the leader (relayed request)", ErrNoLeader, n.cfg.Node)
 	}
-	ans, err := n.relayToLeader(ctx, "DELETE", PeersPath+url.PathEscape(id), nil, relay, n.cfg.ApplyTimeout+2*leaderWait)
-	if err != nil {
-		return 0, err
-	}
-	if ans.status/100 != 2 {
-		return 0, ans.answerError("leader")
-	}
-	return ans.index, nil
+	return n.relayToLeader(ctx, "DELETE", peerproto.PeerPath(id), nil, relay, n.cfg.ApplyTimeout+2*leaderWait)
 }
 
 func (n *Node) removePeerLocal(ctx context.Context, id string) (uint64, error) {
 	if id == n.cfg.Node {
-		return 0, &OpError{Status: 409, Code: "member_alive", Msg: fmt.Sprintf("%s is the leader and alive; use `nexus leave` on it", id)}
+		return 0, &OpError{Code: command.CodeMemberAlive, Msg: fmt.Sprintf("%s is the leader and alive; use `nexus leave` on it", id)}
 	}
 	cfg, err := n.configuration()
 	if err != nil {
@@ -48,10 +41,10 @@ func (n *Node) removePeerLocal(ctx context.Context, id string) (uint64, error) {
 		present = present || string(s.ID) == id
 	}
 	if !present {
-		return 0, &OpError{Status: 404, Code: "not_found", Msg: fmt.Sprintf("%q is not a raft server", id)}
+		return 0, &OpError{Code: command.CodeNotFound, Msg: fmt.Sprintf("%q is not a raft server", id)}
 	}
 	if m, ok := n.gossip.member(id); ok && m.Status == StatusAlive {
-		return 0, &OpError{Status: 409, Code: "member_alive",
+		return 0, &OpError{Code: command.CodeMemberAlive,
 			Msg: fmt.Sprintf("%s is alive; it would be added back at once; use `nexus leave` on it", id)}
 	}
 	f := n.raft.RemoveServer(raft.ServerID(id), 0, n.cfg.ApplyTimeout)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nexus/nexus/cluster"
+	"github.com/nexus/nexus/internal/retry"
 )
 
 // A snapshot restored through Raft (on the leader, and relayed by a
@@ -57,14 +58,14 @@ func TestRestoreSnapshotThroughRaft(t *testing.T) {
 		if got := configValue(c.nodes[via].store, fmt.Sprintf("lost/%d", round)); got != "" {
 			t.Fatalf("round %d: %s answered before applying the restore", round, c.nodes[via].name)
 		}
-		waitFor(t, "every node restored", 10*time.Second, func() bool {
+		retry.Run(t, retry.Cond("every node restored", func() bool {
 			for _, n := range c.nodes {
 				if n.machine.AppliedIndex() < idx || !bytes.Equal(dumpState(t, n), want) {
 					return false
 				}
 			}
 			return true
-		})
+		}), retry.Timeout(10*time.Second))
 	}
 	c.write(c.follower(), "after")
 }
