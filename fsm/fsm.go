@@ -285,7 +285,9 @@ func (f *FSM) dispatch(tx *registry.Tx, idx uint64, msg any, res *command.Result
 		res.Value = AuditWatermark{Watermark: st.Watermark, Records: st.Records}
 	case *command.Noop:
 	default:
-		dispatchACL(tx, idx, msg, res, au)
+		if !dispatchACL(tx, idx, msg, res, au) {
+			dispatchSession(tx, idx, msg, res, au)
+		}
 	}
 }
 

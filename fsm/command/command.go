@@ -80,6 +80,9 @@ func (t Type) String() string {
 	if s, ok := aclTypeString(t); ok {
 		return s
 	}
+	if s, ok := sessionTypeString(t); ok {
+		return s
+	}
 	return fmt.Sprintf("unknown(%d)", uint8(t))
 }
 
@@ -91,7 +94,10 @@ func (t Type) Known() bool {
 		TypeAuditSettings, TypeAuditWatermark, TypeNoop:
 		return true
 	}
-	_, ok := aclTypeString(t)
+	if _, ok := aclTypeString(t); ok {
+		return true
+	}
+	_, ok := sessionTypeString(t)
 	return ok
 }
 
@@ -337,5 +343,8 @@ func newMessage(t Type) any {
 	case TypeNoop:
 		return &Noop{}
 	}
-	return newACLMessage(t)
+	if m := newACLMessage(t); m != nil {
+		return m
+	}
+	return newSessionMessage(t)
 }
