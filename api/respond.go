@@ -112,7 +112,7 @@ func statusOfCode(code string) int {
 	switch code {
 	case registry.CodeNotFound:
 		return fasthttp.StatusNotFound
-	case registry.CodeCASConflict, registry.CodeTypeConflict, registry.CodeConflict:
+	case registry.CodeCASConflict, registry.CodeTypeConflict, registry.CodeConflict, registry.CodeTxnConflict:
 		return fasthttp.StatusConflict
 	case registry.CodeInvalid:
 		return fasthttp.StatusBadRequest
