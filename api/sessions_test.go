@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nexus/nexus/internal/metrictest"
 	"github.com/nexus/nexus/internal/retry"
 	"github.com/nexus/nexus/registry"
 )
@@ -53,14 +54,9 @@ func (h *harness) lock(key, op, session string, body any, hdr ...string) lockVie
 func waitBlocking(t *testing.T, h *harness) {
 	t.Helper()
 	retry.Run(t, func(r *retry.R) {
-		mfs, err := h.reg.Gather()
-		r.Check(err)
-		for _, mf := range mfs {
-			if mf.GetName() == "nexus_api_blocking_queries" && mf.GetMetric()[0].GetGauge().GetValue() == 1 {
-				return
-			}
+		if n := metrictest.Value(r, h.reg, "nexus_api_blocking_queries", nil); n != 1 {
+			r.Fatalf("%v blocking queries", n)
 		}
-		r.Fatalf("no blocking query waits")
 	}, retry.What("the blocking query to wait"))
 }
 
@@ -111,6 +107,14 @@ func TestSessions_Lifecycle(t *testing.T) {
 	h.must(h.do("DELETE", "/sessions/"+s.ID, nil), 200, &end)
 	if end.Invalidated {
 		t.Fatal("a second destroy invalidated something")
+	}
+	var recs []struct {
+		Action string          `json:"action"`
+		After  json.RawMessage `json:"after"`
+	}
+	h.must(h.do("GET", "/audit?resource_type=session&resource="+s.ID, nil), 200, &recs)
+	if len(recs) != 2 || recs[0].Action != "destroy" || string(recs[0].After) != `{"id":"`+s.ID+`","reason":"destroy"}` || recs[1].Action != "create" {
+		t.Fatalf("audit of the session = %+v", recs)
 	}
 	h.mustErr(h.do("PUT", "/sessions/"+s.ID+"/renew", nil), 404, "not_found")
 	h.mustErr(h.do("GET", "/sessions/"+s.ID, nil), 404, "not_found")

@@ -226,17 +226,21 @@ func (tx *Tx) NodeSessions(ws memdb.WatchSet, node string) []Session {
 	return list[Session](tx, ws, tableSessions, "node", node)
 }
 
-// SessionCount returns the number of sessions.
-func (tx *Tx) SessionCount() int {
-	it, err := tx.txn.Get(tableSessions, "id")
-	if err != nil {
-		return 0
+// SessionCounts returns the number of sessions, of held keys and of keys
+// in their lock delay.
+func (tx *Tx) SessionCounts() (sessions, held, delayed int) {
+	count := func(table, index string) int {
+		it, err := tx.txn.Get(table, index)
+		if err != nil {
+			return 0
+		}
+		n := 0
+		for raw := it.Next(); raw != nil; raw = it.Next() {
+			n++
+		}
+		return n
 	}
-	n := 0
-	for raw := it.Next(); raw != nil; raw = it.Next() {
-		n++
-	}
-	return n
+	return count(tableSessions, "id"), count(tableConfig, "session"), count(tableLockDelays, "id")
 }
 
 // SessionKeys returns the config entries a session holds, sorted by key

@@ -341,3 +341,25 @@ func TestSessionsSurviveDumpAndLoad(t *testing.T) {
 		t.Fatalf("held keys after load = %+v", keys)
 	}
 }
+
+func TestSessionCounts(t *testing.T) {
+	t.Parallel()
+	s := registry.NewStore()
+	newSession(t, s, 1, "a", "release", "5s")
+	newSession(t, s, 2, "b", "release", "5s")
+	lock(t, s, 3, "k", "a", false)
+	lock(t, s, 4, "j", "b", false)
+	lock(t, s, 5, "m", "b", false)
+	write(t, s, 6, func(tx *registry.Tx) {
+		_, _, e := tx.ConfigSet([]registry.ConfigWrite{{Key: "free", Value: []byte(`1`)}})
+		wantCode(t, e, "")
+		if _, e := tx.InvalidateSession("a", nil); e != nil {
+			t.Fatal(e)
+		}
+	})
+	tx := s.ReadTxn()
+	defer tx.Abort()
+	if n, held, delayed := tx.SessionCounts(); n != 1 || held != 2 || delayed != 1 {
+		t.Fatalf("counts = %d %d %d, want 1 2 1", n, held, delayed)
+	}
+}

@@ -27,6 +27,7 @@ import (
 	"github.com/nexus/nexus/fsm/command"
 	"github.com/nexus/nexus/health"
 	"github.com/nexus/nexus/registry"
+	"github.com/nexus/nexus/session"
 	"github.com/nexus/nexus/storage"
 	"github.com/nexus/nexus/storage/archive"
 )
@@ -84,7 +85,11 @@ func agent(cfg *agentconfig.Config, logger *slog.Logger, stderr io.Writer) error
 
 	store := registry.NewStore()
 	codec := command.NewCodec()
-	machine := fsm.New(fsm.Deps{Store: store, Codec: codec, Logger: logger.With("component", "fsm")})
+	sessMetrics, err := session.NewMetrics(reg, store)
+	if err != nil {
+		return err
+	}
+	machine := fsm.New(fsm.Deps{Store: store, Codec: codec, Logger: logger.With("component", "fsm"), OnApply: sessMetrics.ObserveApply})
 	ident := &identity{store: store}
 	sec, err := newAgentSecurity(cfg)
 	if err != nil {
@@ -148,6 +153,14 @@ func agent(cfg *agentconfig.Config, logger *slog.Logger, stderr io.Writer) error
 	defer stopHealth()
 	go runner.Run(healthCtx)
 	go healthLeader.Run(healthCtx)
+
+	// Sessions: the leader times TTLs and lock delays (package session).
+	// To move into the leadership loop of issue 15.
+	stopSessions := runWhileLeader(node.IsLeader, session.NewDuty(session.Deps{
+		State: session.StoreState{Store: store}, Apply: node.Apply, Members: node.MemberStatuses, Codec: codec,
+		Node: cfg.Node, Logger: logger.With("component", "session"), Metrics: sessMetrics,
+	}).Run)
+	defer stopSessions()
 
 	// Audit archive: migrations in the background, the archiver while this
 	// node leads (storage/archive).
@@ -256,6 +269,7 @@ func agent(cfg *agentconfig.Config, logger *slog.Logger, stderr io.Writer) error
 	}
 	apiCancel()
 	stopHealth()
+	stopSessions()
 	arch.Stop()
 	pilot.Stop()
 	if err := node.Shutdown(ctx); err != nil {
