@@ -28,6 +28,8 @@ const usage = `usage: nexus-bench raft --nexus PATH [--duration 10s] [--clients 
        nexus-bench security --nexus PATH [--duration 10s] [--rounds 5] [--clients 64]
                         [--gateway-duration 10s] [--threads 2] [--connections 64]
                         [--mtls=true] [--only admin,gateway] [--port-base 29700] [--out FILE]
+       nexus-bench locks --nexus PATH [--duration 10s] [--contenders 2,4,8,16]
+                        [--kill-rounds 3] [--lock-delay 15s] [--port-base 27300] [--out FILE]
 `
 
 func main() {
@@ -44,6 +46,8 @@ func main() {
 		os.Exit(runGateway(ctx, os.Args[2:]))
 	case "security":
 		os.Exit(runSecurity(ctx, os.Args[2:]))
+	case "locks":
+		os.Exit(runLocks(ctx, os.Args[2:]))
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 	default:
