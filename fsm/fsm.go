@@ -425,6 +425,6 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		return fmt.Errorf("fsm: restore: %w", err)
 	}
 	f.setApplied(hdr.LastIndex)
-	f.logger.Info("restored snapshot", "last_index", hdr.LastIndex, "services", len(dump.Services), "instances", len(dump.Instances), "config", len(dump.Config), "routes", len(dump.Routes))
+	f.logger.Info("restored snapshot", "last_index", hdr.LastIndex, "services", len(dump.Services), "instances", len(dump.Instances), "config", len(dump.Config), "routes", len(dump.Routes), "sessions", len(dump.Sessions))
 	return nil
 }
