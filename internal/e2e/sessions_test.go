@@ -168,6 +168,39 @@ func TestSessions_KillHolderNodeFreesLock(t *testing.T) {
 	if why, err := a.endReason(ctx, contenderNode, holder.ID); err != nil || why != "node_failed" {
 		t.Fatalf("holder session ended for %q (%v), want node_failed", why, err)
 	}
+
+	// Fenced writes through the surviving nodes: a transaction guarded by
+	// the old holder's session is refused (409 naming the op, nothing
+	// written); the new holder's applies.
+	for _, i := range others(c, holderNode) {
+		fenced := func(session string, v int) response {
+			body := jsonValue(map[string]any{"ops": []map[string]any{
+				{"op": "check-session", "key": "e2e/leader", "session": session},
+				{"op": "set", "key": "e2e/epoch", "value": v},
+			}})
+			r, err := a.do(ctx, i, "POST", "/txn", body, 10*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r
+		}
+		r := fenced(holder.ID, -1)
+		var conflict struct {
+			Errors []struct {
+				OpIndex int `json:"op_index"`
+			} `json:"errors"`
+		}
+		if r.status != http.StatusConflict || r.errorCode() != "txn_conflict" || json.Unmarshal(r.body, &conflict) != nil ||
+			len(conflict.Errors) != 1 || conflict.Errors[0].OpIndex != 0 {
+			t.Fatalf("txn fenced by the dead holder via %s: %s", c.Node(i).Name, r)
+		}
+		if r := fenced(contender.ID, i); r.status != http.StatusOK {
+			t.Fatalf("txn fenced by the holder via %s: %s", c.Node(i).Name, r)
+		}
+		if e, found, err := a.getConfig(ctx, i, "e2e/epoch"); err != nil || !found || canon(e.Value) != fmt.Sprint(i) {
+			t.Fatalf("e2e/epoch on %s = %+v %v %v", c.Node(i).Name, e, found, err)
+		}
+	}
 }
 
 // lockProc is a `nexus lock` process.
