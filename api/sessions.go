@@ -81,12 +81,12 @@ func (s *Server) createSession(ctx *fasthttp.RequestCtx, rc *reqCtx) {
 		s.reject(ctx, fromRegistry(e))
 		return
 	}
-	if e := s.sessionNode(sess.Node); e != nil {
-		s.reject(ctx, e)
-		return
-	}
 	if e := s.allowedTo(rc, registry.ACLResourceSession, sess.Name, acl.Write); e != nil {
 		writeError(ctx, e)
+		return
+	}
+	if e := s.sessionNode(sess.Node); e != nil {
+		s.reject(ctx, e)
 		return
 	}
 	s.commit(ctx, rc, command.TypeSessionCreate, &command.SessionCreate{Meta: s.meta(rc), Session: sess}, true)

@@ -143,7 +143,7 @@ func (l *locker) run(cmdArgs []string, sigs <-chan os.Signal, killAfter, waitMax
 	}
 	acancel()
 	if a.err != nil {
-		if actx.Err() == context.DeadlineExceeded {
+		if errors.Is(actx.Err(), context.DeadlineExceeded) {
 			return fmt.Errorf("the lock %s was not acquired within %s", l.key, waitMax)
 		}
 		return a.err
