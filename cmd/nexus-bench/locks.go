@@ -115,21 +115,11 @@ func runLocks(ctx context.Context, args []string) int {
 		return 2
 	}
 	rep, err := benchLocks(ctx, cfg)
+	md := ""
 	if rep != nil {
-		fmt.Print(locksMarkdown(*rep))
-		if cfg.out != "" {
-			b, _ := json.MarshalIndent(rep, "", "  ")
-			if werr := os.WriteFile(cfg.out, append(b, '\n'), 0o644); werr != nil {
-				fmt.Fprintf(os.Stderr, "nexus-bench: write %s: %v\n", cfg.out, werr)
-				return 1
-			}
-		}
+		md = locksMarkdown(*rep)
 	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "nexus-bench locks: %v\n", err)
-		return 1
-	}
-	return 0
+	return report("locks", md, rep, cfg.out, err)
 }
 
 // lockBench is the cluster and a client per node.

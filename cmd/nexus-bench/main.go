@@ -12,6 +12,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/signal"
@@ -54,4 +55,24 @@ func main() {
 		fmt.Fprintf(os.Stderr, "nexus-bench: unknown command %q\n%s", os.Args[1], usage)
 		os.Exit(2)
 	}
+}
+
+// report prints a subcommand's markdown, writes rep as JSON to out when
+// set, and turns the run's error into the exit code.
+func report(name, markdown string, rep any, out string, runErr error) int {
+	if markdown != "" {
+		fmt.Print(markdown)
+		if out != "" {
+			b, _ := json.MarshalIndent(rep, "", "  ")
+			if err := os.WriteFile(out, append(b, '\n'), 0o644); err != nil {
+				fmt.Fprintf(os.Stderr, "nexus-bench: write %s: %v\n", out, err)
+				return 1
+			}
+		}
+	}
+	if runErr != nil {
+		fmt.Fprintf(os.Stderr, "nexus-bench %s: %v\n", name, runErr)
+		return 1
+	}
+	return 0
 }
