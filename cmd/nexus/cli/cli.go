@@ -93,7 +93,7 @@ func commands() []command {
 		{"session get", "ID", "show a session", sessionGet},
 		{"session renew", "ID", "renew a session's TTL", sessionRenew},
 		{"session destroy", "ID", "destroy a session, releasing or deleting the keys it holds", sessionDestroy},
-		{"lock", "PREFIX CMD [ARG]...", "run CMD while holding PREFIX's lock, one holder cluster-wide (flags before PREFIX; -- before CMD)", lockRun},
+		{"lock", "PREFIX CMD [ARG]...", "run CMD while holding PREFIX's lock, one holder cluster-wide (-- ends the flags)", lockRun},
 		{"txn", "FILE", "run a transaction of up to 64 ops from a JSON FILE (- = stdin), all or nothing", txnRun},
 	}
 }
