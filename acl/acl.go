@@ -91,6 +91,11 @@ func NewAuthorizer(policies []*registry.ACLPolicy) *Authorizer {
 		if p == nil {
 			continue
 		}
+		if p.Name == registry.PolicyGlobalManagement {
+			// Built in and unchangeable: write on every resource, also the
+			// kinds added after a cluster's bootstrap stored its rules.
+			return AllowAll()
+		}
 		for _, r := range p.Rules {
 			a.rules[r.Resource] = append(a.rules[r.Resource], r)
 		}
@@ -170,7 +175,7 @@ func (a *Authorizer) IsManagement() bool {
 		return true
 	}
 	for _, r := range []string{registry.ACLResourceService, registry.ACLResourceConfig, registry.ACLResourceRoute,
-		registry.ACLResourceCluster, registry.ACLResourceAudit, registry.ACLResourceACL} {
+		registry.ACLResourceSession, registry.ACLResourceCluster, registry.ACLResourceAudit, registry.ACLResourceACL} {
 		if !a.Allowed(r, "", Write) {
 			return false
 		}

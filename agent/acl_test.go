@@ -309,7 +309,7 @@ type stubCluster struct{ api.Cluster }
 
 func (stubCluster) NodeName() string               { return "n1" }
 func (stubCluster) Raft() api.RaftStatus           { return api.RaftStatus{State: "Leader"} }
-func (stubCluster) Members() []api.Member          { return nil }
+func (stubCluster) Members() []api.Member          { return []api.Member{{Name: "n1", Status: "alive"}} }
 func (stubCluster) Leader() (api.LeaderInfo, bool) { return api.LeaderInfo{Node: "n1"}, true }
 func (stubCluster) Ready() bool                    { return true }
 func (stubCluster) Contact() (bool, time.Duration) { return true, 0 }

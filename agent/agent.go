@@ -36,6 +36,7 @@ import (
 	"github.com/nexus/nexus/gateway"
 	"github.com/nexus/nexus/health"
 	"github.com/nexus/nexus/registry"
+	"github.com/nexus/nexus/session"
 	"github.com/nexus/nexus/storage"
 	"github.com/nexus/nexus/storage/archive"
 )
@@ -159,7 +160,11 @@ func (a *Agent) build(opts Options) error {
 	a.dd = dd
 	a.store = registry.NewStore()
 	a.codec = command.NewCodec()
-	a.machine = fsm.New(fsm.Deps{Store: a.store, Codec: a.codec, Logger: logger.With("component", "fsm")})
+	sessMetrics, err := session.NewMetrics(a.reg, a.store)
+	if err != nil {
+		return err
+	}
+	a.machine = fsm.New(fsm.Deps{Store: a.store, Codec: a.codec, Logger: logger.With("component", "fsm"), OnApply: sessMetrics.ObserveApply})
 	if a.sec, err = newAgentSecurity(cfg); err != nil {
 		return err
 	}
@@ -267,7 +272,12 @@ func (a *Agent) build(opts Options) error {
 	// (the leadership loop starts them all when this node leads and
 	// cancels them all when it does not), the health checks this node owns.
 	a.arch.Start()
-	duties := []cluster.Duty{pilot, healthLeader, a.arch}
+	// Sessions: the leader times TTLs and lock delays (package session).
+	sessions := session.NewDuty(session.Deps{
+		State: session.StoreState{Store: a.store}, Apply: node.Apply, Members: node.MemberStatuses, Codec: a.codec,
+		Node: cfg.Node, Logger: logger.With("component", "session"), Metrics: sessMetrics, ApplyTimeout: cfg.ApplyTimeout,
+	})
+	duties := []cluster.Duty{pilot, healthLeader, a.arch, sessions}
 	if opts.Duties != nil {
 		duties = append(duties, opts.Duties(node)...)
 	}

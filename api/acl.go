@@ -122,6 +122,9 @@ func (s *Server) accessOf(ep *endpoint, method []byte, rc *reqCtx) access {
 	if !bytes.Equal(method, []byte(fasthttp.MethodGet)) && !bytes.Equal(method, []byte(fasthttp.MethodHead)) {
 		level = acl.Write
 	}
+	if a, ok := s.sessionAccess(ep, level); ok {
+		return a
+	}
 	switch ep {
 	case &e.health, &e.ready, &e.leader, &e.aclBootstrap:
 		return access{mode: modeOpen}

@@ -162,6 +162,10 @@ func (s *Server) postConfig(ctx *fasthttp.RequestCtx, rc *reqCtx) {
 
 // PUT /config/{key}?cas=N, body = the JSON value.
 func (s *Server) putConfig(ctx *fasthttp.RequestCtx, rc *reqCtx) {
+	if args := ctx.QueryArgs(); args.Has("acquire") || args.Has("release") {
+		s.putLock(ctx, rc) // sessions.go
+		return
+	}
 	if e := registry.ValidateConfigKey("key", rc.key); e != nil {
 		s.reject(ctx, fromRegistry(e))
 		return
@@ -176,12 +180,7 @@ func (s *Server) putConfig(ctx *fasthttp.RequestCtx, rc *reqCtx) {
 		s.reject(ctx, errInvalid("value", "is required: the body is the JSON value"))
 		return
 	}
-	if !json.Valid(body) {
-		s.reject(ctx, &apiError{status: fasthttp.StatusBadRequest, code: CodeInvalidJSON,
-			message: "malformed JSON: the body must be the JSON value of the key"})
-		return
-	}
-	v, e := compactValue("value", body)
+	v, e := bodyValue(body)
 	if e != nil {
 		s.reject(ctx, e)
 		return

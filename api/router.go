@@ -62,6 +62,7 @@ type endpoints struct {
 	aclPolicies, aclPolicy, aclRoles, aclRole  endpoint
 	aclTokens, aclToken                        endpoint
 	debug                                      endpoint // served before the table (debug.go)
+	sessions, session, sessionRenew, txn       endpoint
 	// keyring is served before the table (keyring.go); here for its access.
 	keyring endpoint
 	all     []*endpoint
@@ -103,12 +104,17 @@ func (s *Server) buildEndpoints() endpoints {
 		aclToken:      endpoint{pattern: "/acl/tokens/{accessor_id}", get: s.getToken, put: s.putToken, delete: s.deleteToken},
 		keyring:       endpoint{pattern: pathOperatorKeyring},
 		debug:         endpoint{pattern: pathDebugPprof},
+		sessions:      endpoint{pattern: "/sessions", get: s.listSessions, post: s.createSession},
+		session:       endpoint{pattern: "/sessions/{id}", get: s.getSession, delete: s.destroySession},
+		sessionRenew:  endpoint{pattern: "/sessions/{id}/renew", put: s.renewSession},
+		txn:           endpoint{pattern: "/txn", post: s.postTxn},
 	}
 	e.all = []*endpoint{&e.health, &e.ready, &e.status, &e.metrics, &e.services, &e.register, &e.service,
 		&e.serviceHealth, &e.instance, &e.heartbeat, &e.discover, &e.configList, &e.configKey, &e.routes,
 		&e.route, &e.members, &e.leader, &e.raft, &e.leave, &e.audit, &e.auditSettings}
 	e.all = append(e.all, &e.peers, &e.snapshot, &e.aclBootstrap, &e.aclLogin, &e.aclSelf,
 		&e.aclPolicies, &e.aclPolicy, &e.aclRoles, &e.aclRole, &e.aclTokens, &e.aclToken)
+	e.all = append(e.all, &e.sessions, &e.session, &e.sessionRenew, &e.txn)
 	for _, ep := range e.all {
 		ep.computeAllow()
 	}
@@ -233,6 +239,12 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) (*endpoint, pathParams, *apiErr
 		}
 	case "acl":
 		return s.routeACL(segs, p)
+	case "sessions":
+		return s.routeSessions(segs, p)
+	case "txn":
+		if len(segs) == 1 {
+			return &s.eps.txn, p, nil
+		}
 	}
 	return nil, p, nil
 }

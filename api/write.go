@@ -32,7 +32,7 @@ func rejectReason(code string) string {
 		return "cas"
 	case registry.CodeNotFound, registry.CodeTypeConflict, registry.CodeConflict,
 		CodeNoLeader, CodeOutcomeUnknown, CodeBodyTooLarge, CodeForbidden, registry.CodeAuditBacklogFull,
-		CodeUnauthenticated, CodePermissionDenied, registry.CodeACLBootstrapped:
+		CodeUnauthenticated, CodePermissionDenied, registry.CodeACLBootstrapped, registry.CodeTxnConflict:
 		return code
 	}
 	return "internal"
@@ -42,6 +42,27 @@ func rejectReason(code string) string {
 // answers the error itself and returns nil, or returns the applied result
 // (Result.Err unset) without answering.
 func (s *Server) apply(ctx *fasthttp.RequestCtx, rc *reqCtx, t command.Type, msg any) *command.Result {
+	res := s.propose(ctx, rc, t, msg)
+	if res == nil {
+		return nil
+	}
+	if res.Err != nil {
+		s.reject(ctx, businessError(res.Err))
+		return nil
+	}
+	return res
+}
+
+// businessError is the answer of a write Apply refused.
+func businessError(e *command.Error) *apiError {
+	return &apiError{status: statusOfCode(e.Code), code: e.Code, message: e.Message,
+		retryAfter: e.Code == registry.CodeAuditBacklogFull}
+}
+
+// propose encodes msg and commits it through the Writer. It answers a
+// failed write itself and returns nil, or returns the result, business
+// error (Result.Err) included, without answering.
+func (s *Server) propose(ctx *fasthttp.RequestCtx, rc *reqCtx, t command.Type, msg any) *command.Result {
 	cmd, err := s.codec.Encode(t, msg)
 	if err != nil {
 		s.log.Error("encode command", "request_id", rc.id, "type", t.String(), "err", err)
@@ -61,11 +82,6 @@ func (s *Server) apply(ctx *fasthttp.RequestCtx, rc *reqCtx, t command.Type, msg
 		return nil
 	}
 	rc.index = res.Index
-	if res.Err != nil {
-		s.reject(ctx, &apiError{status: statusOfCode(res.Err.Code), code: res.Err.Code, message: res.Err.Message,
-			retryAfter: res.Err.Code == registry.CodeAuditBacklogFull})
-		return nil
-	}
 	return res
 }
 

@@ -49,7 +49,7 @@ func needs(msg any) []need {
 		*command.ACLTokenCreate, *command.ACLTokenUpdate, *command.ACLTokenDelete:
 		return []need{{registry.ACLResourceACL, ""}}
 	}
-	return nil
+	return sessionNeeds(msg)
 }
 
 // authorize re-checks the caller of a write against this entry's state. It
@@ -63,20 +63,31 @@ func authorize(tx *registry.Tx, msg any, m command.Meta) *command.Error {
 	if len(ns) == 0 {
 		return nil
 	}
+	a, id, e := caller(tx, m)
+	if e != nil {
+		return e
+	}
+	for _, n := range ns {
+		if !a.Allowed(n.resource, n.name, acl.Write) {
+			return deniedErr(acl.Denied(id, n.resource, n.name, acl.Write))
+		}
+	}
+	return nil
+}
+
+// caller resolves the caller a write carries against this entry's state
+// (m.Auth must be set).
+func caller(tx *registry.Tx, m command.Meta) (*acl.Authorizer, acl.Identity, *command.Error) {
 	id := acl.Identity{Kind: acl.Kind(m.Auth.Kind), Accessor: m.Auth.Accessor, Subject: m.Auth.Subject,
 		Roles: m.Auth.Roles, ExpiresAt: m.Auth.Expires}
 	a, d := acl.Authorize(tx, id, m.Time)
-	if d == nil {
-		for _, n := range ns {
-			if !a.Allowed(n.resource, n.name, acl.Write) {
-				d = acl.Denied(id, n.resource, n.name, acl.Write)
-				break
-			}
-		}
+	if d != nil {
+		return nil, id, deniedErr(d)
 	}
-	if d == nil {
-		return nil
-	}
+	return a, id, nil
+}
+
+func deniedErr(d *acl.Denial) *command.Error {
 	if d.Unauthenticated {
 		return &command.Error{Code: CodeUnauthenticated, Message: d.Message}
 	}

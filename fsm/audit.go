@@ -48,7 +48,8 @@ func auditJSON(v any) json.RawMessage {
 		if x == nil {
 			return nil
 		}
-		v = auditConfigDoc{Key: x.Key, Value: x.Value, CreateIndex: x.CreateIndex, ModifyIndex: x.ModifyIndex}
+		v = auditConfigDoc{Key: x.Key, Value: x.Value, CreateIndex: x.CreateIndex, ModifyIndex: x.ModifyIndex,
+			Session: x.Session, LockIndex: x.LockIndex}
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -66,6 +67,8 @@ type auditConfigDoc struct {
 	Value       json.RawMessage `json:"value"`
 	CreateIndex uint64          `json:"create_index"`
 	ModifyIndex uint64          `json:"modify_index"`
+	Session     string          `json:"session,omitempty"`
+	LockIndex   uint64          `json:"lock_index,omitempty"`
 }
 
 // clusterDoc is the audit document of the cluster identity (never the
@@ -102,7 +105,10 @@ func metaOf(msg any) command.Meta {
 	case *command.Noop:
 		return m.Meta
 	}
-	m, _ := aclMetaOf(msg)
+	if m, ok := aclMetaOf(msg); ok {
+		return m
+	}
+	m, _ := command.SessionMeta(msg)
 	return m
 }
 
@@ -114,6 +120,9 @@ func isSystem(t command.Type, m command.Meta) bool {
 	switch t {
 	case command.TypeSetStatus, command.TypeClusterInit, command.TypeAuditSettings,
 		command.TypeAuditWatermark, command.TypeNoop:
+		return true
+	}
+	if isSessionSystem(t) {
 		return true
 	}
 	return command.IsSystemActor(m.Actor)

@@ -285,7 +285,9 @@ func (f *FSM) dispatch(tx *registry.Tx, idx uint64, msg any, res *command.Result
 		res.Value = AuditWatermark{Watermark: st.Watermark, Records: st.Records}
 	case *command.Noop:
 	default:
-		dispatchACL(tx, idx, msg, res, au)
+		if !dispatchACL(tx, idx, msg, res, au) {
+			dispatchSession(tx, idx, msg, res, au)
+		}
 	}
 }
 
@@ -423,6 +425,6 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		return fmt.Errorf("fsm: restore: %w", err)
 	}
 	f.setApplied(hdr.LastIndex)
-	f.logger.Info("restored snapshot", "last_index", hdr.LastIndex, "services", len(dump.Services), "instances", len(dump.Instances), "config", len(dump.Config), "routes", len(dump.Routes))
+	f.logger.Info("restored snapshot", "last_index", hdr.LastIndex, "services", len(dump.Services), "instances", len(dump.Instances), "config", len(dump.Config), "routes", len(dump.Routes), "sessions", len(dump.Sessions))
 	return nil
 }

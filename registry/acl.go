@@ -28,6 +28,8 @@ const (
 	ACLResourceCluster = "cluster"
 	ACLResourceAudit   = "audit"
 	ACLResourceACL     = "acl"
+	// ACLResourceSession names sessions by their name (docs/sessions.md).
+	ACLResourceSession = "session"
 )
 
 // ACL access levels of a rule.
@@ -146,7 +148,7 @@ func ValidateACLPolicy(p *ACLPolicy) *Error {
 	for i, r := range p.Rules {
 		f := fmt.Sprintf("rules[%d]", i)
 		switch r.Resource {
-		case ACLResourceService, ACLResourceConfig, ACLResourceRoute:
+		case ACLResourceService, ACLResourceConfig, ACLResourceRoute, ACLResourceSession:
 			if len(r.Prefix) > maxACLPrefix {
 				return invalid(f+".prefix", "longer than %d bytes", maxACLPrefix)
 			}
@@ -155,7 +157,7 @@ func ValidateACLPolicy(p *ACLPolicy) *Error {
 				return invalid(f+".prefix", "must be empty for resource %q (it has no names)", r.Resource)
 			}
 		default:
-			return invalid(f+".resource", "must be one of service, config, route, cluster, audit, acl")
+			return invalid(f+".resource", "must be one of service, config, route, session, cluster, audit, acl")
 		}
 		switch r.Access {
 		case ACLAccessRead, ACLAccessWrite, ACLAccessDeny:
@@ -332,7 +334,7 @@ func (tx *Tx) ACLBootstrap(token ACLToken) (*ACLToken, *Error) {
 		return nil, errorf(CodeConflict, "token %q exists already", token.AccessorID)
 	}
 	mgmt := ACLPolicy{Name: PolicyGlobalManagement, Description: "Built-in: write on every resource"}
-	for _, r := range []string{ACLResourceService, ACLResourceConfig, ACLResourceRoute, ACLResourceCluster, ACLResourceAudit, ACLResourceACL} {
+	for _, r := range []string{ACLResourceService, ACLResourceConfig, ACLResourceRoute, ACLResourceSession, ACLResourceCluster, ACLResourceAudit, ACLResourceACL} {
 		mgmt.Rules = append(mgmt.Rules, ACLRule{Resource: r, Access: ACLAccessWrite})
 	}
 	if _, _, e := tx.UpsertACLPolicy(mgmt, false); e != nil {

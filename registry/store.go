@@ -48,7 +48,8 @@ func schema() *memdb.DBSchema {
 			"node":    {Name: "node", Indexer: &memdb.StringFieldIndex{Field: "Node"}},
 		}},
 		tableConfig: {Name: tableConfig, Indexes: map[string]*memdb.IndexSchema{
-			"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Key"}},
+			"id":      {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Key"}},
+			"session": configSessionIndex(),
 		}},
 		tableRoutes: {Name: tableRoutes, Indexes: map[string]*memdb.IndexSchema{
 			"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
@@ -64,6 +65,9 @@ func schema() *memdb.DBSchema {
 		s.Tables[name] = t
 	}
 	for name, t := range aclTables() {
+		s.Tables[name] = t
+	}
+	for name, t := range sessionTables() {
 		s.Tables[name] = t
 	}
 	return s
@@ -445,7 +449,8 @@ func (tx *Tx) ConfigSet(writes []ConfigWrite) ([]ConfigEntry, []*ConfigEntry, *E
 	for i, w := range writes {
 		e := ConfigEntry{Key: w.Key, Value: w.Value, CreateIndex: tx.index, ModifyIndex: tx.index}
 		if prevs[i] != nil {
-			e.CreateIndex = prevs[i].CreateIndex
+			// A held key stays held: a plain set changes its value only.
+			e.CreateIndex, e.Session, e.LockIndex = prevs[i].CreateIndex, prevs[i].Session, prevs[i].LockIndex
 		}
 		stored := e
 		if err := tx.txn.Insert(tableConfig, &stored); err != nil {
@@ -618,6 +623,9 @@ type Dump struct {
 	ACLPolicies []ACLPolicy `msgpack:"acl_policies"`
 	ACLRoles    []ACLRole   `msgpack:"acl_roles"`
 	ACL         *ACLMeta    `msgpack:"acl"`
+	// Sessions and the keys in their lock delay (registry/session.go).
+	Sessions   []Session   `msgpack:"sessions"`
+	LockDelays []LockDelay `msgpack:"lock_delays"`
 }
 
 // IndexValue is one table index in a dump.
@@ -644,6 +652,7 @@ func (tx *Tx) Dump() *Dump {
 	}
 	tx.dumpAudit(d)
 	tx.dumpACL(d)
+	tx.dumpSessions(d)
 	return d
 }
 
@@ -680,6 +689,9 @@ func (tx *Tx) Load(d *Dump) error {
 		}
 	}
 	if err := tx.loadACL(d); err != nil {
+		return err
+	}
+	if err := tx.loadSessions(d); err != nil {
 		return err
 	}
 	return tx.loadAudit(d)

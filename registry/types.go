@@ -62,12 +62,16 @@ type Service struct {
 }
 
 // ConfigEntry is one key of the configuration store. Value is any JSON value,
-// kept as the compacted bytes the client sent.
+// kept as the compacted bytes the client sent. A key held as a lock names
+// its Session; LockIndex counts the times it changed hands (a fencing
+// token, docs/sessions.md).
 type ConfigEntry struct {
 	Key         string          `json:"key" msgpack:"key"`
 	Value       json.RawMessage `json:"value" msgpack:"value"`
 	CreateIndex uint64          `json:"-" msgpack:"ci"`
 	ModifyIndex uint64          `json:"modify_index" msgpack:"mi"`
+	Session     string          `json:"session,omitempty" msgpack:"session,omitempty"`
+	LockIndex   uint64          `json:"lock_index,omitempty" msgpack:"li,omitempty"`
 }
 
 // Route is a gateway route. Durations are kept as the strings the user gave

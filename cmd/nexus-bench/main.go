@@ -12,6 +12,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/signal"
@@ -30,6 +31,8 @@ const usage = `usage: nexus-bench raft --nexus PATH [--duration 10s] [--clients 
                         [--mtls=true] [--only admin,gateway] [--port-base 29700] [--out FILE]
        nexus-bench dns --nexus PATH [--duration 5s] [--instances 1000] [--clients 16]
                         [--only A/udp,A/udp-edns,SRV/udp,A/tcp] [--port-base 29800] [--dir DIR]
+       nexus-bench locks --nexus PATH [--duration 10s] [--contenders 2,4,8,16]
+                        [--kill-rounds 3] [--lock-delay 15s] [--port-base 27300] [--out FILE]
 `
 
 func main() {
@@ -48,10 +51,32 @@ func main() {
 		os.Exit(runSecurity(ctx, os.Args[2:]))
 	case "dns":
 		os.Exit(runDNS(ctx, os.Args[2:]))
+	case "locks":
+		os.Exit(runLocks(ctx, os.Args[2:]))
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 	default:
 		fmt.Fprintf(os.Stderr, "nexus-bench: unknown command %q\n%s", os.Args[1], usage)
 		os.Exit(2)
 	}
+}
+
+// report prints a subcommand's markdown, writes rep as JSON to out when
+// set, and turns the run's error into the exit code.
+func report(name, markdown string, rep any, out string, runErr error) int {
+	if markdown != "" {
+		fmt.Print(markdown)
+		if out != "" {
+			b, _ := json.MarshalIndent(rep, "", "  ")
+			if err := os.WriteFile(out, append(b, '\n'), 0o644); err != nil {
+				fmt.Fprintf(os.Stderr, "nexus-bench: write %s: %v\n", out, err)
+				return 1
+			}
+		}
+	}
+	if runErr != nil {
+		fmt.Fprintf(os.Stderr, "nexus-bench %s: %v\n", name, runErr)
+		return 1
+	}
+	return 0
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -94,21 +93,11 @@ func runRaft(ctx context.Context, args []string) int {
 		return 2
 	}
 	rep, err := benchRaft(ctx, cfg)
+	md := ""
 	if rep != nil {
-		fmt.Print(formatMarkdown(*rep))
-		if cfg.out != "" {
-			b, _ := json.MarshalIndent(rep, "", "  ")
-			if werr := os.WriteFile(cfg.out, append(b, '\n'), 0o644); werr != nil {
-				fmt.Fprintf(os.Stderr, "nexus-bench: write %s: %v\n", cfg.out, werr)
-				return 1
-			}
-		}
+		md = formatMarkdown(*rep)
 	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "nexus-bench raft: %v\n", err)
-		return 1
-	}
-	return 0
+	return report("raft", md, rep, cfg.out, err)
 }
 
 // bench holds the cluster and one HTTP client per node.

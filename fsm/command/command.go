@@ -81,6 +81,9 @@ func (t Type) String() string {
 	if s, ok := aclTypeString(t); ok {
 		return s
 	}
+	if s, ok := sessionTypeString(t); ok {
+		return s
+	}
 	return fmt.Sprintf("unknown(%d)", uint8(t))
 }
 
@@ -92,7 +95,10 @@ func (t Type) Known() bool {
 		TypeAuditSettings, TypeAuditWatermark, TypeNoop:
 		return true
 	}
-	_, ok := aclTypeString(t)
+	if _, ok := aclTypeString(t); ok {
+		return true
+	}
+	_, ok := sessionTypeString(t)
 	return ok
 }
 
@@ -353,5 +359,8 @@ func newMessage(t Type) any {
 	case TypeNoop:
 		return &Noop{}
 	}
-	return newACLMessage(t)
+	if m := newACLMessage(t); m != nil {
+		return m
+	}
+	return newSessionMessage(t)
 }

@@ -117,6 +117,22 @@ func samples() []sample {
 		{"acl token update", command.TypeACLTokenUpdate, &command.ACLTokenUpdate{Meta: testMeta(), Accessor: "t",
 			Description: str("x"), Policies: &[]string{"p"}}},
 		{"acl token delete", command.TypeACLTokenDelete, &command.ACLTokenDelete{Meta: testMeta(), Accessor: "t"}},
+		{"session create", command.TypeSessionCreate, &command.SessionCreate{Meta: testMeta(), Session: registry.Session{
+			ID: "5c3e", Name: "worker-1", Node: "n2", TTL: "15s", Behavior: "delete", LockDelay: "0s", CreateTime: 9,
+			RenewIndex: 3, CreateIndex: 3, ModifyIndex: 3}}},
+		{"session create zero", command.TypeSessionCreate, &command.SessionCreate{}},
+		{"session renew", command.TypeSessionRenew, &command.SessionRenew{Meta: testMeta(), ID: "5c3e"}},
+		{"session invalidate ttl", command.TypeSessionInvalidate, &command.SessionInvalidate{Meta: testMeta(), ID: "5c3e",
+			Reason: "ttl", RenewIndex: u64(1<<64 - 1)}},
+		{"session invalidate zero", command.TypeSessionInvalidate, &command.SessionInvalidate{}},
+		{"config lock acquire", command.TypeConfigLock, &command.ConfigLock{Meta: testMeta(), Key: "app/lock", Session: "5c3e", Value: []byte(`{"a":1}`)}},
+		{"config lock release", command.TypeConfigLock, &command.ConfigLock{Meta: testMeta(), Key: "app/lock", Session: "5c3e", Release: true}},
+		{"txn", command.TypeTxn, &command.Txn{Meta: testMeta(), Ops: []registry.TxnOp{
+			{Op: "check-index", Key: "a", Index: u64(12)}, {Op: "set", Key: "a", Value: []byte(`1`)},
+			{Op: "lock", Key: "b", Session: "s"}, {Op: "delete-tree", Key: "c/"}}}},
+		{"txn zero", command.TypeTxn, &command.Txn{}},
+		{"lock delay end", command.TypeLockDelayEnd, &command.LockDelayEnd{Meta: testMeta(), Delays: []registry.LockDelay{
+			{Key: "a", Index: 7}, {Key: "b", Session: "s", Delay: 15e9, Index: 8}}}},
 	}
 }
 
@@ -288,7 +304,7 @@ func TestDecode_Errors(t *testing.T) {
 		{"nil", nil, command.ErrShort},
 		{"one byte", []byte{byte(command.TypeSetStatus)}, command.ErrShort},
 		{"type 0", with(0, command.Version), command.ErrUnknownType},
-		{"type 20 (next to be assigned)", with(20, command.Version), command.ErrUnknownType},
+		{"type 26 (next to be assigned)", with(26, command.Version), command.ErrUnknownType},
 		{"type 127", with(127, command.Version), command.ErrUnknownType},
 		{"skippable unknown", with(byte(command.SkippableFlag|2), command.Version), command.ErrUnknownType},
 		{"type 255", with(255, command.Version), command.ErrUnknownType},
@@ -353,6 +369,9 @@ func TestType_StringAndKnown(t *testing.T) {
 		command.TypeACLPolicyDelete: "acl_policy_delete", command.TypeACLRoleUpsert: "acl_role_upsert",
 		command.TypeACLRoleDelete: "acl_role_delete", command.TypeACLTokenCreate: "acl_token_create",
 		command.TypeACLTokenUpdate: "acl_token_update", command.TypeACLTokenDelete: "acl_token_delete",
+		command.TypeSessionCreate: "session_create", command.TypeSessionRenew: "session_renew",
+		command.TypeSessionInvalidate: "session_invalidate", command.TypeConfigLock: "config_lock",
+		command.TypeTxn: "txn", command.TypeLockDelayEnd: "lock_delay_end",
 	}
 	for i := 0; i < 256; i++ {
 		ty := command.Type(i)

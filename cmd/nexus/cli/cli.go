@@ -8,7 +8,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -86,6 +88,13 @@ func commands() []command {
 		{"keyring install", "KEY", "add a gossip key on every member (base64)", keyringOp("install")},
 		{"keyring use", "KEY", "make an installed key the primary on every member", keyringOp("use")},
 		{"keyring remove", "KEY", "remove a gossip key from every member", keyringOp("remove")},
+		{"session create", "", "create a session (its id is printed)", sessionCreate},
+		{"session list", "", "list sessions", sessionList},
+		{"session get", "ID", "show a session", sessionGet},
+		{"session renew", "ID", "renew a session's TTL", sessionRenew},
+		{"session destroy", "ID", "destroy a session, releasing or deleting the keys it holds", sessionDestroy},
+		{"lock", "PREFIX CMD [ARG]...", "run CMD while holding PREFIX's lock, one holder cluster-wide (-- ends the flags)", lockRun},
+		{"txn", "FILE", "run a transaction of up to 64 ops from a JSON FILE (- = stdin), all or nothing", txnRun},
 	}
 }
 
@@ -184,6 +193,12 @@ func Usage(w io.Writer) {
 	tw.Flush()
 	fmt.Fprint(w, "\nRun 'nexus <command> -h' for the flags of a command.\n")
 }
+
+// exitStatus is an exit code a command chose (nexus lock exits with its
+// command's status).
+type exitStatus int
+
+func (e exitStatus) Error() string { return "exit status " + strconv.Itoa(int(e)) }
 
 // usageError is a mistake in the command line: exit code 2.
 type usageError struct{ msg string }
@@ -293,12 +308,16 @@ func (cmd command) run(args []string, stdin io.Reader, stdout, stderr io.Writer,
 		c, err = g.client(stdin, stdout)
 	}
 	if err == nil {
+		c.errOut = stderr
 		err = act(c, pos)
 	}
 	var ue *usageError
+	var es exitStatus
 	switch {
 	case err == nil:
 		return exitOK
+	case errors.As(err, &es):
+		return int(es)
 	case errors.As(err, &ue):
 		fmt.Fprintf(stderr, "Error: %v\n", err)
 		cmd.usage(stderr, fs, g.names)
@@ -339,10 +358,15 @@ func (cmd command) usage(w io.Writer, fs *flag.FlagSet, global map[string]bool) 
 }
 
 // argCounts returns how many positional arguments a synopsis requires and
-// allows.
+// allows; a last word ending in "..." allows any number more.
 func argCounts(synopsis string) (required, total int) {
 	for _, w := range strings.Fields(synopsis) {
-		total++
+		if total < math.MaxInt {
+			total++
+		}
+		if strings.HasSuffix(w, "...") {
+			total = math.MaxInt
+		}
 		if !strings.HasPrefix(w, "[") {
 			required++
 		}

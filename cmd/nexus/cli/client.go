@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,6 +27,7 @@ type client struct {
 	hc      *http.Client
 	stdin   io.Reader
 	out     io.Writer
+	errOut  io.Writer // the command's own messages (nexus lock)
 }
 
 // reply is a successful (2xx) API answer.
@@ -102,11 +104,17 @@ func encodeQuery(q url.Values) string {
 // send makes one request and returns the response when it is a 2xx; the
 // caller closes its body. Other statuses become an *apiError.
 func (c *client) send(method, path string, q url.Values, body io.Reader, contentType string) (*http.Response, error) {
+	return c.sendWith(context.Background(), c.hc, method, path, q, body, contentType)
+}
+
+// sendWith is send bounded by ctx through hc (a blocking query needs a
+// longer timeout than --timeout).
+func (c *client) sendWith(ctx context.Context, hc *http.Client, method, path string, q url.Values, body io.Reader, contentType string) (*http.Response, error) {
 	u := c.base + path
 	if s := encodeQuery(q); s != "" {
 		u += "?" + s
 	}
-	req, err := http.NewRequest(method, u, body)
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
 	if err != nil {
 		return nil, err
 	}
@@ -117,7 +125,7 @@ func (c *client) send(method, path string, q url.Values, body io.Reader, content
 	if c.token != "" {
 		req.Header.Set("X-Nexus-Token", c.token)
 	}
-	resp, err := c.hc.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, c.transportError(method, err)
 	}
@@ -168,6 +176,11 @@ func decodeAPIError(status int, body []byte) error {
 // call makes one request and reads the whole answer. A non-nil body is sent
 // as JSON; a json.RawMessage body is sent as it is and must be valid JSON.
 func (c *client) call(method, path string, q url.Values, body any) (*reply, error) {
+	return c.callWith(context.Background(), c.hc, method, path, q, body)
+}
+
+// callWith is call bounded by ctx through hc.
+func (c *client) callWith(ctx context.Context, hc *http.Client, method, path string, q url.Values, body any) (*reply, error) {
 	var rd io.Reader
 	switch raw := body.(type) {
 	case nil:
@@ -180,7 +193,7 @@ func (c *client) call(method, path string, q url.Values, body any) (*reply, erro
 		}
 		rd = bytes.NewReader(b)
 	}
-	resp, err := c.send(method, path, q, rd, "application/json")
+	resp, err := c.sendWith(ctx, hc, method, path, q, rd, "application/json")
 	if err != nil {
 		return nil, err
 	}
