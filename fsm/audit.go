@@ -49,7 +49,8 @@ func auditJSON(v any) json.RawMessage {
 		if x == nil {
 			return nil
 		}
-		v = auditConfigDoc{Key: x.Key, Value: x.Value, CreateIndex: x.CreateIndex, ModifyIndex: x.ModifyIndex}
+		v = auditConfigDoc{Key: x.Key, Value: x.JSONValue(), CreateIndex: x.CreateIndex, ModifyIndex: x.ModifyIndex,
+			Raw: x.Raw, Flags: x.Flags}
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -67,6 +68,8 @@ type auditConfigDoc struct {
 	Value       json.RawMessage `json:"value"`
 	CreateIndex uint64          `json:"create_index"`
 	ModifyIndex uint64          `json:"modify_index"`
+	Raw         bool            `json:"raw,omitempty"`
+	Flags       uint64          `json:"flags,omitempty"`
 }
 
 // clusterDoc is the audit document of the cluster identity (never the
