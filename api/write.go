@@ -43,31 +43,38 @@ func rejectReason(code string) string {
 // answers the error itself and returns nil, or returns the applied result
 // (Result.Err unset) without answering.
 func (s *Server) apply(ctx *fasthttp.RequestCtx, rc *reqCtx, t command.Type, msg any) *command.Result {
+	res, e := s.applyCmd(rc, t, msg)
+	if e != nil {
+		s.reject(ctx, e)
+		return nil
+	}
+	return res
+}
+
+// applyCmd is apply without the answer: the applied result, or the
+// refusal (with the result when Raft applied it as a business error).
+func (s *Server) applyCmd(rc *reqCtx, t command.Type, msg any) (*command.Result, *apiError) {
 	cmd, err := s.codec.Encode(t, msg)
 	if err != nil {
 		s.log.Error("encode command", "request_id", rc.id, "type", t.String(), "err", err)
-		s.reject(ctx, errInternal("cannot encode the command"))
-		return nil
+		return nil, errInternal("cannot encode the command")
 	}
 	actx, cancel := context.WithTimeout(context.Background(), s.applyTimeout)
 	res, err := s.writer.Apply(actx, cmd)
 	cancel()
 	if err != nil {
-		s.reject(ctx, s.writeErr(rc, t, err))
-		return nil
+		return nil, s.writeErr(rc, t, err)
 	}
 	if res == nil {
 		s.log.Error("writer returned no result", "request_id", rc.id, "type", t.String())
-		s.reject(ctx, errInternal("the write returned no result"))
-		return nil
+		return nil, errInternal("the write returned no result")
 	}
 	rc.index = res.Index
 	if res.Err != nil {
-		s.reject(ctx, &apiError{status: statusOfCode(res.Err.Code), code: res.Err.Code, message: res.Err.Message,
-			retryAfter: res.Err.Code == registry.CodeAuditBacklogFull})
-		return nil
+		return res, &apiError{status: statusOfCode(res.Err.Code), code: res.Err.Code, message: res.Err.Message,
+			retryAfter: res.Err.Code == registry.CodeAuditBacklogFull}
 	}
-	return res
+	return res, nil
 }
 
 // writeErr maps a failed Apply to its answer.

@@ -719,6 +719,16 @@ func ServiceTags(insts []Instance) []string {
 	return out
 }
 
+// HasTags reports whether an instance carries every one of tags.
+func (in *Instance) HasTags(tags []string) bool {
+	for _, t := range tags {
+		if !in.HasTag(t) {
+			return false
+		}
+	}
+	return true
+}
+
 // HasTag reports whether an instance carries tag t.
 func (in *Instance) HasTag(t string) bool {
 	for _, x := range in.Tags {

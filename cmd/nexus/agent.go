@@ -179,6 +179,10 @@ func agent(cfg *agentconfig.Config, logger *slog.Logger, stderr io.Writer) error
 		_ = node.Shutdown(context.Background())
 		return err
 	}
+	if err := mountConsul(srv, node, cfg.Datacenter, reg, logger); err != nil {
+		_ = node.Shutdown(context.Background())
+		return err
+	}
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		_ = node.Shutdown(context.Background())
