@@ -246,7 +246,7 @@ func TestClient_BlockingServices(t *testing.T) {
 	}
 }
 
-func gaugeValue(t *testing.T, h *harness, name string) float64 {
+func gaugeValue(t testing.TB, h *harness, name string) float64 {
 	t.Helper()
 	mfs, err := h.reg.Gather()
 	if err != nil {

@@ -109,7 +109,9 @@ func (m membership) MemberHTTPAddr(string) (string, bool) { return "", false }
 func (m membership) Changes() <-chan struct{}             { return m.changes }
 
 type harness struct {
-	t      *testing.T
+	t      testing.TB
+	dial   func(ctx context.Context, network, addr string) (net.Conn, error)
+	v1     *consul.Server
 	store  *registry.Store
 	reg    *prometheus.Registry
 	client *consulapi.Client
@@ -121,7 +123,7 @@ type harnessOpts struct {
 	leader string // "" = no known leader
 }
 
-func newHarness(t *testing.T, opts ...func(*harnessOpts)) *harness {
+func newHarness(t testing.TB, opts ...func(*harnessOpts)) *harness {
 	t.Helper()
 	o := harnessOpts{leader: "127.0.0.1:8300"}
 	for _, f := range opts {
@@ -154,7 +156,8 @@ func newHarness(t *testing.T, opts ...func(*harnessOpts)) *harness {
 	ln := fasthttputil.NewInmemoryListener()
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
-	tr := &http.Transport{DialContext: func(context.Context, string, string) (net.Conn, error) { return ln.Dial() }}
+	dial := func(context.Context, string, string) (net.Conn, error) { return ln.Dial() }
+	tr := &http.Transport{DialContext: dial}
 	client, err := consulapi.NewClient(&consulapi.Config{Address: "nexus.test", Scheme: "http", Transport: tr})
 	if err != nil {
 		t.Fatal(err)
@@ -169,7 +172,7 @@ func newHarness(t *testing.T, opts ...func(*harnessOpts)) *harness {
 		cancel()
 		tr.CloseIdleConnections()
 	})
-	return &harness{t: t, store: store, reg: reg, client: client, http: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
+	return &harness{t: t, dial: dial, v1: v1, store: store, reg: reg, client: client, http: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
 }
 
 // raw sends a request and returns the status, headers and body.
