@@ -76,9 +76,9 @@ type checkDefinitionIn struct {
 // zero (a Consul feature Nexus does not have: refused, naming it).
 var (
 	serviceFields = []string{"id", "name", "tags", "port", "address", "meta", "weights", "check", "checks",
-		"kind", "enabletagoverride", "taggedaddresses", "namespace", "partition"}
+		"namespace", "partition"}
 	checkFields = []string{"checkid", "name", "ttl", "http", "tcp", "interval", "timeout", "status",
-		"deregistercriticalserviceafter", "method", "notes"}
+		"deregistercriticalserviceafter", "method"}
 )
 
 // fieldsOK refuses a JSON object with a non-zero field outside known
