@@ -247,6 +247,11 @@ func (a *Agent) build(opts Options) error {
 		a.srv = nil
 		return err
 	}
+	// The Consul-compatible API under /v1/ (consul/, docs/consul-compat.md).
+	if err := mountConsul(a.srv, node, cfg.Datacenter, opts.Version, a.reg, logger); err != nil {
+		a.srv = nil
+		return err
+	}
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		a.srv = nil

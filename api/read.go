@@ -136,15 +136,25 @@ func (s *Server) serveRead(ctx *fasthttp.RequestCtx, rc *reqCtx, fn readFunc) {
 		writeError(ctx, e)
 		return
 	}
-	if opts.consistent && s.consistency != nil {
-		cctx, cancel := context.WithTimeout(context.Background(), s.applyTimeout)
-		err := s.consistency.ConsistentRead(cctx)
-		cancel()
-		if err != nil {
-			writeError(ctx, errNoLeader("consistent read impossible: "+err.Error()))
+	if opts.consistent {
+		if e := s.consistentBarrier(); e != nil {
+			writeError(ctx, e)
 			return
 		}
 	}
+	var res readResult
+	s.block(opts, func(tx *registry.Tx, ws memdb.WatchSet) uint64 {
+		res = fn(tx, ws)
+		return res.index
+	})
+	s.writeRead(ctx, rc, res)
+}
+
+// block runs fn on the local replica; when opts block, again each time
+// what fn watched changes while the index it returns is at most
+// opts.minIndex, until opts.wait passes or the server shuts down. The
+// last run is the answer.
+func (s *Server) block(opts readOpts, fn func(tx *registry.Tx, ws memdb.WatchSet) uint64) {
 	var wctx context.Context
 	if opts.blocking {
 		var cancel context.CancelFunc
@@ -160,20 +170,34 @@ func (s *Server) serveRead(ctx *fasthttp.RequestCtx, rc *reqCtx, fn readFunc) {
 			ws.Add(store.AbandonCh())
 		}
 		tx := store.ReadTxn()
-		res := fn(tx, ws)
+		index := fn(tx, ws)
 		tx.Abort()
-		if !opts.blocking || res.index > opts.minIndex {
-			s.writeRead(ctx, rc, res)
+		if !opts.blocking || index > opts.minIndex {
 			return
 		}
 		s.metrics.blocking.Inc()
 		err := ws.WatchCtx(wctx)
 		s.metrics.blocking.Dec()
 		if err != nil {
-			s.writeRead(ctx, rc, res)
 			return
 		}
 	}
+}
+
+// consistentBarrier waits until this replica has applied everything
+// committed before the call (a ?consistent read); nil Consistency answers
+// from the local replica.
+func (s *Server) consistentBarrier() *apiError {
+	if s.consistency == nil {
+		return nil
+	}
+	cctx, cancel := context.WithTimeout(context.Background(), s.applyTimeout)
+	err := s.consistency.ConsistentRead(cctx)
+	cancel()
+	if err != nil {
+		return errNoLeader("consistent read impossible: " + err.Error())
+	}
+	return nil
 }
 
 func (s *Server) writeRead(ctx *fasthttp.RequestCtx, rc *reqCtx, res readResult) {

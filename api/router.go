@@ -65,7 +65,9 @@ type endpoints struct {
 	sessions, session, sessionRenew, txn       endpoint
 	// keyring is served before the table (keyring.go); here for its access.
 	keyring endpoint
-	all     []*endpoint
+	// v1 is the API mounted under /v1/ (MountV1); no handlers until then.
+	v1  endpoint
+	all []*endpoint
 }
 
 func (s *Server) buildEndpoints() endpoints {
@@ -108,6 +110,7 @@ func (s *Server) buildEndpoints() endpoints {
 		session:       endpoint{pattern: "/sessions/{id}", get: s.getSession, delete: s.destroySession},
 		sessionRenew:  endpoint{pattern: "/sessions/{id}/renew", put: s.renewSession},
 		txn:           endpoint{pattern: "/txn", post: s.postTxn},
+		v1:            endpoint{pattern: "/v1/"},
 	}
 	e.all = []*endpoint{&e.health, &e.ready, &e.status, &e.metrics, &e.services, &e.register, &e.service,
 		&e.serviceHealth, &e.instance, &e.heartbeat, &e.discover, &e.configList, &e.configKey, &e.routes,
@@ -160,6 +163,10 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) (*endpoint, pathParams, *apiErr
 		}
 		p.key = key
 		return &e.configKey, p, nil
+	case "v1":
+		if e.v1.get != nil {
+			return &e.v1, p, nil // the mounted API routes the rest itself
+		}
 	}
 
 	segs := strings.Split(rest, "/")

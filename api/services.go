@@ -191,7 +191,7 @@ func (s *Server) discover(ctx *fasthttp.RequestCtx, rc *reqCtx) {
 			if (service != "" && in.Service != service) || !rc.canRead(registry.ACLResourceService, in.Service) {
 				continue
 			}
-			if !hasTags(&in, tags) {
+			if !in.HasTags(tags) {
 				continue
 			}
 			if len(out) == lo.limit {
@@ -204,15 +204,6 @@ func (s *Server) discover(ctx *fasthttp.RequestCtx, rc *reqCtx) {
 		res.body = out
 		return res
 	})
-}
-
-func hasTags(in *registry.Instance, tags []string) bool {
-	for _, t := range tags {
-		if !in.HasTag(t) {
-			return false
-		}
-	}
-	return true
 }
 
 // DELETE /services/{name}
@@ -263,9 +254,7 @@ func (s *Server) heartbeat(ctx *fasthttp.RequestCtx, rc *reqCtx) {
 			return
 		}
 	}
-	if len(req.Output) > maxOutput {
-		req.Output = strings.ToValidUTF8(req.Output[:maxOutput], "")
-	}
+	req.Output = truncateOutput(req.Output)
 	if s.heartbeats != nil {
 		s.heartbeatOwner(ctx, rc, req)
 		return
@@ -300,14 +289,31 @@ func (s *Server) heartbeatOwner(ctx *fasthttp.RequestCtx, rc *reqCtx, req heartb
 		status = *req.Status
 	}
 	forwarded := len(ctx.Request.Header.Peek(peerproto.HeaderHeartbeatForwarded)) > 0
-	hctx, cancel := context.WithTimeout(acl.WithCredential(context.Background(), credential(ctx)), s.applyTimeout)
-	inst, err := s.heartbeats.Heartbeat(hctx, rc.name, rc.instance, status, req.Output, forwarded)
-	cancel()
-	switch {
-	case err == nil:
-		rc.index = inst.ModifyIndex
-		writeJSON(ctx, fasthttp.StatusOK, inst)
-	default:
-		s.reject(ctx, s.writeErr(rc, command.TypeSetStatus, err))
+	inst, e := s.beat(rc, credential(ctx), rc.name, rc.instance, status, req.Output, forwarded)
+	if e != nil {
+		s.reject(ctx, e)
+		return
 	}
+	rc.index = inst.ModifyIndex
+	writeJSON(ctx, fasthttp.StatusOK, inst)
+}
+
+// beat passes a heartbeat with the caller's credential to the health
+// runner of the node that owns the instance (Deps.Heartbeats).
+func (s *Server) beat(rc *reqCtx, cred, service, id, status, output string, forwarded bool) (*registry.Instance, *apiError) {
+	hctx, cancel := context.WithTimeout(acl.WithCredential(context.Background(), cred), s.applyTimeout)
+	inst, err := s.heartbeats.Heartbeat(hctx, service, id, status, output, forwarded)
+	cancel()
+	if err != nil {
+		return nil, s.writeErr(rc, command.TypeSetStatus, err)
+	}
+	return inst, nil
+}
+
+// truncateOutput bounds the check output a heartbeat stores (maxOutput).
+func truncateOutput(out string) string {
+	if len(out) > maxOutput {
+		return strings.ToValidUTF8(out[:maxOutput], "")
+	}
+	return out
 }

@@ -42,12 +42,9 @@ func rejectReason(code string) string {
 // answers the error itself and returns nil, or returns the applied result
 // (Result.Err unset) without answering.
 func (s *Server) apply(ctx *fasthttp.RequestCtx, rc *reqCtx, t command.Type, msg any) *command.Result {
-	res := s.propose(ctx, rc, t, msg)
-	if res == nil {
-		return nil
-	}
-	if res.Err != nil {
-		s.reject(ctx, businessError(res.Err))
+	res, e := s.applyCmd(rc, t, msg)
+	if e != nil {
+		s.reject(ctx, e)
 		return nil
 	}
 	return res
@@ -63,26 +60,37 @@ func businessError(e *command.Error) *apiError {
 // failed write itself and returns nil, or returns the result, business
 // error (Result.Err) included, without answering.
 func (s *Server) propose(ctx *fasthttp.RequestCtx, rc *reqCtx, t command.Type, msg any) *command.Result {
+	res, e := s.applyCmd(rc, t, msg)
+	if res == nil {
+		s.reject(ctx, e)
+		return nil
+	}
+	return res
+}
+
+// applyCmd is apply without the answer: the applied result, or the
+// refusal (with the result when Raft applied it as a business error).
+func (s *Server) applyCmd(rc *reqCtx, t command.Type, msg any) (*command.Result, *apiError) {
 	cmd, err := s.codec.Encode(t, msg)
 	if err != nil {
 		s.log.Error("encode command", "request_id", rc.id, "type", t.String(), "err", err)
-		s.reject(ctx, errInternal("cannot encode the command"))
-		return nil
+		return nil, errInternal("cannot encode the command")
 	}
 	actx, cancel := context.WithTimeout(context.Background(), s.applyTimeout)
 	res, err := s.writer.Apply(actx, cmd)
 	cancel()
 	if err != nil {
-		s.reject(ctx, s.writeErr(rc, t, err))
-		return nil
+		return nil, s.writeErr(rc, t, err)
 	}
 	if res == nil {
 		s.log.Error("writer returned no result", "request_id", rc.id, "type", t.String())
-		s.reject(ctx, errInternal("the write returned no result"))
-		return nil
+		return nil, errInternal("the write returned no result")
 	}
 	rc.index = res.Index
-	return res
+	if res.Err != nil {
+		return res, businessError(res.Err)
+	}
+	return res, nil
 }
 
 // writeErr maps a failed Apply to its answer (errorOf).

@@ -60,6 +60,13 @@ func authorize(tx *registry.Tx, msg any, m command.Meta) *command.Error {
 		return nil
 	}
 	ns := needs(msg)
+	if d, ok := msg.(*command.ConfigDelete); ok && d.Prefix {
+		// Write access to every key the prefix delete removes.
+		ns = ns[:0]
+		for _, e := range tx.ConfigList(nil, d.Key) {
+			ns = append(ns, need{registry.ACLResourceConfig, e.Key})
+		}
+	}
 	if len(ns) == 0 {
 		return nil
 	}

@@ -48,8 +48,8 @@ func auditJSON(v any) json.RawMessage {
 		if x == nil {
 			return nil
 		}
-		v = auditConfigDoc{Key: x.Key, Value: x.Value, CreateIndex: x.CreateIndex, ModifyIndex: x.ModifyIndex,
-			Session: x.Session, LockIndex: x.LockIndex}
+		v = auditConfigDoc{Key: x.Key, Value: x.JSONValue(), CreateIndex: x.CreateIndex, ModifyIndex: x.ModifyIndex,
+			Session: x.Session, LockIndex: x.LockIndex, Raw: x.Raw, Flags: x.Flags}
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -69,6 +69,8 @@ type auditConfigDoc struct {
 	ModifyIndex uint64          `json:"modify_index"`
 	Session     string          `json:"session,omitempty"`
 	LockIndex   uint64          `json:"lock_index,omitempty"`
+	Raw         bool            `json:"raw,omitempty"`
+	Flags       uint64          `json:"flags,omitempty"`
 }
 
 // clusterDoc is the audit document of the cluster identity (never the

@@ -226,7 +226,7 @@ func (f *FSM) dispatch(tx *registry.Tx, idx uint64, msg any, res *command.Result
 	case *command.ConfigSet:
 		writes := make([]registry.ConfigWrite, len(m.Entries))
 		for i, op := range m.Entries {
-			writes[i] = registry.ConfigWrite{Key: op.Key, Value: op.Value, CAS: op.CAS}
+			writes[i] = registry.ConfigWrite{Key: op.Key, Value: op.Value, CAS: op.CAS, Raw: op.Raw, Flags: op.Flags}
 		}
 		entries, prevs, e := tx.ConfigSet(writes)
 		if e != nil {
@@ -242,6 +242,10 @@ func (f *FSM) dispatch(tx *registry.Tx, idx uint64, msg any, res *command.Result
 			au.add(registry.ActionSet, registry.AuditConfig, entries[i].Key, prevs[i], &entries[i])
 		}
 	case *command.ConfigDelete:
+		if m.Prefix {
+			applyDeletePrefix(tx, idx, m, res, au)
+			return
+		}
 		prev, e := tx.ConfigDelete(m.Key, m.CAS)
 		if e != nil {
 			res.Err = toErr(e)
@@ -308,6 +312,24 @@ func (f *FSM) applyAuditSettings(tx *registry.Tx, m *command.AuditSettings, res 
 	au.add(registry.ActionSet, registry.AuditCluster, AuditSettingsResource, before, after)
 }
 
+// applyDeletePrefix deletes every key under a prefix (a Consul recursive
+// delete), each audited as a delete.
+func applyDeletePrefix(tx *registry.Tx, idx uint64, m *command.ConfigDelete, res *command.Result, au *entryAudit) {
+	if m.CAS != nil {
+		res.Err = &command.Error{Code: registry.CodeInvalid, Message: "cas: not allowed with a prefix delete"}
+		return
+	}
+	prevs, e := tx.ConfigDeletePrefix(m.Key)
+	if e != nil {
+		res.Err = toErr(e)
+		return
+	}
+	res.Value = DeletedPrefix{Prefix: m.Key, Deleted: len(prevs), ModifyIndex: idx}
+	for i := range prevs {
+		au.add(registry.ActionDelete, registry.AuditConfig, prevs[i].Key, &prevs[i], nil)
+	}
+}
+
 // AuditSettingsResource is the resource name of audit settings changes.
 const AuditSettingsResource = "audit_settings"
 
@@ -335,6 +357,12 @@ type (
 	// DeletedKey answers DELETE /config/{key}.
 	DeletedKey struct {
 		Key         string `json:"key"`
+		ModifyIndex uint64 `json:"modify_index"`
+	}
+	// DeletedPrefix answers a prefix delete: how many keys went.
+	DeletedPrefix struct {
+		Prefix      string `json:"prefix"`
+		Deleted     int    `json:"deleted"`
 		ModifyIndex uint64 `json:"modify_index"`
 	}
 	// DeletedRoute answers DELETE /gateway/routes/{id}.

@@ -114,6 +114,13 @@ func commandLog() []cmd {
 	add(command.TypeClusterInit, &command.ClusterInit{Meta: next(), ClusterID: "c-2", Secret: "other"}) // ignored
 	add(command.TypeNoop, &command.Noop{Meta: next()})
 	add(command.TypeConfigSet, &command.ConfigSet{Meta: next(), Entries: []command.ConfigOp{{Key: "app/z", Value: []byte(`[true,false]`)}}})
+	// Consul KV: an opaque value with flags, a prefix delete, one that
+	// deletes nothing, and one refused (cas with a prefix).
+	add(command.TypeConfigSet, &command.ConfigSet{Meta: next(), Entries: []command.ConfigOp{{Key: "kv/raw", Value: []byte{0xff, 0, 'x'}, Raw: true, Flags: 42}}})
+	add(command.TypeConfigSet, &command.ConfigSet{Meta: next(), Entries: []command.ConfigOp{{Key: "kv/tmp/a", Value: []byte(`1`), Flags: 7}, {Key: "kv/tmp/b", Value: []byte{}, Raw: true}}})
+	add(command.TypeConfigDelete, &command.ConfigDelete{Meta: next(), Key: "kv/tmp/", Prefix: true})
+	add(command.TypeConfigDelete, &command.ConfigDelete{Meta: next(), Key: "kv/none/", Prefix: true})
+	add(command.TypeConfigDelete, &command.ConfigDelete{Meta: next(), Key: "kv/", Prefix: true, CAS: u64(1)}) // invalid
 	// ACLs: bootstrap (twice: refused), policies, a role, tokens, an
 	// update, a write refused by the check on apply, a revocation.
 	add(command.TypeACLBootstrap, &command.ACLBootstrap{Meta: next(), Token: registry.ACLToken{AccessorID: "root", SecretHash: strings.Repeat("a", 64)}})
@@ -266,7 +273,7 @@ func TestFSM_DeterministicApplyVsApplyBatch(t *testing.T) {
 	tx := one.Store().ReadTxn()
 	defer tx.Abort()
 	svcs, insts, cfg, routes := tx.Counts()
-	if svcs != 2 || insts != 4 || cfg != 16 || routes != 2 {
+	if svcs != 2 || insts != 4 || cfg != 17 || routes != 2 { // config: kv/raw added, kv/tmp/ deleted
 		t.Errorf("counts = services %d instances %d config %d routes %d", svcs, insts, cfg, routes)
 	}
 	if m := tx.ClusterMeta(); m == nil || m.ClusterID != "c-1" {

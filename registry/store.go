@@ -46,6 +46,9 @@ func schema() *memdb.DBSchema {
 			"service": {Name: "service", Indexer: &memdb.StringFieldIndex{Field: "Service"}},
 			"type":    {Name: "type", Indexer: &memdb.StringFieldIndex{Field: "Type"}},
 			"node":    {Name: "node", Indexer: &memdb.StringFieldIndex{Field: "Node"}},
+			// instance_id finds an instance by its id alone (the Consul
+			// agent API names services by id).
+			"instance_id": {Name: "instance_id", Indexer: &memdb.StringFieldIndex{Field: "ID"}},
 		}},
 		tableConfig: {Name: tableConfig, Indexes: map[string]*memdb.IndexSchema{
 			"id":      {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Key"}},
@@ -208,7 +211,13 @@ func (tx *Tx) Service(ws memdb.WatchSet, name string) *Service {
 
 // ServiceInstances returns the instances of a service sorted by id.
 func (tx *Tx) ServiceInstances(ws memdb.WatchSet, service string) []Instance {
-	it, err := tx.txn.Get(tableInstances, "service", service)
+	return tx.instancesBy(ws, "service", service)
+}
+
+// instancesBy returns the instances an index finds for value, in the
+// index's order, and adds its watch to ws.
+func (tx *Tx) instancesBy(ws memdb.WatchSet, index, value string) []Instance {
+	it, err := tx.txn.Get(tableInstances, index, value)
 	if err != nil {
 		return nil
 	}
@@ -217,6 +226,17 @@ func (tx *Tx) ServiceInstances(ws memdb.WatchSet, service string) []Instance {
 	for raw := it.Next(); raw != nil; raw = it.Next() {
 		out = append(out, *raw.(*Instance))
 	}
+	return out
+}
+
+// sortByServiceID orders instances by service, then id.
+func sortByServiceID(out []Instance) []Instance {
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Service != out[j].Service {
+			return out[i].Service < out[j].Service
+		}
+		return out[i].ID < out[j].ID
+	})
 	return out
 }
 
@@ -236,42 +256,18 @@ func (tx *Tx) Services(ws memdb.WatchSet) []Service {
 
 // InstancesByType returns instances of a service type, sorted by service then id.
 func (tx *Tx) InstancesByType(ws memdb.WatchSet, typ string) []Instance {
-	it, err := tx.txn.Get(tableInstances, "type", typ)
-	if err != nil {
-		return nil
-	}
-	ws.Add(it.WatchCh())
-	var out []Instance
-	for raw := it.Next(); raw != nil; raw = it.Next() {
-		out = append(out, *raw.(*Instance))
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Service != out[j].Service {
-			return out[i].Service < out[j].Service
-		}
-		return out[i].ID < out[j].ID
-	})
-	return out
+	return sortByServiceID(tx.instancesBy(ws, "type", typ))
 }
 
 // InstancesByNode returns the instances owned by a node.
 func (tx *Tx) InstancesByNode(ws memdb.WatchSet, node string) []Instance {
-	it, err := tx.txn.Get(tableInstances, "node", node)
-	if err != nil {
-		return nil
-	}
-	ws.Add(it.WatchCh())
-	var out []Instance
-	for raw := it.Next(); raw != nil; raw = it.Next() {
-		out = append(out, *raw.(*Instance))
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Service != out[j].Service {
-			return out[i].Service < out[j].Service
-		}
-		return out[i].ID < out[j].ID
-	})
-	return out
+	return sortByServiceID(tx.instancesBy(ws, "node", node))
+}
+
+// InstancesByID returns the instances with this id, in any service, sorted
+// by service (ids are unique within a service only).
+func (tx *Tx) InstancesByID(ws memdb.WatchSet, id string) []Instance {
+	return sortByServiceID(tx.instancesBy(ws, "instance_id", id))
 }
 
 // RegisterInstance inserts or replaces an instance. It returns whether it was
@@ -418,11 +414,14 @@ func (tx *Tx) ConfigList(ws memdb.WatchSet, prefix string) []ConfigEntry {
 	return out
 }
 
-// ConfigWrite is one key of an atomic config write.
+// ConfigWrite is one key of an atomic config write. Raw marks Value as
+// opaque bytes; Flags is kept with the key (ConfigEntry).
 type ConfigWrite struct {
 	Key   string
 	Value []byte
 	CAS   *uint64
+	Raw   bool
+	Flags uint64
 }
 
 // ConfigSet writes every key or none: a CAS mismatch on any key aborts all.
@@ -447,7 +446,7 @@ func (tx *Tx) ConfigSet(writes []ConfigWrite) ([]ConfigEntry, []*ConfigEntry, *E
 	}
 	out := make([]ConfigEntry, len(writes))
 	for i, w := range writes {
-		e := ConfigEntry{Key: w.Key, Value: w.Value, CreateIndex: tx.index, ModifyIndex: tx.index}
+		e := ConfigEntry{Key: w.Key, Value: w.Value, CreateIndex: tx.index, ModifyIndex: tx.index, Raw: w.Raw, Flags: w.Flags}
 		if prevs[i] != nil {
 			// A held key stays held: a plain set changes its value only.
 			e.CreateIndex, e.Session, e.LockIndex = prevs[i].CreateIndex, prevs[i].Session, prevs[i].LockIndex
@@ -483,6 +482,25 @@ func (tx *Tx) ConfigDelete(key string, cas *uint64) (*ConfigEntry, *Error) {
 		return nil, internal(err)
 	}
 	return prev, nil
+}
+
+// ConfigDeletePrefix deletes every key that starts with prefix ("" is
+// every key) and returns them in key order; none is not an error. The
+// table index moves only when a key was deleted.
+func (tx *Tx) ConfigDeletePrefix(prefix string) ([]ConfigEntry, *Error) {
+	prevs := tx.ConfigList(nil, prefix)
+	if len(prevs) == 0 {
+		return nil, nil
+	}
+	for i := range prevs {
+		if _, err := tx.txn.DeleteAll(tableConfig, "id", prevs[i].Key); err != nil {
+			return nil, internal(err)
+		}
+	}
+	if err := tx.bumpIndex(tableConfig); err != nil {
+		return nil, internal(err)
+	}
+	return prevs, nil
 }
 
 func checkCAS(key string, cas *uint64, prev *ConfigEntry) *Error {
@@ -711,6 +729,16 @@ func ServiceTags(insts []Instance) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// HasTags reports whether an instance carries every one of tags.
+func (in *Instance) HasTags(tags []string) bool {
+	for _, t := range tags {
+		if !in.HasTag(t) {
+			return false
+		}
+	}
+	return true
 }
 
 // HasTag reports whether an instance carries tag t.

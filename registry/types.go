@@ -5,7 +5,10 @@
 // It needs only the standard library and go-memdb: no network, no Raft, no clock.
 package registry
 
-import "encoding/json"
+import (
+	"encoding/base64"
+	"encoding/json"
+)
 
 // Health statuses of an instance or a check, from best to worst.
 const (
@@ -38,6 +41,15 @@ type Instance struct {
 	DeregisterCriticalAfter string            `json:"deregister_critical_after,omitempty" msgpack:"dca"`
 	CreateIndex             uint64            `json:"create_index" msgpack:"ci"`
 	ModifyIndex             uint64            `json:"modify_index" msgpack:"mi"`
+	// Weights are the instance's relative weights while passing and while
+	// warning (Consul's service weights); nil is 1 and 1.
+	Weights *Weights `json:"weights,omitempty" msgpack:"weights,omitempty"`
+}
+
+// Weights of an instance for load sharing, by health status.
+type Weights struct {
+	Passing int `json:"passing" msgpack:"passing"`
+	Warning int `json:"warning" msgpack:"warning"`
 }
 
 // Check is a health check definition plus its last observed result.
@@ -50,6 +62,8 @@ type Check struct {
 	Timeout  string `json:"timeout,omitempty" msgpack:"timeout"`
 	Status   string `json:"status" msgpack:"status"`
 	Output   string `json:"output" msgpack:"output"`
+	// Name is the check's display name (Consul's check Name).
+	Name string `json:"name,omitempty" msgpack:"name,omitempty"`
 }
 
 // Service is the catalog record of a service name: its single type and the
@@ -62,7 +76,8 @@ type Service struct {
 }
 
 // ConfigEntry is one key of the configuration store. Value is any JSON value,
-// kept as the compacted bytes the client sent. A key held as a lock names
+// kept as the compacted bytes the client sent, or, when Raw is set, opaque
+// bytes (a Consul KV value that is not JSON). A key held as a lock names
 // its Session; LockIndex counts the times it changed hands (a fencing
 // token, docs/sessions.md).
 type ConfigEntry struct {
@@ -72,6 +87,36 @@ type ConfigEntry struct {
 	ModifyIndex uint64          `json:"modify_index" msgpack:"mi"`
 	Session     string          `json:"session,omitempty" msgpack:"session,omitempty"`
 	LockIndex   uint64          `json:"lock_index,omitempty" msgpack:"li,omitempty"`
+	// Raw marks Value as opaque bytes rather than JSON; JSON answers show
+	// it as {"raw_base64":"..."} (JSONValue).
+	Raw bool `json:"raw,omitempty" msgpack:"raw,omitempty"`
+	// Flags is a number clients keep with the key (Consul KV flags);
+	// Nexus gives it no meaning.
+	Flags uint64 `json:"flags,omitempty" msgpack:"flags,omitempty"`
+}
+
+// RawValue is how a JSON answer shows a value that is not JSON.
+type RawValue struct {
+	RawBase64 string `json:"raw_base64"`
+}
+
+// JSONValue returns the value as JSON: the value itself, or for a raw
+// value {"raw_base64":"..."}.
+func (e *ConfigEntry) JSONValue() json.RawMessage {
+	if !e.Raw {
+		return e.Value
+	}
+	b, _ := json.Marshal(RawValue{RawBase64: base64.StdEncoding.EncodeToString(e.Value)})
+	return b
+}
+
+// MarshalJSON shows a raw value as JSON (JSONValue); every other field as
+// its tag says.
+func (e ConfigEntry) MarshalJSON() ([]byte, error) {
+	type plain ConfigEntry // the same fields without this method
+	p := plain(e)
+	p.Value = e.JSONValue()
+	return json.Marshal(p)
 }
 
 // Route is a gateway route. Durations are kept as the strings the user gave

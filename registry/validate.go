@@ -247,6 +247,15 @@ func ValidateConfigValue(field string, v json.RawMessage) *Error {
 	return nil
 }
 
+// ValidateConfigRawValue checks an opaque (raw) configuration value: any
+// bytes, empty included, up to MaxConfigValueLen.
+func ValidateConfigRawValue(field string, v []byte) *Error {
+	if len(v) > MaxConfigValueLen {
+		return invalid(field, "is %d bytes, at most %d", len(v), MaxConfigValueLen)
+	}
+	return nil
+}
+
 // Route defaults.
 const (
 	DefaultRouteTimeout = "30s"

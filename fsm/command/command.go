@@ -163,11 +163,14 @@ type SetStatus struct {
 }
 
 // ConfigOp is one key written by ConfigSet. CAS nil means unconditional,
-// 0 means create only, N means only if the key's modify_index is N.
+// 0 means create only, N means only if the key's modify_index is N. Raw
+// marks Value as opaque bytes (not JSON); Flags is kept with the key.
 type ConfigOp struct {
 	Key   string  `msgpack:"key"`
 	Value []byte  `msgpack:"value"`
 	CAS   *uint64 `msgpack:"cas"`
+	Raw   bool    `msgpack:"raw,omitempty"`
+	Flags uint64  `msgpack:"flags,omitempty"`
 }
 
 // ConfigSet writes one or several keys atomically: all or none.
@@ -179,10 +182,13 @@ type ConfigSet struct {
 }
 
 // ConfigDelete deletes a key, optionally only if its modify_index is CAS.
+// With Prefix it deletes every key that starts with Key ("" is every key)
+// and CAS must be nil; deleting none is not an error.
 type ConfigDelete struct {
-	Meta Meta    `msgpack:"meta"`
-	Key  string  `msgpack:"key"`
-	CAS  *uint64 `msgpack:"cas"`
+	Meta   Meta    `msgpack:"meta"`
+	Key    string  `msgpack:"key"`
+	CAS    *uint64 `msgpack:"cas"`
+	Prefix bool    `msgpack:"prefix,omitempty"`
 }
 
 // RouteUpsert creates or replaces a gateway route. CreateOnly refuses to

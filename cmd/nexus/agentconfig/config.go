@@ -34,6 +34,7 @@ import (
 type Config struct {
 	Dev             bool
 	Node            string // unique node name, also the Raft server ID
+	Datacenter      string // reported and accepted by the Consul-compatible API
 	DataDir         string
 	Bind            string // IP for Raft and gossip
 	Advertise       string // IP peers use to reach this node; defaults to Bind
@@ -157,6 +158,7 @@ const (
 	defaultHTTPAddr         = "127.0.0.1:8500"
 	defaultGatewayAddr      = "127.0.0.1:8080"
 	defaultDevNode          = "dev"
+	defaultDatacenter       = "dc1"
 	defaultLogLevel         = "info"
 	defaultLogFormat        = "json"
 	defaultGatewaySocketIO  = "raw"
@@ -180,6 +182,7 @@ const (
 func defaults() *Config {
 	return &Config{
 		Bind:                   defaultBind,
+		Datacenter:             defaultDatacenter,
 		RaftPort:               defaultRaftPort,
 		GossipPort:             defaultGossipPort,
 		HTTPAddr:               defaultHTTPAddr,

@@ -100,6 +100,7 @@ func TestDefaults(t *testing.T) {
 		ACLJWTIssuer:     "nexus",
 		ACLJWTAudience:   "nexus",
 		ACLJWTRolesClaim: "roles",
+		Datacenter:       "dc1",
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", c, want)
@@ -283,6 +284,7 @@ func TestFileAllKeys(t *testing.T) {
 	const file = `
 dev: false
 node: n1
+datacenter: east-1
 data_dir: /data
 bind: 10.0.0.1
 advertise: 10.0.0.2
@@ -329,7 +331,7 @@ acl:
 `
 	c := mustLoad(t, &fakeOS{files: map[string]string{"/c.yaml": file}}, "--config", "/c.yaml")
 	want := &Config{
-		Node: "n1", DataDir: "/data", Bind: "10.0.0.1", Advertise: "10.0.0.2", RaftPort: 7300, GossipPort: 7301,
+		Node: "n1", Datacenter: "east-1", DataDir: "/data", Bind: "10.0.0.1", Advertise: "10.0.0.2", RaftPort: 7300, GossipPort: 7301,
 		HTTPAddr: "0.0.0.0:7500", GatewayAddr: ":7080", BootstrapExpect: 3, Join: []string{"10.0.0.3:8301"},
 		ConfigFile: "/c.yaml", PostgresURL: "postgres://u:p@db:5432/nexus", GatewayAccessLog: true, GatewaySocketIO: "plain",
 		LogLevel: "warn", LogFormat: "text", EnableDebug: true, RaftHeartbeatTimeout: time.Second, RaftElectionTimeout: 2 * time.Second,
@@ -538,6 +540,8 @@ func TestValidationErrors(t *testing.T) {
 		{"node leading dash", []string{"--node", "-a"}, nil, "node", "must match"},
 		{"node too long", []string{"--node", strings.Repeat("a", 65)}, nil, "node", "must match"},
 		{"data_dir required", []string{"--node", "n"}, map[string]string{"NEXUS_DATA_DIR": ""}, "data_dir", "required unless --dev"},
+		{"datacenter bad char", []string{"--datacenter", "dc.1"}, nil, "datacenter", `"dc.1" must be 1..64 of [A-Za-z0-9_-]`},
+		{"datacenter empty", []string{"--datacenter="}, nil, "datacenter", "must be 1..64"},
 		{"bind not ip", []string{"--bind", "localhost"}, nil, "bind", `"localhost" is not an IP address`},
 		{"advertise not ip", []string{"--advertise", "host"}, nil, "advertise", `"host" is not an IP address`},
 		{"advertise unspecified", []string{"--advertise", "0.0.0.0"}, nil, "advertise", "unspecified"},

@@ -23,6 +23,7 @@ type fileSettings struct {
 	Dev                    yaml.Node `yaml:"dev"`
 	Node                   yaml.Node `yaml:"node"`
 	DataDir                yaml.Node `yaml:"data_dir"`
+	Datacenter             yaml.Node `yaml:"datacenter"`
 	Bind                   yaml.Node `yaml:"bind"`
 	Advertise              yaml.Node `yaml:"advertise"`
 	RaftPort               yaml.Node `yaml:"raft_port"`

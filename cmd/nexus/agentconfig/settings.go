@@ -61,6 +61,8 @@ func settingsTable() []setting {
 			field: func(c *Config) any { return &c.Dev }},
 		{key: "node", arg: "NAME", usage: "unique node name, also the Raft server ID", def: `host name; "dev" with --dev`,
 			field: func(c *Config) any { return &c.Node }},
+		{key: "datacenter", arg: "NAME", usage: "datacenter name the Consul-compatible API reports and accepts as ?dc= (docs/consul-compat.md)", def: defaultDatacenter,
+			field: func(c *Config) any { return &c.Datacenter }},
 		{key: "data_dir", arg: "DIR", usage: "where the Raft log, snapshots and node id live; required unless --dev",
 			field: func(c *Config) any { return &c.DataDir }},
 		{key: "bind", arg: "IP", usage: "address for Raft and gossip", def: defaultBind,

@@ -87,6 +87,9 @@ func (c *Config) Validate() error {
 			return settingErr("join", "%q %s", a, err)
 		}
 	}
+	if !validDatacenter(c.Datacenter) {
+		return settingErr("datacenter", "%q must be 1..64 of [A-Za-z0-9_-]", c.Datacenter)
+	}
 	if err := checkEnum("log_level", c.LogLevel, "debug", "info", "warn", "error"); err != nil {
 		return err
 	}
@@ -317,4 +320,17 @@ Flags:
 		b.WriteString("]\n")
 	}
 	return b.String()
+}
+
+// validDatacenter: 1..64 of [A-Za-z0-9_-], as Consul names datacenters.
+func validDatacenter(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
