@@ -36,16 +36,27 @@ type ClusterMeta struct {
 
 func schema() *memdb.DBSchema {
 	s := &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{
+		// Services are indexed by type (type, then name) so that discovery
+		// by type walks the services of that type, then their instances
+		// through the instances' id index, in (service, id) order: paged,
+		// without an index entry per instance for the type.
 		tableServices: {Name: tableServices, Indexes: map[string]*memdb.IndexSchema{
 			"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Name"}},
+			"type": {Name: "type", Unique: true, Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{
+				&memdb.StringFieldIndex{Field: "Type"}, &memdb.StringFieldIndex{Field: "Name"},
+			}}},
 		}},
+		// Instances have as few indexes as their queries need: each index
+		// costs a radix tree entry (~300 bytes) per instance. The
+		// instances of a service are a prefix of "id"; "node" serves the
+		// owner's checks and the leader's failed-node marking; "critical"
+		// holds only critical instances (the leader's reaping).
 		tableInstances: {Name: tableInstances, Indexes: map[string]*memdb.IndexSchema{
 			"id": {Name: "id", Unique: true, Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{
 				&memdb.StringFieldIndex{Field: "Service"}, &memdb.StringFieldIndex{Field: "ID"},
 			}}},
-			"service": {Name: "service", Indexer: &memdb.StringFieldIndex{Field: "Service"}},
-			"type":    {Name: "type", Indexer: &memdb.StringFieldIndex{Field: "Type"}},
-			"node":    {Name: "node", Indexer: &memdb.StringFieldIndex{Field: "Node"}},
+			"node":     {Name: "node", Indexer: &memdb.StringFieldIndex{Field: "Node"}},
+			"critical": {Name: "critical", AllowMissing: true, Indexer: criticalIndex{}},
 		}},
 		tableConfig: {Name: tableConfig, Indexes: map[string]*memdb.IndexSchema{
 			"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Key"}},
@@ -66,6 +77,7 @@ func schema() *memdb.DBSchema {
 	for name, t := range aclTables() {
 		s.Tables[name] = t
 	}
+	s.Tables[tableCounts] = countsTable()
 	return s
 }
 
@@ -76,6 +88,7 @@ type Store struct {
 	mu      sync.RWMutex
 	db      *memdb.MemDB
 	abandon chan struct{}
+	ls      listeners
 }
 
 // NewStore returns an empty store.
@@ -92,6 +105,7 @@ func NewStore() *Store {
 type Tx struct {
 	txn   *memdb.Txn
 	index uint64 // the Raft index of a write transaction
+	store *Store // of a write transaction: its listeners hear of the commit
 }
 
 // ReadTxn returns a consistent read-only view.
@@ -106,7 +120,12 @@ func (s *Store) ReadTxn() *Tx {
 func (s *Store) WriteTxn(idx uint64) *Tx {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return &Tx{txn: s.db.Txn(true), index: idx}
+	txn := s.db.Txn(true)
+	// Always tracked: the counts and the listeners are derived from the
+	// changes (a listener that registers while this transaction runs must
+	// hear of it).
+	txn.TrackChanges()
+	return &Tx{txn: txn, index: idx, store: s}
 }
 
 // AbandonCh is closed when the store is replaced by a restore; blocking
@@ -129,18 +148,34 @@ func (s *Store) Restore(fill func(tx *Tx) error) error {
 		tx.Abort()
 		return err
 	}
-	tx.Commit()
+	if err := tx.recount(); err != nil {
+		tx.Abort()
+		return err
+	}
+	tx.txn.Commit()
 	s.mu.Lock()
 	old := s.abandon
 	s.db = db
 	s.abandon = make(chan struct{})
 	s.mu.Unlock()
 	close(old)
+	s.publishReset()
 	return nil
 }
 
-// Commit makes a write transaction visible and fires watches.
-func (tx *Tx) Commit() { tx.txn.Commit() }
+// Commit makes a write transaction visible, fires watches and tells the
+// store's listeners what changed.
+func (tx *Tx) Commit() {
+	changes := tx.txn.Changes()
+	if err := tx.applyCounts(changes); err != nil {
+		// The counts row is a literal table of the schema.
+		panic("registry: counts: " + err.Error())
+	}
+	tx.txn.Commit()
+	if tx.store != nil {
+		tx.store.publish(tx.index, changes)
+	}
+}
 
 // Abort discards a transaction; safe after Commit.
 func (tx *Tx) Abort() { tx.txn.Abort() }
@@ -174,6 +209,17 @@ func (tx *Tx) TableIndex(ws memdb.WatchSet, table string) uint64 {
 	return raw.(*indexEntry).Value
 }
 
+// typeIndexKey is the key in the index table of the highest Raft index
+// that changed an instance of a service type (discovery by type).
+func typeIndexKey(typ string) string { return "type:" + typ }
+
+// TypeIndex returns the highest Raft index that changed an instance of a
+// service of type typ (0 before any), and adds its watch to ws: a
+// discovery by type wakes on changes of that type only.
+func (tx *Tx) TypeIndex(ws memdb.WatchSet, typ string) uint64 {
+	return tx.TableIndex(ws, typeIndexKey(typ))
+}
+
 // ---- services and instances ----
 
 // Instance returns one instance or nil.
@@ -204,7 +250,7 @@ func (tx *Tx) Service(ws memdb.WatchSet, name string) *Service {
 
 // ServiceInstances returns the instances of a service sorted by id.
 func (tx *Tx) ServiceInstances(ws memdb.WatchSet, service string) []Instance {
-	it, err := tx.txn.Get(tableInstances, "service", service)
+	it, err := tx.txn.Get(tableInstances, "id_prefix", service, "")
 	if err != nil {
 		return nil
 	}
@@ -214,6 +260,34 @@ func (tx *Tx) ServiceInstances(ws memdb.WatchSet, service string) []Instance {
 		out = append(out, *raw.(*Instance))
 	}
 	return out
+}
+
+// EachServiceInstance calls fn with the instances of a service in id
+// order, starting after the id after ("" for all), until fn returns false.
+// The instances are the stored objects: read them, never modify them.
+func (tx *Tx) EachServiceInstance(service, after string, fn func(*Instance) bool) {
+	var it memdb.ResultIterator
+	var err error
+	if after == "" {
+		it, err = tx.txn.Get(tableInstances, "id_prefix", service, "")
+	} else {
+		it, err = tx.txn.LowerBound(tableInstances, "id", service, after)
+	}
+	if err != nil {
+		return
+	}
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		in := raw.(*Instance)
+		if in.Service != service {
+			return // LowerBound runs on past the service
+		}
+		if after != "" && in.ID <= after {
+			continue
+		}
+		if !fn(in) {
+			return
+		}
+	}
 }
 
 // Services returns every service record sorted by name.
@@ -230,27 +304,74 @@ func (tx *Tx) Services(ws memdb.WatchSet) []Service {
 	return out
 }
 
+// EachService calls fn with the services whose name sorts after after (""
+// for all), in name order, until fn returns false: a page costs what it
+// reads, not the size of the catalog. The services are the stored objects.
+func (tx *Tx) EachService(after string, fn func(*Service) bool) {
+	it, err := tx.txn.LowerBound(tableServices, "id", after)
+	if err != nil {
+		return
+	}
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		svc := raw.(*Service)
+		if svc.Name <= after && after != "" {
+			continue
+		}
+		if !fn(svc) {
+			return
+		}
+	}
+}
+
+// EachServiceOfType calls fn with the services of a type whose name sorts
+// at or after from ("" for all), in name order, until fn returns false.
+func (tx *Tx) EachServiceOfType(typ, from string, fn func(*Service) bool) {
+	it, err := tx.txn.LowerBound(tableServices, "type", typ, from)
+	if err != nil {
+		return
+	}
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		svc := raw.(*Service)
+		if svc.Type != typ {
+			return
+		}
+		if !fn(svc) {
+			return
+		}
+	}
+}
+
 // InstancesByType returns instances of a service type, sorted by service then id.
 func (tx *Tx) InstancesByType(ws memdb.WatchSet, typ string) []Instance {
-	it, err := tx.txn.Get(tableInstances, "type", typ)
-	if err != nil {
-		return nil
-	}
-	ws.Add(it.WatchCh())
+	tx.TypeIndex(ws, typ)
 	var out []Instance
-	for raw := it.Next(); raw != nil; raw = it.Next() {
-		out = append(out, *raw.(*Instance))
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Service != out[j].Service {
-			return out[i].Service < out[j].Service
-		}
-		return out[i].ID < out[j].ID
+	tx.EachInstanceOfType(typ, "", "", func(in *Instance) bool {
+		out = append(out, *in)
+		return true
 	})
 	return out
 }
 
-// InstancesByNode returns the instances owned by a node.
+// EachInstanceOfType calls fn with the instances of a service type in
+// (service, id) order, starting after (afterService, afterID) (empty for
+// all), until fn returns false. The instances are the stored objects.
+func (tx *Tx) EachInstanceOfType(typ, afterService, afterID string, fn func(*Instance) bool) {
+	more := true
+	tx.EachServiceOfType(typ, afterService, func(svc *Service) bool {
+		after := ""
+		if svc.Name == afterService {
+			after = afterID
+		}
+		tx.EachServiceInstance(svc.Name, after, func(in *Instance) bool {
+			more = fn(in)
+			return more
+		})
+		return more
+	})
+}
+
+// InstancesByNode returns the instances owned by a node, sorted by service
+// then id.
 func (tx *Tx) InstancesByNode(ws memdb.WatchSet, node string) []Instance {
 	it, err := tx.txn.Get(tableInstances, "node", node)
 	if err != nil {
@@ -261,13 +382,63 @@ func (tx *Tx) InstancesByNode(ws memdb.WatchSet, node string) []Instance {
 	for raw := it.Next(); raw != nil; raw = it.Next() {
 		out = append(out, *raw.(*Instance))
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Service != out[j].Service {
-			return out[i].Service < out[j].Service
-		}
-		return out[i].ID < out[j].ID
-	})
+	// The node index orders the entries of a node by primary key, which
+	// is (service, id).
 	return out
+}
+
+// EachInstanceOfNode calls fn with the instances owned by a node in
+// (service, id) order until fn returns false. The instances are the
+// stored objects: read them, never modify them.
+func (tx *Tx) EachInstanceOfNode(node string, fn func(*Instance) bool) {
+	it, err := tx.txn.Get(tableInstances, "node", node)
+	if err != nil {
+		return
+	}
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		if !fn(raw.(*Instance)) {
+			return
+		}
+	}
+}
+
+// EachCriticalInstance calls fn with every critical instance, in (service,
+// id) order, until fn returns false. Only critical instances are in this
+// index, so the walk costs what is critical, not the catalog.
+func (tx *Tx) EachCriticalInstance(fn func(*Instance) bool) {
+	it, err := tx.txn.Get(tableInstances, "critical")
+	if err != nil {
+		return
+	}
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		if !fn(raw.(*Instance)) {
+			return
+		}
+	}
+}
+
+// criticalIndex indexes only critical instances (memdb leaves an object
+// out of an AllowMissing index when FromObject reports false).
+type criticalIndex struct{}
+
+var criticalKey = []byte("critical\x00")
+
+func (criticalIndex) FromObject(raw any) (bool, []byte, error) {
+	in, ok := raw.(*Instance)
+	if !ok {
+		return false, nil, fmt.Errorf("critical index: %T is not an instance", raw)
+	}
+	if in.Status != StatusCritical {
+		return false, nil, nil
+	}
+	return true, criticalKey, nil
+}
+
+func (criticalIndex) FromArgs(args ...any) ([]byte, error) {
+	if len(args) != 0 {
+		return nil, fmt.Errorf("critical index: no argument expected, got %d", len(args))
+	}
+	return criticalKey, nil
 }
 
 // RegisterInstance inserts or replaces an instance. It returns whether it was
@@ -298,7 +469,7 @@ func (tx *Tx) RegisterInstance(in Instance) (bool, *Instance, *Error) {
 	if err := tx.txn.Insert(tableServices, svc); err != nil {
 		return false, nil, internal(err)
 	}
-	if err := tx.bumpIndex(tableServices); err != nil {
+	if err := tx.bumpIndex(tableServices, typeIndexKey(svc.Type)); err != nil {
 		return false, nil, internal(err)
 	}
 	return created, &stored, nil
@@ -334,7 +505,7 @@ func (tx *Tx) DeregisterService(service string) ([]Instance, *Error) {
 	if err := tx.txn.Delete(tableServices, svc); err != nil {
 		return nil, internal(err)
 	}
-	if err := tx.bumpIndex(tableServices); err != nil {
+	if err := tx.bumpIndex(tableServices, typeIndexKey(svc.Type)); err != nil {
 		return nil, internal(err)
 	}
 	return insts, nil
@@ -345,7 +516,12 @@ func (tx *Tx) DeregisterService(service string) ([]Instance, *Error) {
 func (tx *Tx) touchService(service string) error {
 	svc := tx.Service(nil, service)
 	if svc != nil {
-		if len(tx.ServiceInstances(nil, service)) == 0 {
+		empty := true
+		tx.EachServiceInstance(service, "", func(*Instance) bool {
+			empty = false
+			return false
+		})
+		if empty {
 			if err := tx.txn.Delete(tableServices, svc); err != nil {
 				return err
 			}
@@ -356,6 +532,7 @@ func (tx *Tx) touchService(service string) error {
 				return err
 			}
 		}
+		return tx.bumpIndex(tableServices, typeIndexKey(svc.Type))
 	}
 	return tx.bumpIndex(tableServices)
 }
@@ -583,23 +760,7 @@ func (tx *Tx) InitCluster(id, secret string) (*ClusterMeta, bool) {
 	return m, true
 }
 
-// ---- counts and dump/load for snapshots ----
-
-// Counts returns the number of services, instances, config entries and routes.
-func (tx *Tx) Counts() (services, instances, config, routes int) {
-	count := func(table string) int {
-		it, err := tx.txn.Get(table, "id")
-		if err != nil {
-			return 0
-		}
-		n := 0
-		for raw := it.Next(); raw != nil; raw = it.Next() {
-			n++
-		}
-		return n
-	}
-	return count(tableServices), count(tableInstances), count(tableConfig), count(tableRoutes)
-}
+// ---- dump/load for snapshots ----
 
 // Dump is the whole state in a deterministic order, for snapshots.
 type Dump struct {
