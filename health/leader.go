@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sort"
 	"time"
 
 	"github.com/nexus/nexus/fsm/command"
@@ -55,40 +56,55 @@ func (l *Leader) Run(ctx context.Context) {
 	}
 }
 
+// reconcile looks only at what it may act on: the instances of failed and
+// left nodes (the node index) and the critical instances (an index that
+// holds only those), never the whole catalog, which it did every second.
 func (l *Leader) reconcile(ctx context.Context) {
 	statuses := l.deps.Membership.MemberStatuses()
 	self := l.deps.Membership.NodeName()
-	tx := l.deps.Store.ReadTxn()
-	var all []registry.Instance
-	for _, svc := range tx.Services(nil) {
-		all = append(all, tx.ServiceInstances(nil, svc.Name)...)
+	nodes := make([]string, 0, len(statuses))
+	for node, st := range statuses {
+		// Only a failure counts: a suspect node (no recent ack) may be
+		// fine, and alive or suspect, its owner's checks decide.
+		if node != self && (st == "failed" || st == "left") {
+			nodes = append(nodes, node)
+		}
 	}
+	sort.Strings(nodes)
+	// The stored objects are immutable: keep pointers, copy nothing.
+	var toMark, toDeregister, critical []*registry.Instance
+	tx := l.deps.Store.ReadTxn()
+	for _, node := range nodes {
+		tx.EachInstanceOfNode(node, func(in *registry.Instance) bool {
+			if statuses[node] == "left" {
+				toDeregister = append(toDeregister, in)
+			} else if in.Status != registry.StatusCritical {
+				toMark = append(toMark, in)
+			}
+			return true
+		})
+	}
+	tx.EachCriticalInstance(func(in *registry.Instance) bool {
+		if in.Node == self || statuses[in.Node] != "left" {
+			critical = append(critical, in)
+		}
+		return true
+	})
 	tx.Abort()
+	for _, in := range toMark {
+		if l.setCritical(ctx, in) {
+			l.m.marked.Inc()
+			critical = append(critical, in) // critical from now on
+		}
+	}
+	for _, in := range toDeregister {
+		l.deregister(ctx, in, "its node left the cluster")
+	}
 	now := l.deps.Now()
-	seen := map[string]bool{}
-	for _, in := range all {
+	seen := make(map[string]bool, len(critical))
+	for _, in := range critical {
 		k := key(in.Service, in.ID)
 		seen[k] = true
-		if in.Node != self {
-			// Only a failure counts: a suspect node (no recent ack) may be
-			// fine, and alive or suspect, its owner's checks decide.
-			switch statuses[in.Node] {
-			case "failed":
-				if in.Status != registry.StatusCritical {
-					if l.setCritical(ctx, in) {
-						l.m.marked.Inc()
-						in.Status = registry.StatusCritical
-					}
-				}
-			case "left":
-				l.deregister(ctx, in, "its node left the cluster")
-				continue
-			}
-		}
-		if in.Status != registry.StatusCritical {
-			delete(l.criticalSince, k)
-			continue
-		}
 		since, ok := l.criticalSince[k]
 		if !ok {
 			l.criticalSince[k] = now
@@ -112,7 +128,7 @@ func (l *Leader) reconcile(ctx context.Context) {
 	}
 }
 
-func (l *Leader) setCritical(ctx context.Context, in registry.Instance) bool {
+func (l *Leader) setCritical(ctx context.Context, in *registry.Instance) bool {
 	out := fmt.Sprintf("node %s failed (gossip)", in.Node)
 	b, err := l.deps.Codec.Encode(command.TypeSetStatus, &command.SetStatus{
 		Meta:    command.Meta{Actor: "system:leader", Node: l.deps.Membership.NodeName(), Time: l.deps.Now().UnixNano()},
@@ -129,7 +145,7 @@ func (l *Leader) setCritical(ctx context.Context, in registry.Instance) bool {
 	return true
 }
 
-func (l *Leader) deregister(ctx context.Context, in registry.Instance, why string) bool {
+func (l *Leader) deregister(ctx context.Context, in *registry.Instance, why string) bool {
 	b, err := l.deps.Codec.Encode(command.TypeDeregisterInstance, &command.DeregisterInstance{
 		Meta:    command.Meta{Actor: "system:leader", Node: l.deps.Membership.NodeName(), Time: l.deps.Now().UnixNano()},
 		Service: in.Service, ID: in.ID,
