@@ -93,7 +93,7 @@ func hotPath(g *Gateway, ctx *fasthttp.RequestCtx) {
 	if !ok {
 		panic("no match")
 	}
-	r := m.Value
+	r := m.Value.Load()
 	prepareRequest(ctx, r, m)
 	var tried uint64
 	i := pick(r, 0, &tried, g.now().UnixNano())

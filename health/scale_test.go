@@ -3,23 +3,18 @@ package health
 import (
 	"context"
 	"fmt"
-	"runtime"
 	"testing"
 	"time"
 
 	"github.com/nexus/nexus/internal/retry"
+	"github.com/nexus/nexus/internal/scaletest"
 	"github.com/nexus/nexus/registry"
 )
 
 // scaleSizes are the catalog sizes the cost tests compare: large is 20x
 // small (8x under -race, which is slower), so work proportional to the
 // catalog shows as a ratio far above the 3x the tests allow.
-func scaleSizes() (small, large int) {
-	if raceEnabled {
-		return 500, 4000
-	}
-	return 1000, 20000
-}
+func scaleSizes() (small, large int) { return scaletest.Sizes(1000, 20000) }
 
 // scaleInstances returns n instances of node, ten per service, numbered
 // from 'from', like the registrations of nexus-bench scale.
@@ -33,18 +28,6 @@ func scaleInstances(node string, from, n int) []registry.Instance {
 		})
 	}
 	return out
-}
-
-// allocated returns the bytes allocated by the process while fn runs
-// (other goroutines included: that is the point, the runner's work happens
-// on its own goroutine).
-func allocated(fn func()) uint64 {
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	fn()
-	runtime.ReadMemStats(&after)
-	return after.TotalAlloc - before.TotalAlloc
 }
 
 func (r *Runner) knownCount() int {
@@ -71,7 +54,7 @@ func runnerWriteCost(t *testing.T, n, k int) uint64 {
 	w.register(t, scaleInstances("n1", 0, n)...)
 	r := runRunner(t, deps)
 	waitKnown(t, r, n)
-	return allocated(func() {
+	return scaletest.Allocated(func() {
 		for i, in := range scaleInstances("n1", n, k) {
 			// One write at a time, each taken in before the next, as on
 			// a quiet node: no coalescing hides the cost of one write.
@@ -108,7 +91,7 @@ func leaderTickCost(t *testing.T, n int) uint64 {
 	if got := len(w.logStrings()); got != len(sick) {
 		t.Fatalf("%d proposals, want %d", got, len(sick))
 	}
-	return allocated(func() {
+	return scaletest.Allocated(func() {
 		for range 5 {
 			l.reconcile(context.Background())
 		}
