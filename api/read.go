@@ -173,6 +173,7 @@ func (s *Server) serveRead(ctx *fasthttp.RequestCtx, rc *reqCtx, fn readFunc) {
 			s.writeRead(ctx, rc, res)
 			return
 		}
+		s.metrics.wakeups.Inc()
 	}
 }
 

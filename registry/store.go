@@ -308,16 +308,22 @@ func (tx *Tx) Services(ws memdb.WatchSet) []Service {
 // for all), in name order, until fn returns false: a page costs what it
 // reads, not the size of the catalog. The services are the stored objects.
 func (tx *Tx) EachService(after string, fn func(*Service) bool) {
-	it, err := tx.txn.LowerBound(tableServices, "id", after)
+	eachAfter(tx, tableServices, after, func(s *Service) string { return s.Name }, fn)
+}
+
+// eachAfter walks a table whose "id" index is a string field, from the
+// first key above after, in key order, until fn returns false.
+func eachAfter[T any](tx *Tx, table, after string, key func(*T) string, fn func(*T) bool) {
+	it, err := tx.txn.LowerBound(table, "id", after)
 	if err != nil {
 		return
 	}
 	for raw := it.Next(); raw != nil; raw = it.Next() {
-		svc := raw.(*Service)
-		if svc.Name <= after && after != "" {
+		x := raw.(*T)
+		if after != "" && key(x) <= after {
 			continue
 		}
-		if !fn(svc) {
+		if !fn(x) {
 			return
 		}
 	}
@@ -591,6 +597,37 @@ func (tx *Tx) ConfigList(ws memdb.WatchSet, prefix string) []ConfigEntry {
 	return out
 }
 
+// EachConfig calls fn with the entries whose key starts with prefix and
+// sorts after after ("" for all), in key order, until fn returns false: a
+// page costs what it reads. The entries are the stored objects.
+func (tx *Tx) EachConfig(prefix, after string, fn func(*ConfigEntry) bool) {
+	var it memdb.ResultIterator
+	var err error
+	if after > prefix {
+		it, err = tx.txn.LowerBound(tableConfig, "id", after)
+	} else {
+		it, err = tx.txn.Get(tableConfig, "id_prefix", prefix)
+	}
+	if err != nil {
+		return
+	}
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		e := raw.(*ConfigEntry)
+		if !strings.HasPrefix(e.Key, prefix) {
+			if e.Key > prefix {
+				return // past the prefix (LowerBound runs on)
+			}
+			continue
+		}
+		if after != "" && e.Key <= after {
+			continue
+		}
+		if !fn(e) {
+			return
+		}
+	}
+}
+
 // ConfigWrite is one key of an atomic config write.
 type ConfigWrite struct {
 	Key   string
@@ -699,6 +736,13 @@ func (tx *Tx) Routes(ws memdb.WatchSet) []Route {
 		out = append(out, *raw.(*Route))
 	}
 	return out
+}
+
+// EachRoute calls fn with the routes whose id sorts after after ("" for
+// all), in id order, until fn returns false. The routes are the stored
+// objects.
+func (tx *Tx) EachRoute(after string, fn func(*Route) bool) {
+	eachAfter(tx, tableRoutes, after, func(r *Route) string { return r.ID }, fn)
 }
 
 // UpsertRoute stores a route; createOnly refuses to replace one.

@@ -933,3 +933,63 @@ func TestStore_Paging(t *testing.T) {
 		}
 	}
 }
+
+// TestStore_PagingConfigAndRoutes: config by prefix and routes from a
+// cursor, in key order, stopping when told.
+func TestStore_PagingConfigAndRoutes(t *testing.T) {
+	t.Parallel()
+	s := registry.NewStore()
+	write(t, s, 1, func(tx *registry.Tx) {
+		var ws []registry.ConfigWrite
+		for _, k := range []string{"a", "app", "app/x", "app/y", "app/z", "app2/x", "b"} {
+			ws = append(ws, registry.ConfigWrite{Key: k, Value: []byte(`1`)})
+		}
+		if _, _, e := tx.ConfigSet(ws); e != nil {
+			t.Fatal(e)
+		}
+		for _, id := range []string{"r1", "r2", "r3"} {
+			if _, _, _, e := tx.UpsertRoute(registry.Route{ID: id, Service: "web"}, false); e != nil {
+				t.Fatal(e)
+			}
+		}
+	})
+	tx := s.ReadTxn()
+	defer tx.Abort()
+	keys := func(prefix, after string, limit int) []string {
+		var out []string
+		tx.EachConfig(prefix, after, func(e *registry.ConfigEntry) bool {
+			out = append(out, e.Key)
+			return len(out) < limit
+		})
+		return out
+	}
+	routes := func(after string) []string {
+		var out []string
+		tx.EachRoute(after, func(r *registry.Route) bool {
+			out = append(out, r.ID)
+			return true
+		})
+		return out
+	}
+	tests := []struct {
+		name      string
+		got, want []string
+	}{
+		{"all", keys("", "", 10), []string{"a", "app", "app/x", "app/y", "app/z", "app2/x", "b"}},
+		{"prefix app/", keys("app/", "", 10), []string{"app/x", "app/y", "app/z"}},
+		{"prefix app", keys("app", "", 10), []string{"app", "app/x", "app/y", "app/z", "app2/x"}},
+		{"prefix app/ after app/x", keys("app/", "app/x", 10), []string{"app/y", "app/z"}},
+		{"prefix app/ after app/z", keys("app/", "app/z", 10), nil},
+		{"prefix app/ after a (before the prefix)", keys("app/", "a", 10), []string{"app/x", "app/y", "app/z"}},
+		{"prefix app/, limit 2", keys("app/", "", 2), []string{"app/x", "app/y"}},
+		{"no match", keys("c", "", 10), nil},
+		{"routes", routes(""), []string{"r1", "r2", "r3"}},
+		{"routes after r1", routes("r1"), []string{"r2", "r3"}},
+		{"routes after r3", routes("r3"), nil},
+	}
+	for _, tc := range tests {
+		if !reflect.DeepEqual(tc.got, tc.want) {
+			t.Errorf("%s: %q, want %q", tc.name, tc.got, tc.want)
+		}
+	}
+}
