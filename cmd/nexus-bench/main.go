@@ -1,4 +1,6 @@
-// Command nexus-bench is the load generator behind `make bench-raft`.
+// Command nexus-bench is the load generator behind `make bench-raft` and
+// `make bench-scale` (scale.go: a catalog of 100,000 instances, 1,000,000
+// config keys and 10,000 routes on a 3-node cluster).
 //
 //	nexus-bench raft --nexus PATH [--duration 10s] [--clients 1,16,64]
 //	                 [--failover-rounds 5] [--out FILE]
@@ -28,6 +30,11 @@ const usage = `usage: nexus-bench raft --nexus PATH [--duration 10s] [--clients 
        nexus-bench security --nexus PATH [--duration 10s] [--rounds 5] [--clients 64]
                         [--gateway-duration 10s] [--threads 2] [--connections 64]
                         [--mtls=true] [--only admin,gateway] [--port-base 29700] [--out FILE]
+       nexus-bench scale --nexus PATH [--instances 100000] [--clients 64] [--config-keys 1000000]
+                        [--routes 10000] [--route-clients 16] [--watchers 10000] [--watch-writes 1000]
+                        [--watch-duration 10s] [--gateway-conns 64] [--gateway-duration 5s]
+                        [--propagations 20] [--only register,watch,routes,config,lists,snapshot,restart,catchup]
+                        [--out FILE] [--dir DIR] [--raft-port 28700] [--http-port 28900] [--verbose]
 `
 
 func main() {
@@ -44,6 +51,8 @@ func main() {
 		os.Exit(runGateway(ctx, os.Args[2:]))
 	case "security":
 		os.Exit(runSecurity(ctx, os.Args[2:]))
+	case "scale":
+		os.Exit(runScale(ctx, os.Args[2:]))
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 	default:

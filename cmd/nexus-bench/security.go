@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -143,21 +142,11 @@ func runSecurity(ctx context.Context, args []string) int {
 		return 0
 	}
 	rep, err := benchSecurity(ctx, cfg)
+	var out any
 	if rep != nil {
-		fmt.Print(securityMarkdown(*rep))
-		if cfg.out != "" {
-			b, _ := json.MarshalIndent(rep, "", "  ")
-			if werr := os.WriteFile(cfg.out, append(b, '\n'), 0o644); werr != nil {
-				fmt.Fprintf(os.Stderr, "nexus-bench: write %s: %v\n", cfg.out, werr)
-				return 1
-			}
-		}
+		out = rep
 	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "nexus-bench security: %v\n", err)
-		return 1
-	}
-	return 0
+	return finish("security", out, func() string { return securityMarkdown(*rep) }, cfg.out, err)
 }
 
 // SecPhase is one admin write phase of one configuration in one round.
