@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/nexus/nexus/fsm/command"
@@ -23,7 +24,18 @@ type Leader struct {
 	// criticalSince is when this leader first saw an instance critical; it
 	// restarts on every leadership change, so a reap can only come late.
 	criticalSince map[string]time.Time
+	// The failed-node pass walks every instance (there is no index by
+	// node): it runs when the set of failed and left nodes changes, after
+	// a failed commit, and every nodePassEvery while any such node is
+	// known, not on every round.
+	passNodes  string
+	passAt     time.Time
+	passFailed bool
 }
+
+// nodePassEvery bounds how long an instance of a failed node registered
+// late (replicated after the pass) stays unmarked.
+const nodePassEvery = 10 * time.Second
 
 // NewLeader returns the leader duties; they share the runner's metrics.
 func NewLeader(deps Deps, r *Runner) *Leader {
@@ -50,15 +62,17 @@ func (l *Leader) Run(ctx context.Context) {
 		}
 		if !l.deps.Membership.IsLeader() {
 			clear(l.criticalSince)
+			l.passNodes = ""
 			continue
 		}
 		l.reconcile(ctx)
 	}
 }
 
-// reconcile looks only at what it may act on: the instances of failed and
-// left nodes (the node index) and the critical instances (an index that
-// holds only those), never the whole catalog, which it did every second.
+// reconcile looks at what it may act on: the critical instances (an index
+// that holds only those) every round, and the instances of failed and left
+// nodes when that set changes (and every nodePassEvery while it is not
+// empty). It used to copy the whole catalog every second.
 func (l *Leader) reconcile(ctx context.Context) {
 	statuses := l.deps.Membership.MemberStatuses()
 	self := l.deps.Membership.NodeName()
@@ -71,10 +85,16 @@ func (l *Leader) reconcile(ctx context.Context) {
 		}
 	}
 	sort.Strings(nodes)
+	now := l.deps.Now()
+	passKey := strings.Join(nodes, ",")
+	pass := len(nodes) > 0 && (passKey != l.passNodes || l.passFailed || now.Sub(l.passAt) >= nodePassEvery)
 	// The stored objects are immutable: keep pointers, copy nothing.
 	var toMark, toDeregister, critical []*registry.Instance
 	tx := l.deps.Store.ReadTxn()
 	for _, node := range nodes {
+		if !pass {
+			break
+		}
 		tx.EachInstanceOfNode(node, func(in *registry.Instance) bool {
 			if statuses[node] == "left" {
 				toDeregister = append(toDeregister, in)
@@ -91,16 +111,23 @@ func (l *Leader) reconcile(ctx context.Context) {
 		return true
 	})
 	tx.Abort()
+	failed := false
 	for _, in := range toMark {
 		if l.setCritical(ctx, in) {
 			l.m.marked.Inc()
 			critical = append(critical, in) // critical from now on
+		} else {
+			failed = true
 		}
 	}
 	for _, in := range toDeregister {
-		l.deregister(ctx, in, "its node left the cluster")
+		if !l.deregister(ctx, in, "its node left the cluster") {
+			failed = true
+		}
 	}
-	now := l.deps.Now()
+	if pass {
+		l.passNodes, l.passAt, l.passFailed = passKey, now, failed
+	}
 	seen := make(map[string]bool, len(critical))
 	for _, in := range critical {
 		k := key(in.Service, in.ID)

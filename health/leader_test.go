@@ -4,6 +4,7 @@ import (
 	"context"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/nexus/nexus/registry"
 )
@@ -46,5 +47,31 @@ func TestLeaderActsOnFailedAndLeftOnly(t *testing.T) {
 				t.Fatalf("output %q", log[0].output)
 			}
 		})
+	}
+}
+
+// TestLeaderFailedNodePass: the instances of a failed node are looked for
+// when the node fails (a walk of the catalog), not on every round; one
+// replicated late is marked by the next pass, within nodePassEvery.
+func TestLeaderFailedNodePass(t *testing.T) {
+	deps, w := testDeps(t, newMembership("n1", true, map[string]string{"n2": "failed"}))
+	now := time.Unix(1_700_000_000, 0)
+	deps.Now = func() time.Time { return now }
+	in := owned("svc", "i1")
+	in.Node, in.Status = "n2", registry.StatusPassing
+	w.register(t, in)
+	l := NewLeader(deps, NewRunner(deps))
+	l.reconcile(context.Background())
+	late := owned("svc", "i2")
+	late.Node, late.Status = "n2", registry.StatusPassing
+	w.register(t, late)
+	l.reconcile(context.Background()) // same failed nodes, within nodePassEvery: no pass
+	if got, want := w.logStrings(), []string{"svc/i1 critical"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("proposals %q, want %q", got, want)
+	}
+	now = now.Add(nodePassEvery)
+	l.reconcile(context.Background())
+	if got, want := w.logStrings(), []string{"svc/i1 critical", "svc/i2 critical"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("proposals %q, want %q", got, want)
 	}
 }
