@@ -53,14 +53,28 @@ func (n *Node) Apply(ctx context.Context, cmd []byte) (*command.Result, error) {
 func (n *Node) apply(ctx context.Context, cmd []byte) (*command.Result, error) {
 	deadline := time.Now().Add(leaderWait)
 	for {
+		var res *command.Result
+		var err error
+		tried := false
 		if n.raft.State() == raft.Leader {
-			return n.applyLocal(ctx, cmd)
-		}
-		addr, id := n.raft.LeaderWithID()
-		if addr != "" && string(id) != n.cfg.Node {
+			res, err = n.applyLocal(ctx, cmd)
+			tried = true
+		} else if addr, id := n.raft.LeaderWithID(); addr != "" && string(id) != n.cfg.Node {
 			if m, ok := n.leaderMember(string(id), string(addr)); ok && m.Meta.HTTPAddr != "" {
-				return n.forward(ctx, m, cmd)
+				res, err = n.forward(ctx, m, cmd)
+				tried = true
 			}
+		}
+		// A plain ErrNoLeader means the write was surely not dispatched
+		// (this node or the one it asked was no longer leader, or the
+		// leader could not be reached): during an election, wait for the
+		// next leader and try again, within leaderWait, instead of
+		// failing the write. Anything else, dispatched, is the answer.
+		if tried && err != ErrNoLeader { // only the bare sentinel: wrapped ones carry a refusal
+			return res, err
+		}
+		if tried {
+			n.m.noLeaderRetries.Inc()
 		}
 		if time.Now().After(deadline) {
 			return nil, ErrNoLeader
