@@ -32,7 +32,7 @@ const usage = `usage: nexus-bench raft --nexus PATH [--duration 10s] [--clients 
                         [--mtls=true] [--only admin,gateway] [--port-base 29700] [--out FILE]
        nexus-bench scale --nexus PATH [--instances 100000] [--clients 64] [--config-keys 1000000]
                         [--routes 10000] [--route-clients 16] [--watchers 10000] [--watch-writes 1000]
-                        [--watch-duration 10s] [--gateway-conns 64] [--gateway-duration 5s]
+                        [--watch-duration 10s] [--gateway-conns 64] [--gateway-duration 5s] [--gateway-rounds 3]
                         [--propagations 20] [--only register,watch,routes,config,lists,snapshot,restart,catchup]
                         [--out FILE] [--dir DIR] [--raft-port 28700] [--http-port 28900] [--verbose]
 `

@@ -29,6 +29,7 @@ type scaleConfig struct {
 	watchDuration  time.Duration
 	gatewayConns   int
 	gatewayTime    time.Duration
+	gatewayRounds  int
 	propagations   int
 	only           map[string]bool
 	out            string
@@ -55,6 +56,7 @@ func parseScaleFlags(args []string) (scaleConfig, error) {
 	fs.DurationVar(&cfg.watchDuration, "watch-duration", 10*time.Second, "how long the unrelated writes run, without and then with watchers")
 	fs.IntVar(&cfg.gatewayConns, "gateway-conns", 64, "connections of the gateway throughput load")
 	fs.DurationVar(&cfg.gatewayTime, "gateway-duration", 5*time.Second, "duration of each gateway throughput load")
+	fs.IntVar(&cfg.gatewayRounds, "gateway-rounds", 3, "gateway throughput loads per table size (the median is reported)")
 	fs.IntVar(&cfg.propagations, "propagations", 20, "route changes whose propagation to every gateway is timed")
 	only := fs.String("only", strings.Join(scalePhases, ","), "phases to run, in this order: "+strings.Join(scalePhases, ","))
 	fs.StringVar(&cfg.out, "out", "", "also write the results as JSON to this file")
@@ -65,7 +67,7 @@ func parseScaleFlags(args []string) (scaleConfig, error) {
 	}
 	for name, v := range map[string]int{"--instances": cfg.instances, "--clients": cfg.clients, "--config-keys": cfg.configKeys,
 		"--routes": cfg.routes, "--route-clients": cfg.routeClients, "--watchers": cfg.watchers, "--watch-writes": cfg.watchRate,
-		"--gateway-conns": cfg.gatewayConns, "--propagations": cfg.propagations} {
+		"--gateway-conns": cfg.gatewayConns, "--propagations": cfg.propagations, "--gateway-rounds": cfg.gatewayRounds} {
 		if v < 1 {
 			return cfg, fmt.Errorf("%s must be at least 1", name)
 		}
