@@ -229,7 +229,13 @@ func (b *builder) apply(c *changes, cur *Table) (*Table, bool) {
 	tx := b.g.store.ReadTxn()
 	defer tx.Abort()
 	if c.reset || c.config {
-		return b.full(tx), true
+		t := b.full(tx)
+		if !c.reset {
+			// The table reflects every commit the watcher heard of, not
+			// only those that changed a table it reads.
+			t.index = max(t.index, c.index, cur.index)
+		}
+		return t, true
 	}
 	rebuild := false
 	clusterBefore := len(b.cluster)
