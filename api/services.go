@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/hashicorp/go-memdb"
@@ -17,18 +19,26 @@ import (
 const tableServices = "services"
 
 // serviceView is a service as GET /services and GET /services/{name} show it.
+// Instances are the stored objects (encoded, never modified): a page of
+// services copies none of them.
 type serviceView struct {
-	Name      string              `json:"name"`
-	Type      string              `json:"type"`
-	Tags      []string            `json:"tags"`
-	Instances []registry.Instance `json:"instances"`
+	Name      string               `json:"name"`
+	Type      string               `json:"type"`
+	Tags      []string             `json:"tags"`
+	Instances []*registry.Instance `json:"instances"`
 }
 
-func newServiceView(svc *registry.Service, insts []registry.Instance) serviceView {
-	if insts == nil {
-		insts = []registry.Instance{}
-	}
-	return serviceView{Name: svc.Name, Type: svc.Type, Tags: registry.ServiceTags(insts), Instances: insts}
+func newServiceView(tx *registry.Tx, svc *registry.Service) serviceView {
+	insts := []*registry.Instance{}
+	tags := map[string]bool{}
+	tx.EachServiceInstance(svc.Name, "", func(in *registry.Instance) bool {
+		insts = append(insts, in)
+		for _, t := range in.Tags {
+			tags[t] = true
+		}
+		return true
+	})
+	return serviceView{Name: svc.Name, Type: svc.Type, Tags: slices.Sorted(maps.Keys(tags)), Instances: insts}
 }
 
 // serviceHealth is GET /services/{name}/health.
@@ -89,7 +99,7 @@ func (s *Server) listServices(ctx *fasthttp.RequestCtx, rc *reqCtx) {
 				res.next = out[len(out)-1].Name
 				return false
 			}
-			out = append(out, newServiceView(svc, tx.ServiceInstances(nil, svc.Name)))
+			out = append(out, newServiceView(tx, svc))
 			return true
 		})
 		res.body = out
@@ -105,7 +115,7 @@ func (s *Server) getService(ctx *fasthttp.RequestCtx, rc *reqCtx) {
 		if svc == nil {
 			return readResult{index: tx.TableIndex(ws, tableServices), err: errNotFound(fmt.Sprintf("service %q not found", name))}
 		}
-		return readResult{index: svc.ModifyIndex, body: newServiceView(svc, tx.ServiceInstances(nil, name))}
+		return readResult{index: svc.ModifyIndex, body: newServiceView(tx, svc)}
 	})
 }
 
