@@ -838,23 +838,40 @@ type IndexValue struct {
 
 // Dump copies the whole state, every table in key order.
 func (tx *Tx) Dump() *Dump {
-	d := &Dump{Services: tx.Services(nil), Config: tx.ConfigList(nil, ""), Routes: tx.Routes(nil), Cluster: tx.ClusterMeta()}
-	it, err := tx.txn.Get(tableInstances, "id")
-	if err == nil {
+	// Slices sized from the counts: appending would copy the catalog
+	// again and again while it grows (and peak at twice its size). An
+	// empty table stays a nil slice, as before.
+	c := tx.counts()
+	d := &Dump{Services: sized[Service](c.Services), Instances: sized[Instance](c.Instances),
+		Config: sized[ConfigEntry](c.Config), Routes: sized[Route](c.Routes), Cluster: tx.ClusterMeta()}
+	each := func(table string, fn func(raw any)) {
+		it, err := tx.txn.Get(table, "id")
+		if err != nil {
+			return
+		}
 		for raw := it.Next(); raw != nil; raw = it.Next() {
-			d.Instances = append(d.Instances, *raw.(*Instance))
+			fn(raw)
 		}
 	}
-	it, err = tx.txn.Get(tableIndex, "id")
-	if err == nil {
-		for raw := it.Next(); raw != nil; raw = it.Next() {
-			e := raw.(*indexEntry)
-			d.Indexes = append(d.Indexes, IndexValue{Key: e.Key, Value: e.Value})
-		}
-	}
+	each(tableServices, func(raw any) { d.Services = append(d.Services, *raw.(*Service)) })
+	each(tableInstances, func(raw any) { d.Instances = append(d.Instances, *raw.(*Instance)) })
+	each(tableConfig, func(raw any) { d.Config = append(d.Config, *raw.(*ConfigEntry)) })
+	each(tableRoutes, func(raw any) { d.Routes = append(d.Routes, *raw.(*Route)) })
+	each(tableIndex, func(raw any) {
+		e := raw.(*indexEntry)
+		d.Indexes = append(d.Indexes, IndexValue{Key: e.Key, Value: e.Value})
+	})
 	tx.dumpAudit(d)
 	tx.dumpACL(d)
 	return d
+}
+
+// sized returns a slice with room for n elements, nil for none.
+func sized[T any](n int64) []T {
+	if n <= 0 {
+		return nil
+	}
+	return make([]T, 0, n)
 }
 
 // Load writes a dump into an empty transaction (used by Restore).
