@@ -5,7 +5,7 @@ NEXUS     := $(BIN)/nexus
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X main.version=$(VERSION)
 
-.PHONY: all build dev cluster test test-short vet fmt bench-raft bench-go fuzz fuzz-ci clean
+.PHONY: all build dev cluster test test-short vet fmt bench-raft bench-go fuzz fuzz-ci clean bench-scale
 
 all: build
 
@@ -38,6 +38,14 @@ fmt:
 ## bench-raft: 3-node cluster on loopback: writes at 1/16/64 clients, reads, failover.
 bench-raft: build
 	$(BIN)/nexus-bench raft --nexus $(NEXUS) --duration 10s --clients 1,16,64 --failover-rounds 5
+
+## bench-scale: 3-node cluster on loopback at catalog scale (issue 21):
+## 100,000 instances, 1,000,000 config keys, 10,000 routes, 10,000 watchers.
+## Long (tens of minutes) and heavy: run it on a quiet machine. Scale it down
+## with SCALE_FLAGS, e.g. SCALE_FLAGS="--instances 10000 --config-keys 50000".
+SCALE_FLAGS ?=
+bench-scale: build
+	$(BIN)/nexus-bench scale --nexus $(NEXUS) $(SCALE_FLAGS)
 
 ## bench-go: micro-benchmarks (codec, store).
 bench-go:

@@ -43,17 +43,18 @@ func (s *Server) listConfig(ctx *fasthttp.RequestCtx, rc *reqCtx) {
 	prefix := string(args.Peek("prefix"))
 	s.serveRead(ctx, rc, func(tx *registry.Tx, ws memdb.WatchSet) readResult {
 		res := readResult{index: tx.TableIndex(ws, tableConfig)}
-		out := make([]registry.ConfigEntry, 0)
-		for _, en := range tx.ConfigList(nil, prefix) {
-			if (lo.after != "" && en.Key <= lo.after) || !rc.canRead(registry.ACLResourceConfig, en.Key) {
-				continue
+		out := make([]registry.ConfigEntry, 0, min(lo.limit, 64))
+		tx.EachConfig(prefix, lo.after, func(en *registry.ConfigEntry) bool {
+			if !rc.canRead(registry.ACLResourceConfig, en.Key) {
+				return true
 			}
 			if len(out) == lo.limit {
 				res.next = out[len(out)-1].Key
-				break
+				return false
 			}
-			out = append(out, en)
-		}
+			out = append(out, *en)
+			return true
+		})
 		res.body = out
 		return res
 	})

@@ -18,6 +18,7 @@ type metrics struct {
 	duration *prometheus.HistogramVec
 	rejected *prometheus.CounterVec
 	blocking prometheus.Gauge
+	wakeups  prometheus.Counter
 	handler  fasthttp.RequestHandler
 }
 
@@ -41,6 +42,13 @@ func newMetrics(reg prometheus.Registerer, gath prometheus.Gatherer, reader Read
 		Name: "nexus_api_blocking_queries", Help: "Blocking queries (?index=) waiting for a change now.",
 	})
 	if err := reg.Register(m.blocking); err != nil {
+		return nil, err
+	}
+	m.wakeups = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "nexus_api_blocking_wakeups_total",
+		Help: "Blocking queries woken by a change of what they watch (each answers if its index moved, else waits again).",
+	})
+	if err := reg.Register(m.wakeups); err != nil {
 		return nil, err
 	}
 	var err error

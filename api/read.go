@@ -181,6 +181,7 @@ func (s *Server) block(opts readOpts, fn func(tx *registry.Tx, ws memdb.WatchSet
 		if err != nil {
 			return
 		}
+		s.metrics.wakeups.Inc()
 	}
 }
 

@@ -22,17 +22,18 @@ func (s *Server) listRoutes(ctx *fasthttp.RequestCtx, rc *reqCtx) {
 	}
 	s.serveRead(ctx, rc, func(tx *registry.Tx, ws memdb.WatchSet) readResult {
 		res := readResult{index: tx.TableIndex(ws, tableRoutes)}
-		out := make([]registry.Route, 0)
-		for _, r := range tx.Routes(nil) {
-			if (lo.after != "" && r.ID <= lo.after) || !rc.canRead(registry.ACLResourceRoute, r.ID) {
-				continue
+		out := make([]registry.Route, 0, min(lo.limit, 64))
+		tx.EachRoute(lo.after, func(r *registry.Route) bool {
+			if !rc.canRead(registry.ACLResourceRoute, r.ID) {
+				return true
 			}
 			if len(out) == lo.limit {
 				res.next = out[len(out)-1].ID
-				break
+				return false
 			}
-			out = append(out, r)
-		}
+			out = append(out, *r)
+			return true
+		})
 		res.body = out
 		return res
 	})

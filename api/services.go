@@ -3,6 +3,8 @@ package api
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/hashicorp/go-memdb"
@@ -18,18 +20,26 @@ import (
 const tableServices = "services"
 
 // serviceView is a service as GET /services and GET /services/{name} show it.
+// Instances are the stored objects (encoded, never modified): a page of
+// services copies none of them.
 type serviceView struct {
-	Name      string              `json:"name"`
-	Type      string              `json:"type"`
-	Tags      []string            `json:"tags"`
-	Instances []registry.Instance `json:"instances"`
+	Name      string               `json:"name"`
+	Type      string               `json:"type"`
+	Tags      []string             `json:"tags"`
+	Instances []*registry.Instance `json:"instances"`
 }
 
-func newServiceView(svc *registry.Service, insts []registry.Instance) serviceView {
-	if insts == nil {
-		insts = []registry.Instance{}
-	}
-	return serviceView{Name: svc.Name, Type: svc.Type, Tags: registry.ServiceTags(insts), Instances: insts}
+func newServiceView(tx *registry.Tx, svc *registry.Service) serviceView {
+	insts := []*registry.Instance{}
+	tags := map[string]bool{}
+	tx.EachServiceInstance(svc.Name, "", func(in *registry.Instance) bool {
+		insts = append(insts, in)
+		for _, t := range in.Tags {
+			tags[t] = true
+		}
+		return true
+	})
+	return serviceView{Name: svc.Name, Type: svc.Type, Tags: slices.Sorted(maps.Keys(tags)), Instances: insts}
 }
 
 // serviceHealth is GET /services/{name}/health.
@@ -77,19 +87,22 @@ func (s *Server) listServices(ctx *fasthttp.RequestCtx, rc *reqCtx) {
 	}
 	s.serveRead(ctx, rc, func(tx *registry.Tx, ws memdb.WatchSet) readResult {
 		// The table index moves on every change of a service or instance,
-		// so it is the only watch a list needs.
+		// so it is the only watch a list needs. The walk starts at the
+		// cursor and stops after the page: a page costs the page, not the
+		// catalog.
 		res := readResult{index: tx.TableIndex(ws, tableServices)}
-		out := make([]serviceView, 0)
-		for _, svc := range tx.Services(nil) {
-			if (lo.after != "" && svc.Name <= lo.after) || !rc.canRead(registry.ACLResourceService, svc.Name) {
-				continue
+		out := make([]serviceView, 0, min(lo.limit, 64))
+		tx.EachService(lo.after, func(svc *registry.Service) bool {
+			if !rc.canRead(registry.ACLResourceService, svc.Name) {
+				return true
 			}
 			if len(out) == lo.limit {
 				res.next = out[len(out)-1].Name
-				break
+				return false
 			}
-			out = append(out, newServiceView(&svc, tx.ServiceInstances(nil, svc.Name)))
-		}
+			out = append(out, newServiceView(tx, svc))
+			return true
+		})
 		res.body = out
 		return res
 	})
@@ -103,7 +116,7 @@ func (s *Server) getService(ctx *fasthttp.RequestCtx, rc *reqCtx) {
 		if svc == nil {
 			return readResult{index: tx.TableIndex(ws, tableServices), err: errNotFound(fmt.Sprintf("service %q not found", name))}
 		}
-		return readResult{index: svc.ModifyIndex, body: newServiceView(svc, tx.ServiceInstances(nil, name))}
+		return readResult{index: svc.ModifyIndex, body: newServiceView(tx, svc)}
 	})
 }
 
@@ -179,31 +192,60 @@ func (s *Server) discover(ctx *fasthttp.RequestCtx, rc *reqCtx) {
 	service := string(args.Peek("service"))
 	typ := rc.name
 	s.serveRead(ctx, rc, func(tx *registry.Tx, ws memdb.WatchSet) readResult {
-		res := readResult{index: tx.TableIndex(ws, tableServices)}
-		out := make([]registry.Instance, 0)
-		for _, in := range tx.InstancesByType(nil, typ) {
-			if lo.after != "" && (in.Service < afterSvc || (in.Service == afterSvc && in.ID <= afterID)) {
-				continue
-			}
+		res := readResult{index: discoverIndex(tx, ws, typ, service)}
+		out := make([]registry.Instance, 0, min(lo.limit, 64))
+		emit := func(in *registry.Instance) bool {
 			if !all && in.Status != registry.StatusPassing {
-				continue
+				return true
 			}
-			if (service != "" && in.Service != service) || !rc.canRead(registry.ACLResourceService, in.Service) {
-				continue
-			}
-			if !in.HasTags(tags) {
-				continue
+			if (service != "" && in.Service != service) || !rc.canRead(registry.ACLResourceService, in.Service) || !in.HasTags(tags) {
+				return true
 			}
 			if len(out) == lo.limit {
 				last := out[len(out)-1]
 				res.next = last.Service + "/" + last.ID
-				break
+				return false
 			}
-			out = append(out, in)
+			out = append(out, *in)
+			return true
+		}
+		// Walk from the cursor: services of the type in name order, then
+		// their instances in id order (one service's when ?service=).
+		switch {
+		case service == "":
+			tx.EachInstanceOfType(typ, afterSvc, afterID, emit)
+		case lo.after != "" && service < afterSvc:
+		default:
+			if svc := tx.Service(nil, service); svc != nil && svc.Type == typ {
+				after := ""
+				if service == afterSvc {
+					after = afterID
+				}
+				tx.EachServiceInstance(service, after, emit)
+			}
 		}
 		res.body = out
 		return res
 	})
+}
+
+// discoverIndex is the X-Nexus-Index of a discovery, and what it watches:
+// the service's own index with ?service= (when it exists), else the
+// highest index that changed an instance of the type. So a blocking
+// discovery wakes on changes of what it covers, not on every write.
+func discoverIndex(tx *registry.Tx, ws memdb.WatchSet, typ, service string) uint64 {
+	if service != "" {
+		if svc := tx.Service(ws, service); svc != nil {
+			return svc.ModifyIndex
+		}
+		return tx.TableIndex(ws, tableServices)
+	}
+	if idx := tx.TypeIndex(ws, typ); idx > 0 {
+		return idx
+	}
+	// A type never seen: the table's index, so that the answer still
+	// carries a position; the watch above fires when the type appears.
+	return tx.TableIndex(nil, tableServices)
 }
 
 // DELETE /services/{name}

@@ -43,25 +43,43 @@ func (n *Node) Apply(ctx context.Context, cmd []byte) (*command.Result, error) {
 func (n *Node) apply(ctx context.Context, cmd []byte) (*command.Result, error) {
 	start := time.Now()
 	for {
-		if n.raft.State() == raft.Leader {
-			return n.applyLocal(ctx, cmd)
-		}
+		var res *command.Result
+		var err error
+		tried := false
 		// With no known leader, wait up to leaderWait for one.
 		wait := leaderWait
-		addr, id := n.raft.LeaderWithID()
-		if addr != "" && string(id) != n.cfg.Node {
+		if n.raft.State() == raft.Leader {
+			res, err = n.applyLocal(ctx, cmd)
+			tried = true
+		} else if addr, id := n.raft.LeaderWithID(); addr != "" && string(id) != n.cfg.Node {
 			if m, ok := n.leaderMember(string(id), string(addr)); ok && m.Meta.HTTPAddr != "" {
 				if _, secret := n.cfg.Hooks.Identity(); secret != "" {
-					return n.forward(ctx, m, secret, cmd)
+					res, err = n.forward(ctx, m, secret, cmd)
+					tried = true
+				} else {
+					// A leader is known but this node has not applied the
+					// cluster identity yet (the cluster just formed, or it
+					// just joined): it cannot sign the forward. The identity
+					// is on its way; wait for it as long as for a write.
+					wait = n.cfg.ApplyTimeout
 				}
-				// A leader is known but this node has not applied the
-				// cluster identity yet (the cluster just formed, or it just
-				// joined): it cannot sign the forward. The identity is on
-				// its way; wait for it as long as for a write.
-				wait = n.cfg.ApplyTimeout
 			}
 		}
+		// ErrNoLeader means the write was surely not dispatched (this node
+		// or the one it asked was no longer leader, or the leader could not
+		// be reached): during an election, wait for the next leader and try
+		// again, within the wait, instead of failing the write. Anything
+		// else, dispatched, is the answer.
+		if tried && !errors.Is(err, ErrNoLeader) {
+			return res, err
+		}
+		if tried {
+			n.m.noLeaderRetries.Inc()
+		}
 		if time.Since(start) > wait {
+			if err != nil {
+				return nil, err
+			}
 			return nil, ErrNoLeader
 		}
 		select {

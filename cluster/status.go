@@ -226,6 +226,7 @@ type metrics struct {
 	consistentReads *prometheus.HistogramVec
 	readIndexRounds prometheus.Counter
 	commitNudges    prometheus.Counter
+	noLeaderRetries prometheus.Counter
 	leaderChanges   prometheus.Counter
 	applyLatency    *prometheus.HistogramVec
 	duties          *prometheus.GaugeVec
@@ -252,7 +253,11 @@ func newMetrics(reg prometheus.Registerer, n *Node) *metrics {
 	m.commitNudges = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "nexus_raft_commit_nudges_total", Help: "No-op entries the leader appended after a lone forwarded write so that followers learn its commit at once.",
 	})
-	reg.MustRegister(m.leaderChanges, m.duties, m.applyLatency, m.consistentReads, m.readIndexRounds, m.commitNudges, &memberStatusCollector{
+	m.noLeaderRetries = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "nexus_write_no_leader_retries_total",
+		Help: "Writes tried again because the node they went to was no longer leader or unreachable, before anything was dispatched (an election).",
+	})
+	reg.MustRegister(m.leaderChanges, m.duties, m.applyLatency, m.consistentReads, m.readIndexRounds, m.commitNudges, m.noLeaderRetries, &memberStatusCollector{
 		n:    n,
 		desc: prometheus.NewDesc("nexus_gossip_members", "Gossip members by status (alive, suspect, failed, left), as this node sees them.", []string{"status"}, nil),
 	})

@@ -2,12 +2,12 @@ package gateway
 
 import (
 	"fmt"
+	"maps"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/hashicorp/go-memdb"
 
 	"github.com/nexus/nexus/gateway/balance"
 	"github.com/nexus/nexus/gateway/breaker"
@@ -24,12 +24,17 @@ import (
 // (JWT keys under gateway/jwt/, API keys under gateway/api-keys/).
 const ConfigPrefix = "gateway/"
 
-// maxServiceWatches is how many services get their own watch channel; past
-// it, any service change rebuilds the table.
-const maxServiceWatches = 512
-
 // builder compiles tables. It is used by one goroutine at a time (New, then
 // the watcher) and keeps the state that outlives a table.
+//
+// A full build reads every route, its service's instances and the gateway
+// config; it runs at start, after a restore and when the gateway config
+// changes. Anything else is applied incrementally from the store's changes
+// (registry.Listener): a route that changed is compiled again, and so are
+// the routes of a service whose instances changed; the router is rebuilt
+// only when a route's matching (hosts, paths, match, methods, priority)
+// changed or a route came or went. Each compiled route sits in a slot that
+// the router points to, so new endpoints are one atomic store.
 type builder struct {
 	g        *Gateway
 	pool     *upstreamPool
@@ -40,6 +45,19 @@ type builder struct {
 	jwt      map[string]jwtEntry // by config key
 	keys     *apikey.Set
 	keysSig  string
+
+	// What the current table was built from.
+	specs     map[string]*registry.Route          // stored routes by id (skipped ones too)
+	slots     map[string]*routeSlot               // compiled routes in the router, by id
+	entries   map[string]router.Entry[*routeSlot] // the router's entries, by id
+	byService map[string]map[string]bool          // route ids by service
+	cfg       map[string]*registry.ConfigEntry    // gateway config by key
+	cluster   map[string]*tokenbucket.Limiter     // cluster-scope limiters by route id
+	router    *router.Table[*routeSlot]
+	// swept is when unused upstreams, breakers and limiters were last
+	// dropped; released says something may have become unused since.
+	swept    time.Time
+	released bool
 }
 
 type jwtEntry struct {
@@ -60,80 +78,245 @@ func newBuilder(g *Gateway) *builder {
 	}
 }
 
-// rebuild compiles a table from the store, swaps it in and returns the
-// watch set that fires on the next relevant change.
-func (g *Gateway) rebuild() memdb.WatchSet {
+// rebuild compiles a whole table from the store and swaps it in.
+func (g *Gateway) rebuild() {
 	start := time.Now()
-	ws := memdb.NewWatchSet()
-	// The abandon channel is taken before the transaction so that a restore
-	// in between is not missed.
-	ws.Add(g.store.AbandonCh())
 	tx := g.store.ReadTxn()
 	defer tx.Abort()
-	t := g.builder.build(tx, ws)
-	g.table.Store(t)
-	g.metrics.rebuilds.Inc()
-	g.metrics.rebuildTime.Observe(time.Since(start).Seconds())
-	g.metrics.routes.Set(float64(len(t.routes)))
-	g.metrics.tableIndex.Set(float64(t.index))
-	return ws
+	t := g.builder.full(tx)
+	g.publish(t, start, true)
 }
 
-func (b *builder) build(tx *registry.Tx, ws memdb.WatchSet) *Table {
-	routes := tx.Routes(ws)
-	cfg := tx.ConfigList(ws, ConfigPrefix)
-	index := max(tx.TableIndex(nil, "routes"), tx.TableIndex(nil, "config"))
-
-	// Any instance change fires svcAll; each routed service gets its own
-	// channel up to maxServiceWatches so that unrelated services do not
-	// cause rebuilds.
-	all := memdb.NewWatchSet()
-	index = max(index, tx.TableIndex(all, "services"))
-	var svcAll <-chan struct{}
-	for ch := range all {
-		svcAll = ch
+// publish swaps a new table in and records the update.
+func (g *Gateway) publish(t *Table, start time.Time, rebuilt bool) {
+	g.table.Store(t)
+	if rebuilt {
+		g.metrics.rebuilds.Inc()
+		g.metrics.rebuildTime.Observe(time.Since(start).Seconds())
 	}
+	g.metrics.routes.Set(float64(len(t.routes)))
+	g.metrics.tableIndex.Set(float64(t.index))
+}
 
-	cfgByKey := make(map[string]*registry.ConfigEntry, len(cfg))
+// full builds the table from scratch and resets the incremental state.
+func (b *builder) full(tx *registry.Tx) *Table {
+	routes := tx.Routes(nil)
+	cfg := tx.ConfigList(nil, ConfigPrefix)
+	index := max(tx.TableIndex(nil, "routes"), tx.TableIndex(nil, "config"), tx.TableIndex(nil, "services"))
+
+	b.cfg = make(map[string]*registry.ConfigEntry, len(cfg))
 	for i := range cfg {
-		cfgByKey[cfg[i].Key] = &cfg[i]
+		b.cfg[cfg[i].Key] = &cfg[i]
 	}
 	b.loadAPIKeys(cfg)
 
+	for id := range b.rmetrics {
+		if tx.Route(nil, id) == nil {
+			delete(b.rmetrics, id)
+			b.g.metrics.forget(id)
+		}
+	}
+	b.specs = make(map[string]*registry.Route, len(routes))
+	b.slots = make(map[string]*routeSlot, len(routes))
+	b.entries = make(map[string]router.Entry[*routeSlot], len(routes))
+	b.byService = map[string]map[string]bool{}
+	b.cluster = map[string]*tokenbucket.Limiter{}
+	instances := map[string][]registry.Instance{}
+	for i := range routes {
+		spec := tx.Route(nil, routes[i].ID) // the stored object: changes compare pointers
+		insts, seen := instances[spec.Service]
+		if !seen {
+			insts = tx.ServiceInstances(nil, spec.Service)
+			instances[spec.Service] = insts
+		}
+		b.place(spec, insts)
+	}
+	b.router = router.Build(b.entryList())
+	b.sweep()
+	b.g.sharer.SetLimiters(maps.Clone(b.cluster))
+	return b.table(index, maps.Clone(b.slots))
+}
+
+// table returns a table of the current router; routes is the table's own
+// copy of the slots (the builder keeps changing its map).
+func (b *builder) table(index uint64, routes map[string]*routeSlot) *Table {
+	return &Table{router: b.router, routes: routes, index: index, none: b.none}
+}
+
+func (b *builder) entryList() []router.Entry[*routeSlot] {
+	out := make([]router.Entry[*routeSlot], 0, len(b.entries))
+	for _, e := range b.entries {
+		out = append(out, e)
+	}
+	return out
+}
+
+// place compiles a stored route into the incremental state. It reports
+// whether the router must be rebuilt (the route came, went from the
+// router, or its matching changed).
+func (b *builder) place(spec *registry.Route, insts []registry.Instance) bool {
+	id := spec.ID
+	b.specs[id] = spec
+	if b.byService[spec.Service] == nil {
+		b.byService[spec.Service] = map[string]bool{}
+	}
+	b.byService[spec.Service][id] = true
+	r, err := b.compile(spec, insts, b.cfg)
+	if err != nil {
+		b.g.logger.Warn("gateway route skipped", "route", id, "err", err)
+		return b.unplace(id)
+	}
+	if r.limiter != nil && spec.RateLimit.Scope == "cluster" {
+		b.cluster[id] = r.limiter
+	} else {
+		delete(b.cluster, id)
+	}
+	entry := router.Entry[*routeSlot]{
+		ID: spec.ID, Hosts: spec.Hosts, Paths: spec.Paths, Exact: spec.Match == "exact",
+		Methods: spec.Methods, Priority: spec.Priority,
+	}
+	slot, ok := b.slots[id]
+	if ok {
+		entry.Value = slot
+		old := b.entries[id]
+		slot.Store(r)
+		b.entries[id] = entry
+		b.released = true
+		return !sameMatching(old, entry)
+	}
+	slot = &routeSlot{}
+	slot.Store(r)
+	entry.Value = slot
+	b.slots[id] = slot
+	b.entries[id] = entry
+	return true
+}
+
+// unplace takes a route out of the router; it reports whether it was in.
+func (b *builder) unplace(id string) bool {
+	delete(b.cluster, id)
+	if _, ok := b.slots[id]; !ok {
+		return false
+	}
+	delete(b.slots, id)
+	delete(b.entries, id)
+	b.released = true
+	return true
+}
+
+func sameMatching(a, b router.Entry[*routeSlot]) bool {
+	return slices.Equal(a.Hosts, b.Hosts) && slices.Equal(a.Paths, b.Paths) && a.Exact == b.Exact &&
+		slices.Equal(a.Methods, b.Methods) && a.Priority == b.Priority
+}
+
+// changes are what the store's commits changed since the watcher last
+// looked, as the gateway cares: routes by id, services whose instances
+// changed, whether the gateway config changed, a restore.
+type changes struct {
+	routes   map[string]bool
+	services map[string]bool
+	config   bool
+	reset    bool
+	index    uint64
+}
+
+func (c *changes) empty() bool {
+	return len(c.routes) == 0 && len(c.services) == 0 && !c.config && !c.reset && c.index == 0
+}
+
+// apply updates the table from changes; it reports whether the router was
+// rebuilt.
+func (b *builder) apply(c *changes, cur *Table) (*Table, bool) {
+	tx := b.g.store.ReadTxn()
+	defer tx.Abort()
+	if c.reset || c.config {
+		t := b.full(tx)
+		if !c.reset {
+			// The table reflects every commit the watcher heard of, not
+			// only those that changed a table it reads.
+			t.index = max(t.index, c.index, cur.index)
+		}
+		return t, true
+	}
+	rebuild := false
+	clusterBefore := len(b.cluster)
+	compiled := map[string]bool{}
+	for id := range c.routes {
+		spec := tx.Route(nil, id)
+		old := b.specs[id]
+		if spec == old {
+			continue
+		}
+		compiled[id] = true
+		if old != nil && (spec == nil || spec.Service != old.Service) {
+			delete(b.byService[old.Service], id)
+			if len(b.byService[old.Service]) == 0 {
+				delete(b.byService, old.Service)
+			}
+		}
+		if spec == nil {
+			delete(b.specs, id)
+			if b.unplace(id) {
+				rebuild = true
+			}
+			if b.rmetrics[id] != nil {
+				delete(b.rmetrics, id)
+				b.g.metrics.forget(id)
+			}
+			continue
+		}
+		if b.place(spec, tx.ServiceInstances(nil, spec.Service)) {
+			rebuild = true
+		}
+	}
+	for svc := range c.services {
+		ids := b.byService[svc]
+		if len(ids) == 0 {
+			continue
+		}
+		insts := tx.ServiceInstances(nil, svc)
+		for id := range ids {
+			if compiled[id] {
+				continue
+			}
+			if b.place(b.specs[id], insts) {
+				rebuild = true
+			}
+		}
+	}
+	routes := cur.routes
+	if rebuild {
+		b.router = router.Build(b.entryList())
+		routes = maps.Clone(b.slots)
+	}
+	if rebuild || len(b.cluster) != clusterBefore || len(c.routes) > 0 {
+		b.g.sharer.SetLimiters(maps.Clone(b.cluster))
+	}
+	return b.table(max(c.index, cur.index), routes), rebuild
+}
+
+// sweepEvery is how often unused upstreams, breakers and limiters are
+// dropped after incremental updates released some: the sweep walks every
+// route, so it does not run on each change.
+const sweepEvery = 5 * time.Second
+
+// sweep drops the upstreams, breakers and limiters no route uses.
+func (b *builder) sweep() {
 	usedUp := map[string]bool{}
 	usedBreakers := map[string]bool{}
 	usedLimiters := map[string]bool{}
-	clusterLimiters := map[string]*tokenbucket.Limiter{}
-	instances := map[string][]registry.Instance{}
-	t := &Table{routes: make(map[string]*route, len(routes)), index: index, none: b.none}
-	entries := make([]router.Entry[*route], 0, len(routes))
-	for i := range routes {
-		spec := &routes[i]
-		insts, seen := instances[spec.Service]
-		if !seen {
-			one := memdb.NewWatchSet()
-			insts = tx.ServiceInstances(one, spec.Service)
-			for ch := range one {
-				ws.AddWithLimit(maxServiceWatches, ch, svcAll)
-			}
-			instances[spec.Service] = insts
+	for _, slot := range b.slots {
+		r := slot.Load()
+		for i := range r.endpoints {
+			usedUp[r.endpoints[i].up.addr] = true
 		}
-		r, err := b.compile(spec, insts, cfgByKey, usedUp, usedBreakers, usedLimiters)
-		if err != nil {
-			b.g.logger.Warn("gateway route skipped", "route", spec.ID, "err", err)
-			continue
+		for _, k := range r.breakerKeys {
+			usedBreakers[k] = true
 		}
-		if r.limiter != nil && spec.RateLimit.Scope == "cluster" {
-			clusterLimiters[r.id] = r.limiter
+		if r.limiterKey != "" {
+			usedLimiters[r.limiterKey] = true
 		}
-		t.routes[r.id] = r
-		entries = append(entries, router.Entry[*route]{
-			ID: spec.ID, Hosts: spec.Hosts, Paths: spec.Paths, Exact: spec.Match == "exact",
-			Methods: spec.Methods, Priority: spec.Priority, Value: r,
-		})
 	}
-	t.router = router.Build(entries)
-
 	b.pool.retain(usedUp)
 	for k := range b.breakers {
 		if !usedBreakers[k] {
@@ -145,19 +328,11 @@ func (b *builder) build(tx *registry.Tx, ws memdb.WatchSet) *Table {
 			delete(b.limiters, k)
 		}
 	}
-	for id := range b.rmetrics {
-		if t.routes[id] == nil {
-			delete(b.rmetrics, id)
-			b.g.metrics.forget(id)
-		}
-	}
-	b.g.sharer.SetLimiters(clusterLimiters)
-	return t
+	b.swept, b.released = time.Now(), false
 }
 
 // compile turns one stored route and its service's instances into a route.
-func (b *builder) compile(spec *registry.Route, insts []registry.Instance, cfg map[string]*registry.ConfigEntry,
-	usedUp, usedBreakers, usedLimiters map[string]bool) (*route, error) {
+func (b *builder) compile(spec *registry.Route, insts []registry.Instance, cfg map[string]*registry.ConfigEntry) (*route, error) {
 	timeout, err := time.ParseDuration(spec.Timeout)
 	if err != nil || timeout <= 0 {
 		timeout, _ = time.ParseDuration(registry.DefaultRouteTimeout)
@@ -193,10 +368,11 @@ func (b *builder) compile(spec *registry.Route, insts []registry.Instance, cfg m
 			continue
 		}
 		addr := net.JoinHostPort(in.Address, strconv.Itoa(in.Port))
-		usedUp[addr] = true
 		ep := endpoint{id: in.ID, up: b.pool.get(addr)}
 		if cb := spec.CircuitBreaker; cb != nil {
-			ep.breaker = b.breaker(spec.ID, in.ID, addr, cb.ConsecutiveFailures, openFor, usedBreakers)
+			var key string
+			ep.breaker, key = b.breaker(spec.ID, in.ID, addr, cb.ConsecutiveFailures, openFor)
+			r.breakerKeys = append(r.breakerKeys, key)
 		}
 		r.endpoints = append(r.endpoints, ep)
 		bal = append(bal, balance.Endpoint{ID: in.ID, Weight: weight(in.Metadata)})
@@ -210,8 +386,7 @@ func (b *builder) compile(spec *registry.Route, insts []registry.Instance, cfg m
 			l = tokenbucket.New(rl.RPS, rl.Burst, b.g.opts.RateLimitMaxKeys)
 			b.limiters[key] = l
 		}
-		usedLimiters[key] = true
-		r.limiter, r.limitKey = l, parseKeySpec(rl.Key)
+		r.limiter, r.limitKey, r.limiterKey = l, parseKeySpec(rl.Key), key
 	}
 	if spec.CORS != nil {
 		r.cors = cors.New(spec.CORS, spec.Methods)
@@ -238,11 +413,10 @@ func (b *builder) compile(spec *registry.Route, insts []registry.Instance, cfg m
 	return r, nil
 }
 
-func (b *builder) breaker(routeID, instID, addr string, threshold int, openFor time.Duration, used map[string]bool) *breaker.Breaker {
+func (b *builder) breaker(routeID, instID, addr string, threshold int, openFor time.Duration) (*breaker.Breaker, string) {
 	key := fmt.Sprintf("%s\x00%s\x00%s\x00%d\x00%d", routeID, instID, addr, threshold, openFor)
-	used[key] = true
 	if br := b.breakers[key]; br != nil {
-		return br
+		return br, key
 	}
 	gauge := b.g.metrics.breakerState.WithLabelValues(routeID, instID)
 	gauge.Set(0)
@@ -251,7 +425,7 @@ func (b *builder) breaker(routeID, instID, addr string, threshold int, openFor t
 		b.g.logger.Info("circuit breaker", "route", routeID, "instance", instID, "upstream", addr, "state", s.String())
 	})
 	b.breakers[key] = br
-	return br
+	return br, key
 }
 
 // jwtVerifier returns the verifier of a route from gateway/jwt/<route-id>,

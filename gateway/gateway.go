@@ -80,13 +80,18 @@ func New(deps Deps) (*Gateway, error) {
 	g.builder = newBuilder(g)
 	g.server = g.newServer()
 
-	ws := g.rebuild()
+	// Listen before the first build: a change committed in between is
+	// then applied on top of it (changes apply idempotently).
+	w := newWatcher()
+	stopListen := g.store.Listen(w)
+	g.rebuild()
 	ctx, cancel := context.WithCancel(context.Background())
 	g.cancel = cancel
 	g.wg.Add(2)
 	go func() {
 		defer g.wg.Done()
-		g.watch(ctx, ws)
+		defer stopListen()
+		g.watch(ctx, w)
 	}()
 	go func() {
 		defer g.wg.Done()

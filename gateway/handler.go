@@ -35,7 +35,7 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx) {
 		g.finish(ctx, t.none, &st, rid)
 		return
 	}
-	r := m.Value
+	r := m.Value.Load()
 	st.route = r
 	g.handleRoute(ctx, r, m, &st)
 	g.finish(ctx, r.metrics, &st, rid)
@@ -43,7 +43,7 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx) {
 
 // handleRoute runs the plugins in the order api.md pins: CORS preflight,
 // auth, rate limit, cache, proxy, compression (and CORS headers).
-func (g *Gateway) handleRoute(ctx *fasthttp.RequestCtx, r *route, m router.Match[*route], st *reqState) {
+func (g *Gateway) handleRoute(ctx *fasthttp.RequestCtx, r *route, m router.Match[*routeSlot], st *reqState) {
 	if r.cors != nil && cors.IsPreflight(ctx) {
 		if !r.cors.Preflight(ctx) {
 			st.code = CodeCORSDenied

@@ -78,8 +78,8 @@ func (e *env) write(f func(tx *registry.Tx)) {
 // serviceRouted reports whether the current table routes to service (only
 // then does an instance change rebuild the table).
 func (e *env) serviceRouted(service string) bool {
-	for _, r := range e.g.Table().routes {
-		if r.service == service {
+	for _, slot := range e.g.Table().routes {
+		if r := slot.Load(); r.service == service {
 			return true
 		}
 	}

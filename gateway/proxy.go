@@ -17,7 +17,7 @@ import (
 // retrying on another instance when allowed. It returns true when an
 // upstream answer is in ctx.Response, false when the gateway answered with
 // an error.
-func (g *Gateway) proxy(ctx *fasthttp.RequestCtx, r *route, m router.Match[*route], st *reqState) bool {
+func (g *Gateway) proxy(ctx *fasthttp.RequestCtx, r *route, m router.Match[*routeSlot], st *reqState) bool {
 	req := &ctx.Request
 	st.clientClose = prepareRequest(ctx, r, m)
 	// A body the server buffered completely can be sent again on a retry; a
@@ -139,7 +139,7 @@ func bodyFailed(ctx *fasthttp.RequestCtx, st *reqState, err error) {
 // prepareRequest turns the client's request into the upstream request in
 // place: hop-by-hop headers out, X-Forwarded-* in, path rewritten for
 // strip_path. It reports whether the client asked to close its connection.
-func prepareRequest(ctx *fasthttp.RequestCtx, r *route, m router.Match[*route]) bool {
+func prepareRequest(ctx *fasthttp.RequestCtx, r *route, m router.Match[*routeSlot]) bool {
 	clientClose := stripHopRequest(&ctx.Request.Header)
 	setForwarded(ctx)
 	upstreamScheme(ctx)

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/nexus/nexus/gateway/balance"
@@ -13,13 +14,16 @@ import (
 	"github.com/nexus/nexus/internal/tokenbucket"
 )
 
-// Table is an immutable routing table: compiled routes with their endpoints
-// (passing instances) and plugins. A new one replaces it on every change.
+// Table is a routing table: a router over slots that hold the compiled
+// routes with their endpoints (passing instances) and plugins. A new table
+// replaces it when routes change; a route's slot gets a new compiled route
+// when its service's instances change, so that such a change costs the
+// route, not the table (builder).
 type Table struct {
-	router *router.Table[*route]
-	routes map[string]*route // by id
-	index  uint64            // highest Raft index of routes, services and gateway config it reflects
-	none   *routeMetrics     // metrics of requests no route matched
+	router *router.Table[*routeSlot]
+	routes map[string]*routeSlot // by id; never modified once published
+	index  uint64                // highest Raft index of routes, services and gateway config it reflects
+	none   *routeMetrics         // metrics of requests no route matched
 }
 
 // route is one compiled route.
@@ -49,7 +53,15 @@ type route struct {
 
 	metrics *routeMetrics
 	spec    *registry.Route
+
+	// What the route holds in the builder's shared pools, for the sweep.
+	breakerKeys []string
+	limiterKey  string
 }
+
+// routeSlot holds the current compiled version of one route; the router
+// points to slots, requests load the route once.
+type routeSlot struct{ atomic.Pointer[route] }
 
 // endpoint is a passing instance of the route's service.
 type endpoint struct {

@@ -26,7 +26,7 @@ func isWebSocket(ctx *fasthttp.RequestCtx) bool {
 // over a fresh connection; a 101 answer is relayed raw and both connections
 // are then spliced (the client's is hijacked from fasthttp). Any other
 // answer is returned as a normal response.
-func (g *Gateway) proxyWebSocket(ctx *fasthttp.RequestCtx, r *route, m router.Match[*route], st *reqState) {
+func (g *Gateway) proxyWebSocket(ctx *fasthttp.RequestCtx, r *route, m router.Match[*routeSlot], st *reqState) {
 	req := &ctx.Request
 	for _, k := range hopHeaders {
 		if k != "Upgrade" {

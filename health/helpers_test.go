@@ -115,17 +115,19 @@ func (w *storeWriter) logStrings() []string {
 	return out
 }
 
-// register puts an instance straight into the store, as an applied
-// registration would.
-func (w *storeWriter) register(t *testing.T, in registry.Instance) {
+// register puts instances straight into the store in one transaction, as
+// an applied registration would.
+func (w *storeWriter) register(t *testing.T, ins ...registry.Instance) {
 	t.Helper()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.index++
 	tx := w.store.WriteTxn(w.index)
 	defer tx.Abort()
-	if _, _, e := tx.RegisterInstance(in); e != nil {
-		t.Fatal(e)
+	for _, in := range ins {
+		if _, _, e := tx.RegisterInstance(in); e != nil {
+			t.Fatal(e)
+		}
 	}
 	tx.Commit()
 }

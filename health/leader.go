@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/nexus/nexus/fsm/command"
@@ -25,7 +27,18 @@ type Leader struct {
 	// criticalSince is when this leader first saw an instance critical; it
 	// restarts on every leadership change, so a reap can only come late.
 	criticalSince map[string]time.Time
+	// The failed-node pass walks every instance (there is no index by
+	// node): it runs when the set of failed and left nodes changes, after
+	// a failed commit, and every nodePassEvery while any such node is
+	// known, not on every round.
+	passNodes  string
+	passAt     time.Time
+	passFailed bool
 }
+
+// nodePassEvery bounds how long an instance of a failed node registered
+// late (replicated after the pass) stays unmarked.
+const nodePassEvery = 10 * time.Second
 
 // NewLeader returns the leader duties; they share the runner's metrics.
 func NewLeader(deps Deps, r *Runner) *Leader {
@@ -46,7 +59,12 @@ func (l *Leader) Name() string { return "health-leader" }
 // leadership loop runs it while this node leads. What it observed (since
 // when an instance is critical) is forgotten when it returns.
 func (l *Leader) Run(ctx context.Context) {
-	defer clear(l.criticalSince)
+	// What this leadership observed is forgotten with it: a new leader
+	// starts critical-since times afresh and looks at failed nodes again.
+	defer func() {
+		clear(l.criticalSince)
+		l.passNodes = ""
+	}()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
@@ -60,40 +78,69 @@ func (l *Leader) Run(ctx context.Context) {
 	}
 }
 
+// reconcile looks at what it may act on: the critical instances (an index
+// that holds only those) every round, and the instances of failed and left
+// nodes when that set changes (and every nodePassEvery while it is not
+// empty). It used to copy the whole catalog every second.
 func (l *Leader) reconcile(ctx context.Context) {
 	statuses := l.deps.Membership.MemberStatuses()
 	self := l.deps.Membership.NodeName()
-	tx := l.deps.Store.ReadTxn()
-	var all []registry.Instance
-	for _, svc := range tx.Services(nil) {
-		all = append(all, tx.ServiceInstances(nil, svc.Name)...)
+	nodes := make([]string, 0, len(statuses))
+	for node, st := range statuses {
+		// Only a failure counts: a suspect node (no recent ack) may be
+		// fine, and alive or suspect, its owner's checks decide.
+		if node != self && (st == member.Failed || st == member.Left) {
+			nodes = append(nodes, node)
+		}
 	}
-	tx.Abort()
+	sort.Strings(nodes)
 	now := l.deps.Clock.Now()
-	seen := map[string]bool{}
-	for _, in := range all {
+	passKey := strings.Join(nodes, ",")
+	pass := len(nodes) > 0 && (passKey != l.passNodes || l.passFailed || now.Sub(l.passAt) >= nodePassEvery)
+	// The stored objects are immutable: keep pointers, copy nothing.
+	var toMark, toDeregister, critical []*registry.Instance
+	tx := l.deps.Store.ReadTxn()
+	for _, node := range nodes {
+		if !pass {
+			break
+		}
+		tx.EachInstanceOfNode(node, func(in *registry.Instance) bool {
+			if statuses[node] == member.Left {
+				toDeregister = append(toDeregister, in)
+			} else if in.Status != registry.StatusCritical {
+				toMark = append(toMark, in)
+			}
+			return true
+		})
+	}
+	tx.EachCriticalInstance(func(in *registry.Instance) bool {
+		if in.Node == self || statuses[in.Node] != member.Left {
+			critical = append(critical, in)
+		}
+		return true
+	})
+	tx.Abort()
+	failed := false
+	for _, in := range toMark {
+		if l.setCritical(ctx, in) {
+			l.m.marked.Inc()
+			critical = append(critical, in) // critical from now on
+		} else {
+			failed = true
+		}
+	}
+	for _, in := range toDeregister {
+		if !l.deregister(ctx, in, "its node left the cluster") {
+			failed = true
+		}
+	}
+	if pass {
+		l.passNodes, l.passAt, l.passFailed = passKey, now, failed
+	}
+	seen := make(map[string]bool, len(critical))
+	for _, in := range critical {
 		k := key(in.Service, in.ID)
 		seen[k] = true
-		if in.Node != self {
-			// Only a failure counts: a suspect node (no recent ack) may be
-			// fine, and alive or suspect, its owner's checks decide.
-			switch statuses[in.Node] {
-			case member.Failed:
-				if in.Status != registry.StatusCritical {
-					if l.setCritical(ctx, in) {
-						l.m.marked.Inc()
-						in.Status = registry.StatusCritical
-					}
-				}
-			case member.Left:
-				l.deregister(ctx, in, "its node left the cluster")
-				continue
-			}
-		}
-		if in.Status != registry.StatusCritical {
-			delete(l.criticalSince, k)
-			continue
-		}
 		since, ok := l.criticalSince[k]
 		if !ok {
 			l.criticalSince[k] = now
@@ -117,7 +164,7 @@ func (l *Leader) reconcile(ctx context.Context) {
 	}
 }
 
-func (l *Leader) setCritical(ctx context.Context, in registry.Instance) bool {
+func (l *Leader) setCritical(ctx context.Context, in *registry.Instance) bool {
 	out := fmt.Sprintf("node %s failed (gossip)", in.Node)
 	b, err := l.deps.Codec.Encode(command.TypeSetStatus, &command.SetStatus{
 		Meta:    command.Meta{Actor: command.ActorLeader, Node: l.deps.Membership.NodeName(), Time: l.deps.Clock.Now().UnixNano()},
@@ -134,7 +181,7 @@ func (l *Leader) setCritical(ctx context.Context, in registry.Instance) bool {
 	return true
 }
 
-func (l *Leader) deregister(ctx context.Context, in registry.Instance, why string) bool {
+func (l *Leader) deregister(ctx context.Context, in *registry.Instance, why string) bool {
 	b, err := l.deps.Codec.Encode(command.TypeDeregisterInstance, &command.DeregisterInstance{
 		Meta:    command.Meta{Actor: command.ActorLeader, Node: l.deps.Membership.NodeName(), Time: l.deps.Clock.Now().UnixNano()},
 		Service: in.Service, ID: in.ID,

@@ -81,3 +81,29 @@ func TestLeaderRunIsADuty(t *testing.T) {
 		t.Fatalf("Run kept what it observed: %v", l.criticalSince)
 	}
 }
+
+// TestLeaderFailedNodePass: the instances of a failed node are looked for
+// when the node fails (a walk of the catalog), not on every round; one
+// replicated late is marked by the next pass, within nodePassEvery.
+func TestLeaderFailedNodePass(t *testing.T) {
+	deps, w := testDeps(t, newMembership("n1", map[string]member.Status{"n2": member.Failed}))
+	clock := newFakeClock()
+	deps.Clock = clock
+	in := owned("svc", "i1")
+	in.Node, in.Status = "n2", registry.StatusPassing
+	w.register(t, in)
+	l := NewLeader(deps, NewRunner(deps))
+	l.reconcile(context.Background())
+	late := owned("svc", "i2")
+	late.Node, late.Status = "n2", registry.StatusPassing
+	w.register(t, late)
+	l.reconcile(context.Background()) // same failed nodes, within nodePassEvery: no pass
+	if got, want := w.logStrings(), []string{"svc/i1 critical"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("proposals %q, want %q", got, want)
+	}
+	clock.Advance(nodePassEvery)
+	l.reconcile(context.Background())
+	if got, want := w.logStrings(), []string{"svc/i1 critical", "svc/i2 critical"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("proposals %q, want %q", got, want)
+	}
+}

@@ -7,8 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hashicorp/go-memdb"
-
 	"github.com/nexus/nexus/fsm/command"
 	"github.com/nexus/nexus/registry"
 )
@@ -16,6 +14,11 @@ import (
 // Runner runs the checks of the instances this node owns and keeps the
 // catalog in line with them. Only status changes are committed, never a
 // heartbeat or a check run that changes nothing.
+//
+// It follows the store incrementally (registry.Listener): a write to an
+// instance this node owns costs one look at that instance, whatever the
+// size of the catalog. A full pass over the owned instances runs at start,
+// after a restore, and every AntiEntropyInterval.
 type Runner struct {
 	deps   Deps
 	node   string
@@ -30,7 +33,19 @@ type Runner struct {
 	// heartbeat and the anti-entropy loop that both see the old status
 	// must not both propose the same change.
 	committing map[string]string
+	// dirty holds the owned instances (service/id) that changed, or whose
+	// check result changed, since the loop last looked; full asks for a
+	// full pass (start, restore). Under dmu, not mu: the store's listener
+	// runs on Raft's apply goroutine and must never wait for a pass.
+	dmu   sync.Mutex
+	dirty map[string]instanceKey
+	full  bool
+	// runCtx is Run's context: probes started outside the loop (by a
+	// heartbeat of an instance not seen yet) live as long as the loop.
+	runCtx context.Context
 }
+
+type instanceKey struct{ service, id string }
 
 // checkState is what this node believes about one owned instance.
 type checkState struct {
@@ -41,6 +56,7 @@ type checkState struct {
 	output      string
 	ttlDeadline time.Time
 	stop        context.CancelFunc // stops the probe goroutine
+	pass        uint64             // the last full pass that saw it
 }
 
 func key(service, id string) string { return service + "/" + id }
@@ -59,40 +75,111 @@ func NewRunner(deps Deps) *Runner {
 	return &Runner{
 		deps: deps, node: deps.Membership.NodeName(), logger: deps.Logger, m: newMetrics(deps.Registerer, deps.Store),
 		checks: map[string]*checkState{}, wake: make(chan struct{}, 1), prober: newProber(),
-		committing: map[string]string{},
+		committing: map[string]string{}, dirty: map[string]instanceKey{},
 	}
+}
+
+// listener hears the store's commits for the runner: it marks the
+// instances of this node that changed.
+type listener struct{ r *Runner }
+
+func (l listener) Changed(_ uint64, changes []registry.Change) {
+	r := l.r
+	marked := false
+	for _, c := range changes {
+		b, a := c.InstanceChange()
+		for _, in := range [...]*registry.Instance{b, a} {
+			if in != nil && in.Node == r.node {
+				r.markDirty(in.Service, in.ID)
+				marked = true
+				break
+			}
+		}
+	}
+	if marked {
+		r.signal()
+	}
+}
+
+func (l listener) Reset() {
+	l.r.dmu.Lock()
+	l.r.full = true
+	l.r.dmu.Unlock()
+	l.r.signal()
+}
+
+func (r *Runner) markDirty(service, id string) {
+	r.dmu.Lock()
+	r.dirty[key(service, id)] = instanceKey{service, id}
+	r.dmu.Unlock()
 }
 
 // Run syncs probes with the catalog and corrects the catalog from the checks
 // until ctx ends: on every change of this node's instances, on every check
 // result that changes a status, and every AntiEntropyInterval.
 func (r *Runner) Run(ctx context.Context) {
+	r.mu.Lock()
+	r.runCtx = ctx
+	r.mu.Unlock()
+	r.dmu.Lock()
+	r.full = true
+	r.dmu.Unlock()
+	stop := r.deps.Store.Listen(listener{r})
+	defer stop()
 	defer r.stopAll()
-	retry := time.Duration(0)
+	var (
+		backoff  time.Duration
+		failed   []instanceKey // commits to retry once the backoff passed
+		retryAt  time.Time
+		nextFull time.Time
+		pass     uint64
+	)
 	for {
-		ws := memdb.NewWatchSet()
-		tx := r.deps.Store.ReadTxn()
-		owned := tx.InstancesByNode(ws, r.node)
-		tx.Abort()
-		ws.Add(r.deps.Store.AbandonCh())
-		r.sync(ctx, owned)
-		failed := r.reconcile(ctx, owned)
-		r.m.rounds.Inc()
-		wait := r.deps.AntiEntropyInterval
-		if failed {
-			// The leader may be changing: retry soon, backing off.
-			retry = min(max(2*retry, 500*time.Millisecond), 5*time.Second)
-			wait = retry
+		now := time.Now()
+		r.dmu.Lock()
+		full := r.full || !now.Before(nextFull)
+		r.full = false
+		keys := r.dirty
+		r.dirty = map[string]instanceKey{}
+		r.dmu.Unlock()
+		if len(failed) > 0 && !now.Before(retryAt) {
+			for _, k := range failed {
+				keys[key(k.service, k.id)] = k
+			}
+			failed = nil
+		}
+		var fails []instanceKey
+		if full {
+			pass++
+			fails = r.fullPass(ctx, pass)
+			nextFull = time.Now().Add(r.deps.AntiEntropyInterval)
 		} else {
-			retry = 0
+			for _, k := range keys {
+				if !r.syncKey(ctx, k.service, k.id) {
+					fails = append(fails, k)
+				}
+			}
 		}
-		wctx, cancel := context.WithTimeout(ctx, wait)
+		r.m.rounds.Inc()
+		if len(fails) > 0 {
+			// The leader may be changing: retry those soon, backing off.
+			backoff = min(max(2*backoff, 500*time.Millisecond), 5*time.Second)
+			failed = append(failed, fails...)
+			retryAt = time.Now().Add(backoff)
+		} else if len(failed) == 0 {
+			backoff = 0
+		}
+		wait := time.Until(nextFull)
+		if len(failed) > 0 {
+			wait = min(wait, time.Until(retryAt))
+		}
+		t := time.NewTimer(max(wait, 0))
 		select {
-		case <-ws.WatchCh(wctx):
 		case <-r.wake:
-		case <-wctx.Done():
+		case <-t.C:
+		case <-ctx.Done():
 		}
-		cancel()
+		t.Stop()
 		if ctx.Err() != nil {
 			return
 		}
@@ -106,58 +193,110 @@ func (r *Runner) signal() {
 	}
 }
 
-// sync starts probes for new or changed checks and stops those of
-// instances this node no longer owns.
-func (r *Runner) sync(ctx context.Context, owned []registry.Instance) {
+// fullPass syncs probes with every instance this node owns, forgets the
+// others and commits every status that differs from its check. It returns
+// the instances whose commit failed.
+func (r *Runner) fullPass(ctx context.Context, pass uint64) []instanceKey {
+	var differ []instanceKey
+	tx := r.deps.Store.ReadTxn()
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	seen := map[string]bool{}
 	now := r.deps.Clock.Now()
-	for _, in := range owned {
-		k := key(in.Service, in.ID)
-		seen[k] = true
-		var def registry.Check
-		hasCheck := len(in.Checks) > 0
-		if hasCheck {
-			def = definition(in.Checks[0])
+	tx.EachInstanceOfNode(r.node, func(in *registry.Instance) bool {
+		st := r.syncLocked(ctx, in, now)
+		st.pass = pass
+		if st.status != "" && st.status != in.Status {
+			differ = append(differ, instanceKey{in.Service, in.ID})
 		}
-		cur, ok := r.checks[k]
-		if ok && cur.hasCheck == hasCheck && cur.def == def {
-			continue
-		}
-		if ok && cur.stop != nil {
-			cur.stop()
-		}
-		st := &checkState{service: in.Service, id: in.ID, def: def, hasCheck: hasCheck, status: in.Status}
-		if hasCheck && len(in.Checks) > 0 {
-			st.output = in.Checks[0].Output
-		}
-		if !hasCheck {
-			// No check: the owner vouches for it while it is alive.
-			st.status, st.output = registry.StatusPassing, ""
-		}
-		switch def.Kind {
-		case registry.CheckTTL:
-			ttl, _ := time.ParseDuration(def.TTL)
-			st.ttlDeadline = now.Add(ttl)
-			pctx, cancel := context.WithCancel(ctx)
-			st.stop = cancel
-			go r.watchTTL(pctx, k, ttl)
-		case registry.CheckHTTP, registry.CheckTCP:
-			pctx, cancel := context.WithCancel(ctx)
-			st.stop = cancel
-			go r.probeLoop(pctx, k, def)
-		}
-		r.checks[k] = st
-	}
+		return true
+	})
 	for k, st := range r.checks {
-		if !seen[k] {
+		if st.pass != pass {
 			if st.stop != nil {
 				st.stop()
 			}
 			delete(r.checks, k)
 		}
 	}
+	r.m.owned.Set(float64(len(r.checks)))
+	r.mu.Unlock()
+	tx.Abort()
+	var failed []instanceKey
+	for _, k := range differ {
+		if !r.reconcileKey(ctx, k.service, k.id) {
+			failed = append(failed, k)
+		}
+	}
+	return failed
+}
+
+// syncKey brings one instance's probe in line with the catalog and commits
+// its status if its check disagrees. It reports false when a commit failed.
+func (r *Runner) syncKey(ctx context.Context, service, id string) bool {
+	tx := r.deps.Store.ReadTxn()
+	in := tx.Instance(nil, service, id)
+	tx.Abort()
+	r.mu.Lock()
+	if in == nil || in.Node != r.node {
+		r.forgetLocked(key(service, id))
+		r.mu.Unlock()
+		return true
+	}
+	r.syncLocked(ctx, in, r.deps.Clock.Now())
+	r.mu.Unlock()
+	return r.reconcileKey(ctx, service, id)
+}
+
+func (r *Runner) forgetLocked(k string) {
+	if st, ok := r.checks[k]; ok {
+		if st.stop != nil {
+			st.stop()
+		}
+		delete(r.checks, k)
+		r.m.owned.Set(float64(len(r.checks)))
+	}
+}
+
+// syncLocked starts the probe of an owned instance when it is new or its
+// check changed, and returns its state. r.mu is held.
+func (r *Runner) syncLocked(ctx context.Context, in *registry.Instance, now time.Time) *checkState {
+	k := key(in.Service, in.ID)
+	var def registry.Check
+	hasCheck := len(in.Checks) > 0
+	if hasCheck {
+		def = definition(in.Checks[0])
+	}
+	cur, ok := r.checks[k]
+	if ok && cur.hasCheck == hasCheck && cur.def == def {
+		return cur
+	}
+	if ok && cur.stop != nil {
+		cur.stop()
+	}
+	st := &checkState{service: in.Service, id: in.ID, def: def, hasCheck: hasCheck, status: in.Status}
+	if hasCheck {
+		st.output = in.Checks[0].Output
+	}
+	if !hasCheck {
+		// No check: the owner vouches for it while it is alive.
+		st.status, st.output = registry.StatusPassing, ""
+	}
+	switch def.Kind {
+	case registry.CheckTTL:
+		ttl, _ := time.ParseDuration(def.TTL)
+		st.ttlDeadline = now.Add(ttl)
+		pctx, cancel := context.WithCancel(ctx)
+		st.stop = cancel
+		go r.watchTTL(pctx, k, ttl)
+	case registry.CheckHTTP, registry.CheckTCP:
+		pctx, cancel := context.WithCancel(ctx)
+		st.stop = cancel
+		go r.probeLoop(pctx, k, def)
+	}
+	r.checks[k] = st
+	if !ok {
+		r.m.owned.Set(float64(len(r.checks)))
+	}
+	return st
 }
 
 // definition strips a check down to what defines it (not its last result).
@@ -187,6 +326,7 @@ func (r *Runner) setResult(k, status, output string) {
 	}
 	r.mu.Unlock()
 	if changed {
+		r.markDirty(st.service, st.id)
 		r.signal()
 	}
 }
@@ -244,34 +384,29 @@ func (r *Runner) probeLoop(ctx context.Context, k string, def registry.Check) {
 	}
 }
 
-// reconcile commits the status of every owned instance whose catalog status
-// differs from what its check says. It reports whether a commit failed.
-func (r *Runner) reconcile(ctx context.Context, owned []registry.Instance) bool {
-	failed := false
-	for _, in := range owned {
-		r.mu.Lock()
-		st, ok := r.checks[key(in.Service, in.ID)]
-		var status, output string
-		if ok {
-			status, output = st.status, st.output
-		}
-		r.mu.Unlock()
-		if !ok || status == "" || status == in.Status {
-			continue
-		}
-		// owned may be a moment old: a heartbeat may have committed the
-		// change since. Compare with the replica as it is now.
-		tx := r.deps.Store.ReadTxn()
-		cur := tx.Instance(nil, in.Service, in.ID)
-		tx.Abort()
-		if cur == nil || cur.Status == status {
-			continue
-		}
-		if err := r.commitStatus(ctx, in.Service, in.ID, cur.Status, status, output); err != nil {
-			failed = true
-		}
+// reconcileKey commits the status of an owned instance when its catalog
+// status differs from what its check says. It reports false when the
+// commit failed.
+func (r *Runner) reconcileKey(ctx context.Context, service, id string) bool {
+	r.mu.Lock()
+	st, ok := r.checks[key(service, id)]
+	var status, output string
+	if ok {
+		status, output = st.status, st.output
 	}
-	return failed
+	r.mu.Unlock()
+	if !ok || status == "" {
+		return true
+	}
+	// Compare with the replica as it is now: a heartbeat may have
+	// committed the change since the caller looked.
+	tx := r.deps.Store.ReadTxn()
+	cur := tx.Instance(nil, service, id)
+	tx.Abort()
+	if cur == nil || cur.Status == status {
+		return true
+	}
+	return r.commitStatus(ctx, service, id, cur.Status, status, output) == nil
 }
 
 func (r *Runner) commitStatus(ctx context.Context, service, id, from, to, output string) error {
@@ -323,13 +458,17 @@ func (r *Runner) Heartbeat(ctx context.Context, service, id, status, output stri
 	r.mu.Lock()
 	st, ok := r.checks[k]
 	if !ok {
-		r.mu.Unlock()
-		// Not synced yet (just registered): sync now from the store.
+		// Not synced yet (just registered): sync this one from the store.
 		tx := r.deps.Store.ReadTxn()
-		owned := tx.InstancesByNode(nil, r.node)
+		in := tx.Instance(nil, service, id)
 		tx.Abort()
-		r.sync(ctx, owned)
-		r.mu.Lock()
+		if in != nil && in.Node == r.node {
+			pctx := r.runCtx
+			if pctx == nil {
+				pctx = context.Background() // stopAll still stops its probe
+			}
+			r.syncLocked(pctx, in, r.deps.Clock.Now())
+		}
 		st, ok = r.checks[k]
 		if !ok {
 			r.mu.Unlock()

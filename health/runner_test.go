@@ -176,3 +176,46 @@ func TestRunnerAntiEntropy(t *testing.T) {
 		t.Fatalf("another node's instance changed to %s", st)
 	}
 }
+
+// TestRunnerFollowsChanges: without any periodic pass, the runner follows
+// the store's changes: a new owned instance is corrected, an instance that
+// moved to another node is forgotten, and a restore is re-read whole.
+func TestRunnerFollowsChanges(t *testing.T) {
+	deps, w := testDeps(t, newMembership("n1", nil))
+	deps.AntiEntropyInterval = time.Hour
+	r := runRunner(t, deps)
+	waitKnown(t, r, 0)
+
+	w.register(t, owned("plain", "p1"), owned("plain", "p2"))
+	waitInstance(t, deps.Store, "plain", "p1", registry.StatusPassing, 5*time.Second)
+	waitInstance(t, deps.Store, "plain", "p2", registry.StatusPassing, 5*time.Second)
+	waitKnown(t, r, 2)
+
+	moved := owned("plain", "p2")
+	moved.Node = "n2"
+	w.register(t, moved)
+	waitKnown(t, r, 1)
+
+	// A restore replaces everything: the runner hears a reset and reads
+	// the new state whole.
+	src := registry.NewStore()
+	tx := src.WriteTxn(1)
+	for _, in := range []registry.Instance{owned("plain", "p3"), owned("plain", "p4"), moved} {
+		if _, _, e := tx.RegisterInstance(in); e != nil {
+			t.Fatal(e)
+		}
+	}
+	tx.Commit()
+	rtx := src.ReadTxn()
+	dump := rtx.Dump()
+	rtx.Abort()
+	if err := deps.Store.Restore(func(tx *registry.Tx) error { return tx.Load(dump) }); err != nil {
+		t.Fatal(err)
+	}
+	waitInstance(t, deps.Store, "plain", "p3", registry.StatusPassing, 5*time.Second)
+	waitInstance(t, deps.Store, "plain", "p4", registry.StatusPassing, 5*time.Second)
+	waitKnown(t, r, 2)
+	if st, _ := instanceStatus(deps.Store, "plain", "p2"); st != registry.StatusCritical {
+		t.Fatalf("n2's instance changed to %s", st)
+	}
+}

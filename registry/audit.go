@@ -499,6 +499,7 @@ func (tx *Tx) dumpAudit(d *Dump) {
 	if raw, err := tx.txn.First(tableAuditState, "id", auditStateKey); err == nil && raw != nil {
 		s := *raw.(*AuditState)
 		d.AuditState = &s
+		d.Audit = sized[AuditRecord](s.Records)
 	}
 	it, err := tx.txn.Get(tableAudit, "id")
 	if err != nil {

@@ -636,6 +636,18 @@ func TestStore_WatchesFireOnWrite(t *testing.T) {
 			func(t *testing.T, tx *registry.Tx) {
 				tx.ConfigSet([]registry.ConfigWrite{{Key: "k", Value: []byte(`2`)}})
 			}, false},
+		{"type index on a register of that type",
+			func(tx *registry.Tx, ws memdb.WatchSet) { tx.TypeIndex(ws, "http") },
+			func(t *testing.T, tx *registry.Tx) { tx.RegisterInstance(inst("api", "api-1", "http")) }, true},
+		{"type index on the last instance's deregister",
+			func(tx *registry.Tx, ws memdb.WatchSet) { tx.TypeIndex(ws, "postgres") },
+			func(t *testing.T, tx *registry.Tx) { tx.DeregisterInstance("db", "db-1") }, true},
+		{"type index not fired by another type",
+			func(tx *registry.Tx, ws memdb.WatchSet) { tx.TypeIndex(ws, "http") },
+			func(t *testing.T, tx *registry.Tx) { tx.SetStatus("db", "db-1", registry.StatusCritical, "") }, false},
+		{"service not fired by another service",
+			func(tx *registry.Tx, ws memdb.WatchSet) { tx.Service(ws, "web") },
+			func(t *testing.T, tx *registry.Tx) { tx.RegisterInstance(inst("db", "db-2", "postgres")) }, false},
 		{"nothing fires on an aborted write",
 			func(tx *registry.Tx, ws memdb.WatchSet) { tx.ConfigGet(ws, "k") },
 			nil, false},
@@ -721,7 +733,7 @@ func TestStore_DumpLoadRoundTrip(t *testing.T) {
 	tx := s.ReadTxn()
 	d1 := tx.Dump()
 	tx.Abort()
-	if len(d1.Services) != 2 || len(d1.Instances) != 3 || len(d1.Config) != 1 || len(d1.Routes) != 1 || d1.Cluster == nil || len(d1.Indexes) != 3 {
+	if len(d1.Services) != 2 || len(d1.Instances) != 3 || len(d1.Config) != 1 || len(d1.Routes) != 1 || d1.Cluster == nil || len(d1.Indexes) != 5 { // config, routes, services, type:http, type:postgres
 		t.Fatalf("dump = %+v", d1)
 	}
 
@@ -848,5 +860,136 @@ func TestStore_BatchSetIndex(t *testing.T) {
 	}
 	if r.TableIndex(nil, "services") != 12 || r.TableIndex(nil, "config") != 11 || r.TableIndex(nil, "routes") != 0 {
 		t.Errorf("table indexes = %d %d %d", r.TableIndex(nil, "services"), r.TableIndex(nil, "config"), r.TableIndex(nil, "routes"))
+	}
+}
+
+// TestStore_Paging: the Each* walks start after their cursor, keep the
+// list order and stop when told.
+func TestStore_Paging(t *testing.T) {
+	t.Parallel()
+	s := registry.NewStore()
+	for i, in := range []registry.Instance{
+		inst("web", "w1", "http"), inst("web", "w2", "http"), inst("web-x", "x1", "http"),
+		inst("api", "a1", "http"), inst("db", "d1", "postgres"), inst("web", "w3", "http"),
+	} {
+		if in.ID == "w2" || in.ID == "d1" {
+			in.Node = "n2"
+		}
+		mustRegister(t, s, uint64(i+1), in)
+	}
+	write(t, s, 7, func(tx *registry.Tx) {
+		tx.SetStatus("web", "w3", registry.StatusCritical, "")
+		tx.SetStatus("api", "a1", registry.StatusCritical, "")
+		tx.SetStatus("web", "w1", registry.StatusWarning, "")
+	})
+	tx := s.ReadTxn()
+	defer tx.Abort()
+	collect := func(limit int, walk func(fn func(*registry.Instance) bool)) []string {
+		var out []string
+		walk(func(in *registry.Instance) bool {
+			out = append(out, in.Service+"/"+in.ID)
+			return len(out) < limit
+		})
+		return out
+	}
+	services := func(after string, limit int) []string {
+		var out []string
+		tx.EachService(after, func(svc *registry.Service) bool {
+			out = append(out, svc.Name)
+			return len(out) < limit
+		})
+		return out
+	}
+	tests := []struct {
+		name string
+		got  []string
+		want []string
+	}{
+		{"services", services("", 10), []string{"api", "db", "web", "web-x"}},
+		{"services after db", services("db", 10), []string{"web", "web-x"}},
+		{"services after web, limit 1", services("web", 1), []string{"web-x"}},
+		{"services after a missing name", services("c", 10), []string{"db", "web", "web-x"}},
+		{"instances of web", collect(10, func(fn func(*registry.Instance) bool) { tx.EachServiceInstance("web", "", fn) }),
+			[]string{"web/w1", "web/w2", "web/w3"}},
+		{"instances of web after w1", collect(10, func(fn func(*registry.Instance) bool) { tx.EachServiceInstance("web", "w1", fn) }),
+			[]string{"web/w2", "web/w3"}},
+		{"instances of web after w3", collect(10, func(fn func(*registry.Instance) bool) { tx.EachServiceInstance("web", "w3", fn) }), nil},
+		{"http", collect(10, func(fn func(*registry.Instance) bool) { tx.EachInstanceOfType("http", "", "", fn) }),
+			[]string{"api/a1", "web/w1", "web/w2", "web/w3", "web-x/x1"}},
+		{"http after web/w2, limit 2", collect(2, func(fn func(*registry.Instance) bool) { tx.EachInstanceOfType("http", "web", "w2", fn) }),
+			[]string{"web/w3", "web-x/x1"}},
+		{"http after web/w3", collect(10, func(fn func(*registry.Instance) bool) { tx.EachInstanceOfType("http", "web", "w3", fn) }),
+			[]string{"web-x/x1"}},
+		{"http after a missing service", collect(10, func(fn func(*registry.Instance) bool) { tx.EachInstanceOfType("http", "b", "zz", fn) }),
+			[]string{"web/w1", "web/w2", "web/w3", "web-x/x1"}},
+		{"postgres", collect(10, func(fn func(*registry.Instance) bool) { tx.EachInstanceOfType("postgres", "", "", fn) }), []string{"db/d1"}},
+		{"unknown type", collect(10, func(fn func(*registry.Instance) bool) { tx.EachInstanceOfType("grpc", "", "", fn) }), nil},
+		{"node n2", collect(10, func(fn func(*registry.Instance) bool) { tx.EachInstanceOfNode("n2", fn) }), []string{"db/d1", "web/w2"}},
+		{"critical", collect(10, func(fn func(*registry.Instance) bool) { tx.EachCriticalInstance(fn) }), []string{"api/a1", "web/w3"}},
+	}
+	for _, tc := range tests {
+		if !reflect.DeepEqual(tc.got, tc.want) {
+			t.Errorf("%s: %q, want %q", tc.name, tc.got, tc.want)
+		}
+	}
+}
+
+// TestStore_PagingConfigAndRoutes: config by prefix and routes from a
+// cursor, in key order, stopping when told.
+func TestStore_PagingConfigAndRoutes(t *testing.T) {
+	t.Parallel()
+	s := registry.NewStore()
+	write(t, s, 1, func(tx *registry.Tx) {
+		var ws []registry.ConfigWrite
+		for _, k := range []string{"a", "app", "app/x", "app/y", "app/z", "app2/x", "b"} {
+			ws = append(ws, registry.ConfigWrite{Key: k, Value: []byte(`1`)})
+		}
+		if _, _, e := tx.ConfigSet(ws); e != nil {
+			t.Fatal(e)
+		}
+		for _, id := range []string{"r1", "r2", "r3"} {
+			if _, _, _, e := tx.UpsertRoute(registry.Route{ID: id, Service: "web"}, false); e != nil {
+				t.Fatal(e)
+			}
+		}
+	})
+	tx := s.ReadTxn()
+	defer tx.Abort()
+	keys := func(prefix, after string, limit int) []string {
+		var out []string
+		tx.EachConfig(prefix, after, func(e *registry.ConfigEntry) bool {
+			out = append(out, e.Key)
+			return len(out) < limit
+		})
+		return out
+	}
+	routes := func(after string) []string {
+		var out []string
+		tx.EachRoute(after, func(r *registry.Route) bool {
+			out = append(out, r.ID)
+			return true
+		})
+		return out
+	}
+	tests := []struct {
+		name      string
+		got, want []string
+	}{
+		{"all", keys("", "", 10), []string{"a", "app", "app/x", "app/y", "app/z", "app2/x", "b"}},
+		{"prefix app/", keys("app/", "", 10), []string{"app/x", "app/y", "app/z"}},
+		{"prefix app", keys("app", "", 10), []string{"app", "app/x", "app/y", "app/z", "app2/x"}},
+		{"prefix app/ after app/x", keys("app/", "app/x", 10), []string{"app/y", "app/z"}},
+		{"prefix app/ after app/z", keys("app/", "app/z", 10), nil},
+		{"prefix app/ after a (before the prefix)", keys("app/", "a", 10), []string{"app/x", "app/y", "app/z"}},
+		{"prefix app/, limit 2", keys("app/", "", 2), []string{"app/x", "app/y"}},
+		{"no match", keys("c", "", 10), nil},
+		{"routes", routes(""), []string{"r1", "r2", "r3"}},
+		{"routes after r1", routes("r1"), []string{"r2", "r3"}},
+		{"routes after r3", routes("r3"), nil},
+	}
+	for _, tc := range tests {
+		if !reflect.DeepEqual(tc.got, tc.want) {
+			t.Errorf("%s: %q, want %q", tc.name, tc.got, tc.want)
+		}
 	}
 }

@@ -109,17 +109,8 @@ type KillRound struct {
 }
 
 func runLocks(ctx context.Context, args []string) int {
-	cfg, err := parseLocksFlags(args)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "nexus-bench locks: %v\n%s", err, usage)
-		return 2
-	}
-	rep, err := benchLocks(ctx, cfg)
-	md := ""
-	if rep != nil {
-		md = locksMarkdown(*rep)
-	}
-	return report("locks", md, rep, cfg.out, err)
+	return run(ctx, "locks", args, parseLocksFlags, func(c locksConfig) string { return c.out }, benchLocks,
+		func(r *LocksReport) string { return locksMarkdown(*r) })
 }
 
 // lockBench is the cluster and a client per node.

@@ -1,4 +1,6 @@
-// Command nexus-bench is the load generator behind `make bench-raft`.
+// Command nexus-bench is the load generator behind `make bench-raft` and
+// `make bench-scale` (scale.go: a catalog of 100,000 instances, 1,000,000
+// config keys and 10,000 routes on a 3-node cluster).
 //
 //	nexus-bench raft --nexus PATH [--duration 10s] [--clients 1,16,64]
 //	                 [--failover-rounds 5] [--out FILE]
@@ -12,7 +14,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/signal"
@@ -33,6 +34,11 @@ const usage = `usage: nexus-bench raft --nexus PATH [--duration 10s] [--clients 
                         [--only A/udp,A/udp-edns,SRV/udp,A/tcp] [--port-base 29800] [--dir DIR]
        nexus-bench locks --nexus PATH [--duration 10s] [--contenders 2,4,8,16]
                         [--kill-rounds 3] [--lock-delay 15s] [--port-base 27300] [--out FILE]
+       nexus-bench scale --nexus PATH [--instances 100000] [--clients 64] [--config-keys 1000000]
+                        [--routes 10000] [--route-clients 16] [--watchers 10000] [--watch-writes 1000]
+                        [--watch-duration 10s] [--gateway-conns 64] [--gateway-duration 5s] [--gateway-rounds 3]
+                        [--propagations 20] [--only register,watch,routes,config,lists,snapshot,restart,catchup]
+                        [--out FILE] [--dir DIR] [--raft-port 28700] [--http-port 28900] [--verbose]
 `
 
 func main() {
@@ -53,30 +59,12 @@ func main() {
 		os.Exit(runDNS(ctx, os.Args[2:]))
 	case "locks":
 		os.Exit(runLocks(ctx, os.Args[2:]))
+	case "scale":
+		os.Exit(runScale(ctx, os.Args[2:]))
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 	default:
 		fmt.Fprintf(os.Stderr, "nexus-bench: unknown command %q\n%s", os.Args[1], usage)
 		os.Exit(2)
 	}
-}
-
-// report prints a subcommand's markdown, writes rep as JSON to out when
-// set, and turns the run's error into the exit code.
-func report(name, markdown string, rep any, out string, runErr error) int {
-	if markdown != "" {
-		fmt.Print(markdown)
-		if out != "" {
-			b, _ := json.MarshalIndent(rep, "", "  ")
-			if err := os.WriteFile(out, append(b, '\n'), 0o644); err != nil {
-				fmt.Fprintf(os.Stderr, "nexus-bench: write %s: %v\n", out, err)
-				return 1
-			}
-		}
-	}
-	if runErr != nil {
-		fmt.Fprintf(os.Stderr, "nexus-bench %s: %v\n", name, runErr)
-		return 1
-	}
-	return 0
 }

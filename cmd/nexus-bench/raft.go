@@ -26,14 +26,7 @@ type raftConfig struct {
 	readClients    int
 	failoverRounds int
 	out            string
-	dir            string
-	baseIP         string
-	raftPort       int
-	gossipPort     int
-	httpPort       int
-	gatewayPort    int
-	verbose        bool
-	agentArgs      []string
+	clusterFlags
 }
 
 // stringList is a repeatable string flag.
@@ -52,22 +45,9 @@ func parseRaftFlags(args []string) (raftConfig, error) {
 	fs.IntVar(&cfg.readClients, "read-clients", 64, "clients for the read phases")
 	fs.IntVar(&cfg.failoverRounds, "failover-rounds", 5, "leader kills to measure (0 = skip)")
 	fs.StringVar(&cfg.out, "out", "", "also write the results as JSON to this file")
-	fs.StringVar(&cfg.dir, "dir", "", "directory for data dirs and logs (default: a temporary one, removed at the end)")
-	fs.StringVar(&cfg.baseIP, "base-ip", "127.0.0.", "node IP prefix; nodes are .11, .12, .13")
-	fs.IntVar(&cfg.raftPort, "raft-port", 28300, "Raft port of every node")
-	fs.IntVar(&cfg.gossipPort, "gossip-port", 28301, "gossip port of every node")
-	fs.IntVar(&cfg.httpPort, "http-port", 28500, "admin API port of every node")
-	fs.IntVar(&cfg.gatewayPort, "gateway-port", 28080, "gateway port of every node")
-	fs.BoolVar(&cfg.verbose, "verbose", false, "log cluster events to stderr")
-	fs.Var((*stringList)(&cfg.agentArgs), "agent-arg", "extra argument for every nexus agent (repeatable), e.g. --agent-arg=--raft-heartbeat-timeout=300ms")
-	if err := fs.Parse(args); err != nil {
+	cfg.clusterFlags.register(fs, 28300)
+	if err := parseFlags(fs, args, &cfg.nexus); err != nil {
 		return cfg, err
-	}
-	if fs.NArg() > 0 {
-		return cfg, fmt.Errorf("unexpected arguments %v", fs.Args())
-	}
-	if cfg.nexus == "" {
-		return cfg, errors.New("--nexus PATH is required")
 	}
 	if cfg.duration <= 0 {
 		return cfg, errors.New("--duration must be positive")
@@ -87,17 +67,7 @@ func progress(format string, args ...any) {
 }
 
 func runRaft(ctx context.Context, args []string) int {
-	cfg, err := parseRaftFlags(args)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "nexus-bench raft: %v\n%s", err, usage)
-		return 2
-	}
-	rep, err := benchRaft(ctx, cfg)
-	md := ""
-	if rep != nil {
-		md = formatMarkdown(*rep)
-	}
-	return report("raft", md, rep, cfg.out, err)
+	return run(ctx, "raft", args, parseRaftFlags, func(c raftConfig) string { return c.out }, benchRaft, func(r *Report) string { return formatMarkdown(*r) })
 }
 
 // bench holds the cluster and one HTTP client per node.
@@ -115,28 +85,13 @@ func benchRaft(ctx context.Context, cfg raftConfig) (rep *Report, err error) {
 	for _, n := range cfg.clients {
 		maxClients = max(maxClients, n)
 	}
-	opts := proccluster.Options{
-		ExtraArgs: cfg.agentArgs,
-		Binary:    cfg.nexus, Nodes: 3, BaseIP: cfg.baseIP, Dir: cfg.dir,
-		RaftPort: cfg.raftPort, GossipPort: cfg.gossipPort, HTTPPort: cfg.httpPort, GatewayPort: cfg.gatewayPort,
-		StartTimeout: 60 * time.Second,
-	}
-	if cfg.verbose {
-		opts.Logf = func(f string, a ...any) { progress(f, a...) }
-	}
-	progress("starting 3 nodes (%s) ports raft %d http %d", cfg.nexus, cfg.raftPort, cfg.httpPort)
-	c, err := proccluster.Start(ctx, opts)
+	opts := cfg.options(cfg.nexus)
+	c, err := startCluster(ctx, opts, cfg.verbose)
 	if err != nil {
 		return nil, err
 	}
 	defer c.Close()
-	defer func() {
-		if err != nil {
-			for i := 0; i < c.N(); i++ {
-				fmt.Fprintf(os.Stderr, "===== last log lines of %s =====\n%s\n", c.Node(i).Name, proccluster.Tail(c.Logs(i), 8<<10))
-			}
-		}
-	}()
+	defer dumpLogsOnError(c, &err)
 
 	b := &bench{cfg: cfg, c: c, fast: &fasthttp.Client{MaxConnsPerHost: 1024, ReadTimeout: 15 * time.Second, WriteTimeout: 5 * time.Second, NoDefaultUserAgentHeader: true, RetryIf: func(*fasthttp.Request) bool { return false }}}
 	for i := 0; i < c.N(); i++ {

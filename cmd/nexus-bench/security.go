@@ -142,11 +142,11 @@ func runSecurity(ctx context.Context, args []string) int {
 		return 0
 	}
 	rep, err := benchSecurity(ctx, cfg)
-	md := ""
+	var out any
 	if rep != nil {
-		md = securityMarkdown(*rep)
+		out = rep
 	}
-	return report("security", md, rep, cfg.out, err)
+	return finish("security", out, func() string { return securityMarkdown(*rep) }, cfg.out, err)
 }
 
 // SecPhase is one admin write phase of one configuration in one round.

@@ -68,7 +68,34 @@ type item[T any] struct {
 // Build compiles entries into a Table. Entries are copied; their slices may
 // be reused by the caller afterwards.
 func Build[T any](entries []Entry[T]) *Table[T] {
-	t := &Table[T]{exactHosts: map[string]*group[T]{}}
+	// Size every map first: growing them dominated the cost of a build
+	// with thousands of routes.
+	type sizes struct{ exact, prefix int }
+	count := map[string]*sizes{}
+	for i := range entries {
+		e := &entries[i]
+		hosts := e.Hosts
+		if len(hosts) == 0 {
+			hosts = anyHostKey
+		}
+		for _, h := range hosts {
+			c := count[strings.ToLower(h)]
+			if c == nil {
+				c = &sizes{}
+				count[strings.ToLower(h)] = c
+			}
+			if e.Exact {
+				c.exact += len(e.Paths)
+			} else {
+				c.prefix += len(e.Paths)
+			}
+		}
+	}
+	sized := func(h string) *group[T] {
+		c := count[h]
+		return &group[T]{exact: make(map[string][]*item[T], c.exact), prefixes: make(map[string][]*item[T], c.prefix)}
+	}
+	t := &Table[T]{exactHosts: make(map[string]*group[T], len(count))}
 	wild := map[string]*group[T]{}
 	for i := range entries {
 		e := &entries[i]
@@ -77,7 +104,7 @@ func Build[T any](entries []Entry[T]) *Table[T] {
 			it := &item[T]{id: e.ID, path: p, exact: e.Exact, methods: methods, priority: e.Priority, value: e.Value}
 			if len(e.Hosts) == 0 {
 				if t.anyHost == nil {
-					t.anyHost = newGroup[T]()
+					t.anyHost = sized(anyHostKey[0])
 				}
 				t.anyHost.add(it)
 				continue
@@ -90,7 +117,7 @@ func Build[T any](entries []Entry[T]) *Table[T] {
 				if suffix, ok := strings.CutPrefix(h, "*"); ok {
 					g := wild[suffix]
 					if g == nil {
-						g = newGroup[T]()
+						g = sized(h)
 						wild[suffix] = g
 					}
 					g.add(it)
@@ -98,7 +125,7 @@ func Build[T any](entries []Entry[T]) *Table[T] {
 				}
 				g := t.exactHosts[h]
 				if g == nil {
-					g = newGroup[T]()
+					g = sized(h)
 					t.exactHosts[h] = g
 				}
 				g.add(it)
@@ -128,12 +155,12 @@ func Build[T any](entries []Entry[T]) *Table[T] {
 	return t
 }
 
+// anyHostKey stands for "no host" when sizing the groups (not a valid
+// host name, so it never meets a real one).
+var anyHostKey = []string{" any"}
+
 // Len returns the number of routes in the table.
 func (t *Table[T]) Len() int { return t.size }
-
-func newGroup[T any]() *group[T] {
-	return &group[T]{exact: map[string][]*item[T]{}, prefixes: map[string][]*item[T]{}}
-}
 
 func (g *group[T]) add(it *item[T]) {
 	if it.exact {
@@ -158,11 +185,15 @@ func less[T any](a, b *item[T]) bool {
 
 func (g *group[T]) finish() {
 	for _, its := range g.exact {
-		sort.SliceStable(its, func(i, j int) bool { return less(its[i], its[j]) })
+		if len(its) > 1 {
+			sort.SliceStable(its, func(i, j int) bool { return less(its[i], its[j]) })
+		}
 	}
 	seen := map[int]bool{}
 	for p, its := range g.prefixes {
-		sort.SliceStable(its, func(i, j int) bool { return less(its[i], its[j]) })
+		if len(its) > 1 {
+			sort.SliceStable(its, func(i, j int) bool { return less(its[i], its[j]) })
+		}
 		if !seen[len(p)] {
 			seen[len(p)] = true
 			g.prefixLens = append(g.prefixLens, len(p))

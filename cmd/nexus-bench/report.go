@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/nexus/nexus/internal/proccluster"
+)
+
+// finish prints a subcommand's markdown, writes its report as JSON to out
+// (when set) and returns the exit code: 1 when the run or the write
+// failed.
+func finish(cmd string, rep any, markdown func() string, out string, err error) int {
+	if rep != nil {
+		fmt.Print(markdown())
+		if out != "" {
+			b, _ := json.MarshalIndent(rep, "", "  ")
+			if werr := os.WriteFile(out, append(b, '\n'), 0o644); werr != nil {
+				fmt.Fprintf(os.Stderr, "nexus-bench: write %s: %v\n", out, werr)
+				return 1
+			}
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "nexus-bench %s: %v\n", cmd, err)
+		return 1
+	}
+	return 0
+}
+
+// run is a subcommand: parse its flags (2 on an error), run the benchmark,
+// then finish.
+func run[C, R any](ctx context.Context, name string, args []string, parse func([]string) (C, error), out func(C) string,
+	bench func(context.Context, C) (*R, error), markdown func(*R) string) int {
+	cfg, err := parse(args)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "nexus-bench %s: %v\n%s", name, err, usage)
+		return 2
+	}
+	rep, err := bench(ctx, cfg)
+	var v any
+	if rep != nil {
+		v = rep
+	}
+	return finish(name, v, func() string { return markdown(rep) }, out(cfg), err)
+}
+
+// startCluster starts a benchmark cluster, logging its events to stderr
+// when verbose.
+func startCluster(ctx context.Context, opts proccluster.Options, verbose bool) (*proccluster.Cluster, error) {
+	if verbose {
+		opts.Logf = func(f string, a ...any) { progress(f, a...) }
+	}
+	progress("starting %d nodes (%s) ports raft %d http %d", max(opts.Nodes, 3), opts.Binary, opts.RaftPort, opts.HTTPPort)
+	return proccluster.Start(ctx, opts)
+}
+
+// dumpLogsOnError prints the end of every node's log when *err is set (for
+// a deferred call).
+func dumpLogsOnError(c *proccluster.Cluster, err *error) {
+	if *err == nil {
+		return
+	}
+	for i := 0; i < c.N(); i++ {
+		fmt.Fprintf(os.Stderr, "===== last log lines of %s =====\n%s\n", c.Node(i).Name, proccluster.Tail(c.Logs(i), 8<<10))
+	}
+}
+
+// clusterFlags are the flags of the benchmarks that start their own
+// cluster: where it lives and which addresses it takes.
+type clusterFlags struct {
+	dir         string
+	baseIP      string
+	raftPort    int
+	gossipPort  int
+	httpPort    int
+	gatewayPort int
+	verbose     bool
+	agentArgs   []string
+}
+
+// register adds the flags to fs with ports from base (raft base, gossip
+// base+1, gateway base-220, admin API base+200).
+func (c *clusterFlags) register(fs *flag.FlagSet, base int) {
+	fs.StringVar(&c.dir, "dir", "", "directory for data dirs and logs (default: a temporary one, removed at the end)")
+	fs.StringVar(&c.baseIP, "base-ip", "127.0.0.", "node IP prefix; nodes are .11, .12, .13")
+	fs.IntVar(&c.raftPort, "raft-port", base, "Raft port of every node")
+	fs.IntVar(&c.gossipPort, "gossip-port", base+1, "gossip port of every node")
+	fs.IntVar(&c.httpPort, "http-port", base+200, "admin API port of every node")
+	fs.IntVar(&c.gatewayPort, "gateway-port", base-220, "gateway port of every node")
+	fs.BoolVar(&c.verbose, "verbose", false, "log cluster events to stderr")
+	fs.Var((*stringList)(&c.agentArgs), "agent-arg", "extra argument for every nexus agent (repeatable), e.g. --agent-arg=--raft-heartbeat-timeout=300ms")
+}
+
+// options are the proccluster options of a 3-node cluster of binary.
+func (c *clusterFlags) options(binary string) proccluster.Options {
+	return proccluster.Options{
+		ExtraArgs: c.agentArgs, Binary: binary, Nodes: 3, BaseIP: c.baseIP, Dir: c.dir,
+		RaftPort: c.raftPort, GossipPort: c.gossipPort, HTTPPort: c.httpPort, GatewayPort: c.gatewayPort,
+		StartTimeout: 60 * time.Second,
+	}
+}
+
+// parseFlags parses args into fs and checks what every cluster benchmark
+// needs: no stray arguments, and --nexus.
+func parseFlags(fs *flag.FlagSet, args []string, nexus *string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %v", fs.Args())
+	}
+	if *nexus == "" {
+		return errors.New("--nexus PATH is required")
+	}
+	return nil
+}

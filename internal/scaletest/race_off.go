@@ -1,0 +1,6 @@
+//go:build !race
+
+package scaletest
+
+// Race is true in -race builds.
+const Race = false
