@@ -63,6 +63,7 @@ func commands() []command {
 		{"leave", "", "make the node leave the cluster for good", leave},
 		{"snapshot save", "FILE", "save a snapshot of the cluster state (- = stdout)", snapshotSave},
 		{"snapshot restore", "FILE", "restore a snapshot (- = stdin)", snapshotRestore},
+		{"snapshot inspect", "FILE", "show index, term, size and object counts of a snapshot file (offline; - = stdin)", snapshotInspect},
 		{"audit list", "", "list audit events, newest first", auditList},
 		{"acl bootstrap", "", "create the first management token", aclBootstrap},
 		{"acl login", "", "exchange the --token for a short-lived JWT", aclLogin},
