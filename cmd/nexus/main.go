@@ -27,6 +27,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runAgent(args[1:], stdout, stderr)
 	case "migrate":
 		return runMigrate(args[1:], stdout, stderr, os.Getenv)
+	case "recover":
+		return runRecover(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "nexus", version)
 		return 0
@@ -42,6 +44,7 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "")
 	fmt.Fprintln(w, "  agent      run a Nexus node (nexus agent --help for its flags)")
 	fmt.Fprintln(w, "  migrate    status|up: the PostgreSQL audit archive schema (--postgres-url)")
+	fmt.Fprintln(w, "  recover    --data-dir DIR [--voter NODE=HOST:RAFTPORT ...]: offline quorum-loss recovery")
 	fmt.Fprintln(w, "  version    print the version")
 	cli.Usage(w)
 }

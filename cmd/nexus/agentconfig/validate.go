@@ -318,3 +318,7 @@ Flags:
 	}
 	return b.String()
 }
+
+// ValidNodeName reports whether s is a valid node name (the node setting's
+// rule), for commands that name nodes (nexus recover --voter).
+func ValidNodeName(s string) bool { return validNodeName(s) }
