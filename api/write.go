@@ -33,7 +33,7 @@ func rejectReason(code string) string {
 		return "cas"
 	case registry.CodeNotFound, registry.CodeTypeConflict, registry.CodeConflict,
 		CodeNoLeader, CodeOutcomeUnknown, CodeBodyTooLarge, CodeForbidden, registry.CodeAuditBacklogFull,
-		CodeUnauthenticated, CodePermissionDenied, registry.CodeACLBootstrapped:
+		CodeUnauthenticated, CodePermissionDenied, registry.CodeACLBootstrapped, command.CodeFeatureUnavailable:
 		return code
 	}
 	return "internal"
@@ -73,6 +73,9 @@ func (s *Server) apply(ctx *fasthttp.RequestCtx, rc *reqCtx, t command.Type, msg
 // writeErr maps a failed Apply to its answer.
 func (s *Server) writeErr(rc *reqCtx, t command.Type, err error) *apiError {
 	switch {
+	case errors.Is(err, command.ErrFeatureUnavailable):
+		// Not dispatched: a rolling upgrade is not finished (docs/operations.md).
+		return &apiError{status: fasthttp.StatusConflict, code: command.CodeFeatureUnavailable, message: err.Error()}
 	case errors.Is(err, command.ErrNoLeader):
 		return errNoLeader("no leader: the write was not applied; retry")
 	case errors.Is(err, command.ErrOutcomeUnknown), errors.Is(err, command.ErrNotApplied),

@@ -30,6 +30,9 @@ type nodeMeta struct {
 	// memberlist does not tell its event delegate whether a node left or
 	// failed.
 	Leaving bool `json:"leaving,omitempty"`
+	// Commands are the command types this build decodes
+	// (command.TypeSet, "1-19,129"): the feature gate (features.go).
+	Commands string `json:"cmds,omitempty"`
 }
 
 // Member statuses. Gossip (memberlist's event delegate) knows alive,
@@ -77,6 +80,7 @@ func (n *Node) startGossip() error {
 	g.meta = nodeMeta{
 		Role: "server", RaftAddr: n.raftAddr(), HTTPAddr: n.cfg.HTTPAddr, Gateway: n.cfg.GatewayAddr,
 		Version: n.cfg.Version, ClusterID: n.cfg.DataDir.ClusterID(), HasState: n.hasState(), Expect: n.cfg.BootstrapExpect,
+		Commands: n.feat.known.String(),
 	}
 	n.gossip = g
 

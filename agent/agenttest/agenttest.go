@@ -107,7 +107,7 @@ type Node struct {
 
 // Config returns the settings of n: loopback, its ports and data dir, the
 // Raft timings of the binary's defaults, a 5 s apply timeout, warnings
-// only. Settings come through agentconfig.Load, so defaults and
+// only, DNS off. Settings come through agentconfig.Load, so defaults and
 // validation are the binary's.
 func Config(t testing.TB, n Node) *agentconfig.Config {
 	t.Helper()
@@ -119,6 +119,7 @@ func Config(t testing.TB, n Node) *agentconfig.Config {
 		"--raft-port", strconv.Itoa(n.Ports.Raft), "--gossip-port", strconv.Itoa(n.Ports.Gossip),
 		"--http-addr", n.Ports.HTTPAddr(), "--gateway-addr", "127.0.0.1:" + strconv.Itoa(n.Ports.Gateway),
 		"--bootstrap-expect", strconv.Itoa(n.Expect), "--apply-timeout", "5s", "--log-level", "warn",
+		"--dns-addr", "off", // nodes of one test would compete for the default 8600
 	}
 	for _, j := range n.Join {
 		args = append(args, "--join", j)
