@@ -571,6 +571,8 @@ func TestWriteOutcomes(t *testing.T) {
 		{"not applied", command.ErrNotApplied, 504, "outcome_unknown", false},
 		{"deadline", context.DeadlineExceeded, 504, "outcome_unknown", false},
 		{"other", errors.New("disk on fire"), 500, "internal", false},
+		{"feature unavailable", &command.FeatureError{Feature: "f", Type: command.TypeConfigSet, Missing: []string{"n2 (version 1)"}},
+			409, "feature_unavailable", false},
 	}
 	writes := []struct{ method, path, body string }{
 		{"POST", "/services/register", `{"name":"web","type":"http","address":"127.0.0.1","port":80}`},

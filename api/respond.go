@@ -117,7 +117,7 @@ func statusOfCode(code string) int {
 	switch code {
 	case registry.CodeNotFound:
 		return fasthttp.StatusNotFound
-	case registry.CodeCASConflict, registry.CodeTypeConflict, registry.CodeConflict, registry.CodeTxnConflict,
+	case registry.CodeCASConflict, registry.CodeTypeConflict, registry.CodeConflict, registry.CodeTxnConflict, command.CodeFeatureUnavailable,
 		command.CodeMemberAlive, command.CodeKeyringOff:
 		return fasthttp.StatusConflict
 	case registry.CodeInvalid, CodeInvalidJSON, command.CodeInvalidSnapshot:

@@ -32,7 +32,8 @@ func rejectReason(code string) string {
 		return "cas"
 	case registry.CodeNotFound, registry.CodeTypeConflict, registry.CodeConflict,
 		CodeNoLeader, CodeOutcomeUnknown, CodeBodyTooLarge, CodeForbidden, registry.CodeAuditBacklogFull,
-		CodeUnauthenticated, CodePermissionDenied, registry.CodeACLBootstrapped, registry.CodeTxnConflict:
+		CodeUnauthenticated, CodePermissionDenied, registry.CodeACLBootstrapped, registry.CodeTxnConflict,
+		command.CodeFeatureUnavailable:
 		return code
 	}
 	return "internal"

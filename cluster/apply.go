@@ -34,6 +34,9 @@ const leaderWait = 3 * time.Second
 // on the leader directly, on a follower through the leader. It never retries
 // a write once dispatched.
 func (n *Node) Apply(ctx context.Context, cmd []byte) (*command.Result, error) {
+	if err := n.checkFeature(cmd); err != nil {
+		return nil, err
+	}
 	start := time.Now()
 	res, err := n.apply(ctx, cmd)
 	n.m.observeApply(start, err)

@@ -32,6 +32,9 @@ type nodeMeta struct {
 	// memberlist does not tell its event delegate whether a node left or
 	// failed.
 	Leaving bool `json:"leaving,omitempty"`
+	// Commands are the command types this build decodes
+	// (command.TypeSet, "1-19,129"): the feature gate (features.go).
+	Commands string `json:"cmds,omitempty"`
 }
 
 // Member statuses (package member). Gossip (memberlist's event delegate)
@@ -79,6 +82,7 @@ func (n *Node) startGossip() error {
 	g.meta = nodeMeta{
 		Role: "server", RaftAddr: n.raftAddr(), HTTPAddr: n.cfg.HTTPAddr, Gateway: n.cfg.GatewayAddr,
 		Version: n.cfg.Version, ClusterID: n.cfg.DataDir.ClusterID(), HasState: n.hasState(), Expect: n.cfg.BootstrapExpect,
+		Commands: n.feat.known.String(),
 	}
 	n.gossip = g
 

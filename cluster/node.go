@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nexus/nexus/cluster/peerproto"
+	"github.com/nexus/nexus/fsm/command"
 	"github.com/nexus/nexus/storage"
 )
 
@@ -93,6 +94,12 @@ type Config struct {
 	// RaftTLS, when set, puts Raft on mutual TLS with the cluster CA
 	// (streamlayer.go); nil keeps plain TCP.
 	RaftTLS *RaftTLS
+	// Gates are the gated command types and their features (features.go;
+	// nil: command.Gates()).
+	Gates map[command.Type]string
+	// Commands are the command types this node gossips that it decodes
+	// (nil: command.KnownTypes(); tests set an older build's).
+	Commands *command.TypeSet
 }
 
 // Node is one member of the cluster.
@@ -109,6 +116,7 @@ type Node struct {
 	m        *metrics
 	exch     exchange
 	reads    *readRounds
+	feat     *featureGate
 
 	events  chan memberEvent
 	changes chan struct{} // coalesced membership/leadership changes for one consumer
@@ -153,6 +161,7 @@ func New(cfg Config) (*Node, error) {
 		n.peers, n.ownPeers = peerproto.NewClient(peerproto.Config{}), true
 	}
 	n.m = newMetrics(cfg.Registerer, n)
+	n.feat = newFeatureGate(n)
 	n.reads = &readRounds{fetch: n.readIndexRound, timeout: cfg.ApplyTimeout, staleAfter: readRoundStaleAfter,
 		onRound: n.m.readIndexRounds.Inc}
 	if err := n.startRaft(); err != nil {

@@ -37,6 +37,7 @@ type FSM struct {
 	onApply func(command.Type, *command.Result)
 
 	applied atomic.Uint64
+	term    atomic.Uint64 // Raft term of the last applied entry (snapshot header)
 	mu      sync.Mutex
 	advance chan struct{} // closed and replaced whenever applied moves
 }
@@ -114,6 +115,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 		}
 	}
 	tx.Commit()
+	f.term.Store(logs[len(logs)-1].Term)
 	f.setApplied(logs[len(logs)-1].Index)
 	if st.dropped > 0 {
 		f.logger.Warn("audit backlog full: dropped the oldest unarchived records (on_full drop_oldest)",
@@ -387,17 +389,21 @@ const snapshotMagic = "NEXUS-SNAPSHOT-1\n"
 
 type snapshotHeader struct {
 	LastIndex uint64 `msgpack:"last_index"`
+	// Term is the Raft term of the entry at LastIndex (0 in snapshots of
+	// builds before it was recorded; older builds ignore the field).
+	Term uint64 `msgpack:"term,omitempty"`
 }
 
 // Snapshot captures an MVCC view; Persist encodes it off the apply path.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
-	return &snapshot{tx: f.store.ReadTxn(), codec: f.codec, index: f.applied.Load()}, nil
+	return &snapshot{tx: f.store.ReadTxn(), codec: f.codec, index: f.applied.Load(), term: f.term.Load()}, nil
 }
 
 type snapshot struct {
 	tx    *registry.Tx
 	codec *command.Codec
 	index uint64
+	term  uint64
 }
 
 func (s *snapshot) Persist(sink raft.SnapshotSink) error {
@@ -414,7 +420,7 @@ func (s *snapshot) write(w io.Writer) error {
 	if _, err := bw.WriteString(snapshotMagic); err != nil {
 		return err
 	}
-	if err := s.codec.EncodeValue(bw, snapshotHeader{LastIndex: s.index}); err != nil {
+	if err := s.codec.EncodeValue(bw, snapshotHeader{LastIndex: s.index, Term: s.term}); err != nil {
 		return err
 	}
 	if err := s.codec.EncodeValue(bw, s.tx.Dump()); err != nil {
@@ -428,7 +434,7 @@ func (s *snapshot) Release() { s.tx.Abort() }
 // WriteSnapshot writes the current state as snapshot bytes (for tests and
 // for the snapshot API).
 func (f *FSM) WriteSnapshot(w io.Writer) error {
-	s := &snapshot{tx: f.store.ReadTxn(), codec: f.codec, index: f.applied.Load()}
+	s := &snapshot{tx: f.store.ReadTxn(), codec: f.codec, index: f.applied.Load(), term: f.term.Load()}
 	defer s.Release()
 	return s.write(w)
 }
@@ -452,6 +458,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if err := f.store.Restore(func(tx *registry.Tx) error { return tx.Load(&dump) }); err != nil {
 		return fmt.Errorf("fsm: restore: %w", err)
 	}
+	f.term.Store(hdr.Term)
 	f.setApplied(hdr.LastIndex)
 	f.logger.Info("restored snapshot", "last_index", hdr.LastIndex, "services", len(dump.Services), "instances", len(dump.Instances), "config", len(dump.Config), "routes", len(dump.Routes), "sessions", len(dump.Sessions))
 	return nil

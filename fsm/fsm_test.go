@@ -418,7 +418,8 @@ func TestFSM_RestoreRefusesGarbage(t *testing.T) {
 	var hb bytes.Buffer
 	if err := command.NewCodec().EncodeValue(&hb, struct {
 		LastIndex uint64 `msgpack:"last_index"`
-	}{good.AppliedIndex()}); err != nil {
+		Term      uint64 `msgpack:"term,omitempty"`
+	}{good.AppliedIndex(), 1}); err != nil {
 		t.Fatal(err)
 	}
 	hdrLen := hb.Len()

@@ -54,7 +54,7 @@ func Open(dir, node string, logOutput io.Writer) (*DataDir, error) {
 	}
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		lock.Close()
-		return nil, fmt.Errorf("data dir %s is in use by another nexus agent", dir)
+		return nil, fmt.Errorf("%w: %s", ErrInUse, dir)
 	}
 	d := &DataDir{path: dir, lock: lock}
 	if err := d.checkNode(node); err != nil {

@@ -107,7 +107,7 @@ type Node struct {
 
 // Config returns the settings of n: loopback, its ports and data dir, the
 // Raft timings of the binary's defaults, a 5 s apply timeout, warnings
-// only. Settings come through agentconfig.Load, so defaults and
+// only, DNS off. Settings come through agentconfig.Load, so defaults and
 // validation are the binary's.
 func Config(t testing.TB, n Node) *agentconfig.Config {
 	t.Helper()

@@ -60,6 +60,10 @@ type Options struct {
 	NamePrefix string
 	// ExtraArgs are appended to every node's `nexus agent` arguments.
 	ExtraArgs []string
+	// Args, when set, rewrites the standard arguments of node i (for a
+	// binary whose flags differ, e.g. an earlier release); StandardArgs
+	// still returns the unrewritten ones.
+	Args func(i int, args []string) []string
 	// Env is appended to the processes' environment. NEXUS_* variables of the
 	// harness's own environment are removed so that runs are hermetic.
 	Env []string
@@ -115,9 +119,11 @@ type Cluster struct {
 }
 
 type node struct {
-	info NodeInfo // static fields; dynamic ones are filled by snapshot()
-	args []string // standard agent arguments
-	proc *proc    // current or last process; nil if never started
+	info   NodeInfo // static fields; dynamic ones are filled by snapshot()
+	args   []string // standard agent arguments
+	std    []string // the standard arguments before Options.Args
+	binary string   // "" = Options.Binary (SetBinary)
+	proc   *proc    // current or last process; nil if never started
 }
 
 type proc struct {
@@ -311,7 +317,11 @@ func (c *Cluster) newNode(i int) (*node, error) {
 	}
 	args = append(args, "--log-format", "json")
 	args = append(args, o.ExtraArgs...)
-	return &node{info: info, args: args}, nil
+	n := &node{info: info, args: args, std: args}
+	if o.Args != nil {
+		n.args = o.Args(i, append([]string(nil), args...))
+	}
+	return n, nil
 }
 
 // checkPortsFree fails early, with a clear message, when another process
@@ -377,6 +387,36 @@ func (c *Cluster) Options() Options { return c.opts }
 // binary).
 func (c *Cluster) Args(i int) []string {
 	return append([]string(nil), c.nodes[i].args...)
+}
+
+// StandardArgs returns a copy of the standard agent arguments of node i as
+// the harness builds them, before Options.Args rewrote them.
+func (c *Cluster) StandardArgs(i int) []string {
+	return append([]string(nil), c.nodes[i].std...)
+}
+
+// SetBinary makes every later start of node i run binary with args (nil:
+// StandardArgs(i)): the way to replace a node's version (a rolling
+// upgrade). The node must be down.
+func (c *Cluster) SetBinary(i int, binary string, args []string) error {
+	bin, err := filepath.Abs(binary)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(bin); err != nil {
+		return fmt.Errorf("proccluster: binary: %w", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := c.nodes[i]
+	if n.proc != nil && !n.proc.exited() {
+		return fmt.Errorf("set binary of %s: %w", n.info.Name, ErrRunning)
+	}
+	if args == nil {
+		args = n.std
+	}
+	n.binary, n.args = bin, append([]string(nil), args...)
+	return nil
 }
 
 // Node returns the current state of node i.
@@ -459,12 +499,16 @@ func (c *Cluster) startProc(i int, args []string) error {
 	if err != nil {
 		return err
 	}
+	bin := c.opts.Binary
+	if n.binary != "" {
+		bin = n.binary
+	}
 	n.info.Starts++
 	fmt.Fprintf(f, "=== proccluster: start #%d of %s at %s: %s %s\n", n.info.Starts, n.info.Name,
-		time.Now().Format(time.RFC3339Nano), c.opts.Binary, strings.Join(args, " "))
+		time.Now().Format(time.RFC3339Nano), bin, strings.Join(args, " "))
 	off, _ := f.Seek(0, io.SeekEnd)
 
-	cmd := exec.Command(c.opts.Binary, args...)
+	cmd := exec.Command(bin, args...)
 	cmd.Dir = filepath.Dir(n.info.LogPath)
 	cmd.Stdout = f
 	cmd.Stderr = f

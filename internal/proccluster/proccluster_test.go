@@ -312,3 +312,37 @@ func helperMain() {
 	c.Close()
 	os.Exit(1)
 }
+
+// Options.Args rewrites the arguments the nodes start with (an older
+// release's flags) and SetBinary switches a stopped node to another binary
+// and, by default, back to the standard arguments.
+func TestArgsHookAndSetBinary(t *testing.T) {
+	c := &Cluster{opts: Options{Nodes: 3, Dir: t.TempDir(), Args: func(i int, args []string) []string {
+		return append(args, "--old", strconv.Itoa(i))
+	}}}
+	setDefaults(&c.opts)
+	n, err := c.newNode(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.nodes = []*node{n}
+	if got := strings.Join(c.Args(0), " "); !strings.HasSuffix(got, "--old 1") {
+		t.Fatalf("Args = %q", got)
+	}
+	if got := strings.Join(c.StandardArgs(0), " "); strings.Contains(got, "--old") {
+		t.Fatalf("StandardArgs = %q", got)
+	}
+	bin := filepath.Join(t.TempDir(), "nexus-new")
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetBinary(0, filepath.Join(t.TempDir(), "missing"), nil); err == nil {
+		t.Fatal("SetBinary accepted a missing binary")
+	}
+	if err := c.SetBinary(0, bin, nil); err != nil {
+		t.Fatal(err)
+	}
+	if c.nodes[0].binary != bin || strings.Join(c.Args(0), " ") != strings.Join(c.StandardArgs(0), " ") {
+		t.Fatalf("after SetBinary: %q %q", c.nodes[0].binary, c.Args(0))
+	}
+}

@@ -334,3 +334,7 @@ func validDatacenter(s string) bool {
 	}
 	return true
 }
+
+// ValidNodeName reports whether s is a valid node name (the node setting's
+// rule), for commands that name nodes (nexus recover --voter).
+func ValidNodeName(s string) bool { return validNodeName(s) }

@@ -65,6 +65,7 @@ func commands() []command {
 		{"leave", "", "make the node leave the cluster for good", leave},
 		{"snapshot save", "FILE", "save a snapshot of the cluster state (- = stdout)", snapshotSave},
 		{"snapshot restore", "FILE", "restore a snapshot (- = stdin)", snapshotRestore},
+		{"snapshot inspect", "FILE", "show index, term, size and object counts of a snapshot file (offline; - = stdin)", snapshotInspect},
 		{"audit list", "", "list audit events, newest first", auditList},
 		{"acl bootstrap", "", "create the first management token", aclBootstrap},
 		{"acl login", "", "exchange the --token for a short-lived JWT", aclLogin},
@@ -171,6 +172,7 @@ func Usage(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	fmt.Fprintf(tw, "  agent\trun a Nexus node (nexus agent -h for its flags)\n")
 	fmt.Fprintf(tw, "  migrate status|up\tthe PostgreSQL audit archive schema (--postgres-url)\n")
+	fmt.Fprintf(tw, "  recover --data-dir DIR [--voter NODE=HOST:RAFTPORT ...]\toffline quorum-loss recovery (docs/operations.md)\n")
 	fmt.Fprintf(tw, "  version\tprint the version\n")
 	for _, cmd := range commands() {
 		fmt.Fprintf(tw, "  %s\t%s\n", strings.TrimSpace(cmd.path+" "+cmd.args), cmd.summary)

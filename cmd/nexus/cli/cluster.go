@@ -196,15 +196,11 @@ func writeFileAtomic(name string, r io.Reader) (int64, error) {
 
 func snapshotRestore(fs *flag.FlagSet) action {
 	return func(c *client, args []string) error {
-		var in io.Reader = c.stdin
-		if args[0] != "-" {
-			f, err := os.Open(args[0])
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			in = f
+		in, closeIn, err := c.openInput(args[0])
+		if err != nil {
+			return err
 		}
+		defer closeIn()
 		resp, err := c.send(http.MethodPut, "/cluster/snapshot", nil, in, "application/octet-stream")
 		if err != nil {
 			return err
