@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/nexus/nexus/ui"
 )
 
 // endpoint is one path pattern and its handler per method.
@@ -66,6 +68,9 @@ type endpoints struct {
 	// keyring is served before the table (keyring.go); here for its access.
 	keyring endpoint
 	all     []*endpoint
+	// ui is the web console (GET /ui/..., / redirects there): static
+	// files served before routing, open without a token.
+	ui *ui.Handler
 }
 
 func (s *Server) buildEndpoints() endpoints {
@@ -106,6 +111,7 @@ func (s *Server) buildEndpoints() endpoints {
 		aclTokens:     endpoint{pattern: "/acl/tokens", get: s.listTokens, post: s.postToken},
 		aclToken:      endpoint{pattern: "/acl/tokens/{accessor_id}", get: s.getToken, put: s.putToken, delete: s.deleteToken},
 		keyring:       endpoint{pattern: pathOperatorKeyring},
+		ui:            ui.New(),
 	}
 	e.all = []*endpoint{&e.health, &e.ready, &e.status, &e.metrics, &e.services, &e.register, &e.service,
 		&e.serviceHealth, &e.instance, &e.heartbeat, &e.discover, &e.configList, &e.configKey, &e.routes,
@@ -256,6 +262,10 @@ func badEscape() *apiError {
 
 // dispatch routes a request to its handler.
 func (s *Server) dispatch(ctx *fasthttp.RequestCtx, rc *reqCtx) {
+	if s.eps.ui.Serve(ctx) {
+		rc.route = ui.Prefix
+		return
+	}
 	ep, p, perr := s.route(ctx)
 	if ep == nil {
 		if perr != nil {
