@@ -52,7 +52,7 @@ func TestConsole_Cluster(t *testing.T) {
 	}
 
 	t.Run("root redirects to the overview", func(t *testing.T) {
-		b.t = t
+		b.step(t)
 		b.load("/")
 		b.waitCond("the redirect to /ui/", `location.pathname === '/ui/'`)
 		showsLeader()
@@ -66,7 +66,7 @@ func TestConsole_Cluster(t *testing.T) {
 	})
 
 	t.Run("services appear without a reload", func(t *testing.T) {
-		b.t = t
+		b.step(t)
 		b.goTo("services")
 		b.waitText("#services-table", "web", "db")
 		b.checkAccessible("services")
@@ -82,7 +82,7 @@ func TestConsole_Cluster(t *testing.T) {
 	})
 
 	t.Run("an instance turns critical with its check output", func(t *testing.T) {
-		b.t = t
+		b.step(t)
 		b.goTo("services/web")
 		b.waitText("#instances-table", "web-1", "web-2", "all good")
 		b.waitText(`tr[data-instance="web-1"] .status`, "passing")
@@ -98,7 +98,7 @@ func TestConsole_Cluster(t *testing.T) {
 	})
 
 	t.Run("register through the form, with a field error", func(t *testing.T) {
-		b.t = t
+		b.step(t)
 		b.goTo("services")
 		b.waitText("#services-table", "api")
 		b.click("#main .toolbar button")
@@ -113,7 +113,7 @@ func TestConsole_Cluster(t *testing.T) {
 	})
 
 	t.Run("a route through the form, a field error first", func(t *testing.T) {
-		b.t = t
+		b.step(t)
 		b.goTo("routes?new=1")
 		b.waitVisible("#route-form")
 		b.fill("#f-id", "r-web", "#f-service", "web", "#f-paths", "web-without-slash")
@@ -140,7 +140,7 @@ func TestConsole_Cluster(t *testing.T) {
 	})
 
 	t.Run("a config edit meets a CAS conflict", func(t *testing.T) {
-		b.t = t
+		b.step(t)
 		b.goTo("config/app/db/pool")
 		b.waitText("#config-value", "20")
 		b.waitText(".tree", "app/", "db/", "pool", "feature/", "flags")
@@ -175,7 +175,7 @@ func TestConsole_Cluster(t *testing.T) {
 	})
 
 	t.Run("the audit timeline", func(t *testing.T) {
-		b.t = t
+		b.step(t)
 		b.goTo("audit")
 		b.waitText("#audit-timeline", "config", "app/db/pool", "route", "r-web", "register", "web/web-1")
 		b.checkAccessible("audit")
@@ -198,7 +198,7 @@ func TestConsole_Cluster(t *testing.T) {
 	})
 
 	t.Run("phone width and dark", func(t *testing.T) {
-		b.t = t
+		b.step(t)
 		b.viewport(390, 844, "")
 		b.goTo("services")
 		b.waitText("#services-table", "web")
@@ -219,7 +219,7 @@ func TestConsole_Cluster(t *testing.T) {
 	})
 
 	t.Run("keyboard", func(t *testing.T) {
-		b.t = t
+		b.step(t)
 		b.goTo("overview")
 		showsLeader()
 		b.eval(`document.activeElement && document.activeElement.blur(); true`)
@@ -246,7 +246,7 @@ func TestConsole_Cluster(t *testing.T) {
 			b = newBrowser(t, "http://"+c.HTTPAddr(follower))
 			b.load("/ui/#/overview")
 		}
-		b.t = t
+		b.step(t)
 		b.goTo("overview")
 		showsLeader()
 		if err := c.Kill(ldr); err != nil {

@@ -370,6 +370,28 @@ func (b *browser) pressEnter() {
 	b.must("press Enter", err)
 }
 
+// step points the browser's failures at t and, if t fails, saves what the
+// page showed to $TMPDIR/nexus-ui-failures/TEST.png (logged).
+func (b *browser) step(t *testing.T) {
+	b.t = t
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		png, err := run(b, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Logf("no failure screenshot: %v", err)
+			return
+		}
+		dir := filepath.Join(os.TempDir(), "nexus-ui-failures")
+		_ = os.MkdirAll(dir, 0o755)
+		path := filepath.Join(dir, strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())+".png")
+		if err := os.WriteFile(path, png, 0o644); err == nil {
+			t.Logf("the page at the failure: %s", path)
+		}
+	})
+}
+
 // fieldError submits a form and waits for the API's error beside the
 // control id, marked invalid; then checks labels and takes a screenshot.
 func (b *browser) fieldError(submit, id, want, shot string) {

@@ -92,9 +92,11 @@ export function field(label, control, hint) {
 export function showFieldError(form, err) {
   clearFieldErrors(form);
   const name = err.field || '';
-  let control = name ? form.querySelector(`[name="${CSS.escape(name)}"]`) : null;
-  if (!control && name.includes('.')) control = form.querySelector(`[name="${CSS.escape(name.split('.')[0])}"]`);
-  if (!control && name.includes('[')) control = form.querySelector(`[name="${CSS.escape(name.split('[')[0])}"]`);
+  const named = (n) => (n ? form.querySelector(`[name="${CSS.escape(n)}"]`) : null);
+  // "rules[1].access" or "check.http" land on the control of their root
+  // ("rules", "check"); the API's message names the full field.
+  let control = named(name);
+  if (!control && name) control = named(name.split(/[.[]/)[0]);
   if (control) {
     control.setAttribute('aria-invalid', 'true');
     const line = form.querySelector(`#${CSS.escape(control.id)}-error`);
@@ -104,7 +106,7 @@ export function showFieldError(form, err) {
   }
   const top = form.querySelector('.form-error');
   if (top) {
-    set(top, h('strong', {}, err.field ? `${err.field}: ` : ''), err.message);
+    set(top, err.message);
     top.hidden = false;
     top.focus();
   }

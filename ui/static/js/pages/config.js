@@ -221,7 +221,7 @@ export default {
       all: true,
       query: {prefix},
       onData: ({data}) => {
-        set(count, `${num(data.length)} keys${prefix ? ` under ${prefix}` : ''}.`);
+        set(count, `${num(data.length)} keys${prefix ? ` under ${prefix}` : ''}${env.acl.enabled ? ' that your token may read' : ''}.`);
         set(treeBox, data.length ? renderTree(buildTree(data.map((e) => e.key)), key, data.length <= 100) : h('p', {}, 'No keys.'));
       },
       onError: (e) => set(treeBox, problem(e, 'the configuration')),

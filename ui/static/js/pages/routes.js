@@ -143,10 +143,9 @@ function renderForm(main, id, env) {
       toast(`${editing ? 'Saved' : 'Created'} route ${body.id}.`);
       env.go('#/routes');
     } catch (e) {
-      // Errors in the settings of the "more" box land beside it.
-      const root = (e.field || '').split(/[.[]/)[0];
-      if (EXTRA.includes(root)) e.message = `${e.field}: ${e.message}`;
-      if (EXTRA.includes(root)) e.field = 'extra';
+      // Errors in the settings of the "more" box land beside it (the
+      // message names the field).
+      if (EXTRA.includes((e.field || '').split(/[.[]/)[0])) e.field = 'extra';
       if (e.code === 'conflict' && !e.field) e.field = 'id';
       showFieldError(form, e);
     }

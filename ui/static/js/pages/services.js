@@ -41,7 +41,9 @@ function instanceText(i) {
     ...Object.entries(i.metadata || {}).map(([k, v]) => `${k}=${v}`)].join(' ').toLowerCase();
 }
 
-// setQuery rewrites the hash query without adding a history entry per key.
+// setQuery keeps the filters in the hash (a link shows the same view)
+// without a history entry per key. Only on input: a live render must not
+// rewrite a hash the user has just left.
 function setQuery(base, values) {
   const q = new URLSearchParams();
   for (const [k, v] of Object.entries(values)) if (v) q.set(k, v);
@@ -74,14 +76,14 @@ function renderList(main, query, env) {
 
   function render() {
     if (!all) return;
-    setQuery('services', {q: state.q, type: state.type, tag: state.tag, status: state.status});
     const match = matcher(state.q);
     const rows = all.filter((s) => (!state.type || s.type === state.type)
       && (!state.tag || s.tags.includes(state.tag))
       && (!state.status || s.counts[state.status] > 0)
       && (!state.q || match(s.text)));
     const instances = all.reduce((n, s) => n + s.instances.length, 0);
-    set(summary, `${num(all.length)} services, ${num(instances)} instances; ${num(rows.length)} shown by the filters.`);
+    const mine = env.acl.enabled ? ' that your token may read' : '';
+    set(summary, `${num(all.length)} services, ${num(instances)} instances${mine}; ${num(rows.length)} shown by the filters.`);
     const pages = Math.max(1, Math.ceil(rows.length / ROWS));
     state.page = Math.min(state.page, pages - 1);
     const slice = rows.slice(state.page * ROWS, (state.page + 1) * ROWS);
@@ -106,6 +108,7 @@ function renderList(main, query, env) {
 
   const onInput = () => {
     Object.assign(state, {q: text.value, type: type.value, tag: tag.value, status: status.value, page: 0});
+    setQuery('services', {q: state.q, type: state.type, tag: state.tag, status: state.status});
     render();
   };
   for (const c of [text, tag]) c.addEventListener('input', onInput);
@@ -153,7 +156,6 @@ function renderService(main, name, query, env) {
 
   function render() {
     if (!svc) return;
-    setQuery(`services/${encodeURIComponent(name)}`, {q: state.q, status: state.status, tag: state.tag});
     const s = summarize(svc);
     set(head, h('p', {}, `Type ${s.type} · `, badge(s.worst), ` · ${num(s.instances.length)} instances: `,
       `${num(s.counts.passing)} passing, ${num(s.counts.warning)} warning, ${num(s.counts.critical)} critical`));
@@ -179,7 +181,11 @@ function renderService(main, name, query, env) {
       rows.length === 0 ? h('p', {}, 'No instance matches the filters.') : null,
       rows.length > ROWS ? pager(rows.length, state.page, ROWS, (p) => { state.page = p; render(); }) : null);
   }
-  const onInput = () => { Object.assign(state, {q: text.value, status: status.value, tag: tag.value, page: 0}); render(); };
+  const onInput = () => {
+    Object.assign(state, {q: text.value, status: status.value, tag: tag.value, page: 0});
+    setQuery(`services/${encodeURIComponent(name)}`, {q: state.q, status: state.status, tag: state.tag});
+    render();
+  };
   text.addEventListener('input', onInput);
   tag.addEventListener('input', onInput);
   status.addEventListener('change', onInput);
