@@ -78,6 +78,7 @@ func TestConsole_ACL(t *testing.T) {
 		b.waitText("#main", "Not allowed", "app/db/pool")
 		b.goTo("overview")
 		b.waitText("#main", "Not allowed")
+		b.waitCond("no card left loading", `!document.getElementById('main').innerText.includes('Loading')`)
 		b.screenshot("not-allowed")
 		b.goTo("acl/tokens")
 		b.waitText("#main", "Not allowed")

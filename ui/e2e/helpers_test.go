@@ -407,7 +407,9 @@ func (b *browser) fieldError(submit, id, want, shot string) {
 // takes it, so a page that cannot be captured fails the test.
 func (b *browser) screenshot(name string) {
 	b.t.Helper()
-	png, err := run(b, chromedp.FullScreenshot(100)) // 100: PNG
+	// Confirmations would cover the page; quality 100 makes a PNG.
+	b.eval(`document.getElementById('toast').replaceChildren(); true`)
+	png, err := run(b, chromedp.FullScreenshot(100))
 	b.must("screenshot "+name, err)
 	if len(png) == 0 {
 		b.t.Fatalf("screenshot %s: empty", name)

@@ -108,6 +108,8 @@ export default {
       onError: (e) => {
         cluster = null;
         set(leaderCard, title('ov-leader', 'Leader'), problem(e, 'the cluster state'));
+        set(autopilotCard, title('ov-autopilot', 'Autopilot'), problem(e, 'the Raft configuration'));
+        set(catalogCard, title('ov-catalog', 'Catalog'), problem(e, 'the cluster status'));
         set(members, problem(e, 'the members'));
       },
     }));
