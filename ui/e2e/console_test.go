@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nexus/nexus/internal/retry"
 )
@@ -81,6 +82,39 @@ func TestConsole_Cluster(t *testing.T) {
 		b.waitCond("the filter to clear", `document.querySelectorAll('#services-table tbody tr').length === 3`)
 	})
 
+	t.Run("a hidden tab stops asking", func(t *testing.T) {
+		b.step(t)
+		b.goTo("services")
+		b.waitText("#services-table", "api")
+		_, canceled := b.counts()
+		// Headless tabs are always visible: the test sets what the
+		// browser sets when a tab goes to the background.
+		b.eval(`Object.defineProperty(document, 'hidden', {value: true, configurable: true});
+			document.dispatchEvent(new Event('visibilitychange')); true`)
+		retry.Run(t, func(r *retry.R) {
+			if _, c := b.counts(); c <= canceled {
+				r.Fatalf("the blocking query in flight was not aborted")
+			}
+		}, retry.Timeout(uiWait))
+		sent, _ := b.counts()
+		// A change made now reaches the node (a blocking query would
+		// answer at once) but not the hidden page.
+		api.must("POST", L("/services/register"), map[string]any{"name": "later", "type": "http", "address": "127.0.0.1", "port": 9300}, nil)
+		retry.Run(t, func(r *retry.R) {
+			if code, _ := api.do("GET", c.URL(follower, "/services/later"), nil); code != 200 {
+				r.Fatalf("the follower has not applied the registration: %d", code)
+			}
+		}, retry.Timeout(uiWait))
+		if now, _ := b.counts(); now != sent {
+			t.Errorf("the hidden page sent %d requests", now-sent)
+		}
+		if got, _ := b.text("#services-table"); strings.Contains(got, "later") {
+			t.Error("the hidden page updated")
+		}
+		b.eval(`delete document.hidden; document.dispatchEvent(new Event('visibilitychange')); true`)
+		b.waitText("#services-table", "later")
+	})
+
 	t.Run("an instance turns critical with its check output", func(t *testing.T) {
 		b.step(t)
 		b.goTo("services/web")
@@ -134,7 +168,26 @@ func TestConsole_Cluster(t *testing.T) {
 			t.Fatalf("route as stored: %+v", r)
 		}
 		// The rates come from this node's /metrics: traffic through its
-		// gateway shows as requests per second.
+		// gateway shows as requests per second, every answer a 5xx (no
+		// upstream listens).
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() {
+			gw := "http://" + c.Node(follower).GatewayAddr + "/web/x"
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(20 * time.Millisecond): // paced traffic, not a wait
+				}
+				if res, err := api.hc.Get(gw); err == nil {
+					res.Body.Close()
+				}
+			}
+		}()
+		b.waitCond("a request rate and a 5xx share for r-web", `(() => {
+			const cells = [...document.querySelectorAll('tr[data-route="r-web"] td.rate')].map(c => c.innerText);
+			return cells.length === 2 && parseFloat(cells[0]) > 0 && cells[1] === '100.0 %'; })()`)
 		b.checkAccessible("routes")
 		b.screenshot("routes")
 	})

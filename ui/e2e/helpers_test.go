@@ -198,6 +198,7 @@ type browser struct {
 
 	mu         sync.Mutex
 	requests   []string
+	canceled   int // requests the page aborted
 	exceptions []string
 }
 
@@ -224,6 +225,12 @@ func newBrowser(t *testing.T, origin string) *browser {
 			b.mu.Lock()
 			b.requests = append(b.requests, e.Request.URL)
 			b.mu.Unlock()
+		case *network.EventLoadingFailed:
+			if e.Canceled {
+				b.mu.Lock()
+				b.canceled++
+				b.mu.Unlock()
+			}
 		case *cdpruntime.EventExceptionThrown:
 			msg := e.ExceptionDetails.Text
 			if e.ExceptionDetails.Exception != nil {
@@ -438,6 +445,13 @@ func (b *browser) viewport(width, height int64, scheme string) {
 	}
 	_, err = chromedp.Call(b.ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{Features: features})
 	b.must("emulated media", err)
+}
+
+// counts returns how many requests the page sent and aborted so far.
+func (b *browser) counts() (sent, canceled int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.requests), b.canceled
 }
 
 // checkSameOrigin fails the test if the page requested anything from

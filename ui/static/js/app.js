@@ -69,7 +69,9 @@ async function detectACL() {
     const res = await get('/acl/token/self');
     env.acl = {enabled: true, self: res.data};
   } catch (e) {
-    env.acl = {enabled: e.code !== 'acl_disabled', self: null};
+    // 400 acl_disabled: off; 401/403: on, without a (good) token; an
+    // unreachable node says nothing (the pages show that it is down).
+    env.acl = {enabled: e.status === 401 || e.status === 403, self: null};
   }
   const loggedIn = !!env.acl.self;
   document.getElementById('login-button').hidden = !env.acl.enabled || loggedIn;
