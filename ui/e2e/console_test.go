@@ -144,6 +144,14 @@ func TestConsole_Cluster(t *testing.T) {
 		b.waitCond("the new service's page", `location.hash === '#/services/cache'`)
 		b.waitText("#instances-table", "cache-127.0.0.1-9200")
 		api.must("GET", L("/services/cache"), nil, nil)
+		// Deregister it from its instance page.
+		b.goTo("services/cache/cache-127.0.0.1-9200")
+		b.click("#main .actions button.danger")
+		b.click("dialog[open] button[value=yes]")
+		b.waitText("#main", "Service cache is not registered (any more).")
+		if code, body := api.do("GET", L("/services/cache"), nil); code != 404 {
+			t.Fatalf("after the deregistration: %d %s", code, body)
+		}
 	})
 
 	t.Run("a route through the form, a field error first", func(t *testing.T) {
@@ -190,6 +198,25 @@ func TestConsole_Cluster(t *testing.T) {
 			return cells.length === 2 && parseFloat(cells[0]) > 0 && cells[1] === '100.0 %'; })()`)
 		b.checkAccessible("routes")
 		b.screenshot("routes")
+
+		// Edit it: the form loads the route; the id stays.
+		b.goTo("routes/r-web")
+		b.waitCond("the route in the form", `!document.getElementById('route-form').hidden && document.getElementById('f-id').value === 'r-web'`)
+		b.setValue("#f-methods", "GET")
+		b.click("#route-form button[type=submit]")
+		b.waitCond("the route list", `location.hash === '#/routes'`)
+		b.waitCond("GET only", `document.querySelector('tr[data-route="r-web"] td:nth-of-type(3)').innerText === 'GET'`)
+		api.must("GET", L("/gateway/routes/r-web"), nil, &r)
+		if strings.Join(r.Methods, ",") != "GET" {
+			t.Fatalf("edited route as stored: %+v", r)
+		}
+		// Delete it.
+		b.click(`tr[data-route="r-web"] button`)
+		b.click("dialog[open] button[value=yes]")
+		b.waitCond("the row gone", `!document.querySelector('tr[data-route="r-web"]')`)
+		if code, _ := api.do("GET", L("/gateway/routes/r-web"), nil); code != 404 {
+			t.Fatalf("deleted route: %d", code)
+		}
 	})
 
 	t.Run("a config edit meets a CAS conflict", func(t *testing.T) {
