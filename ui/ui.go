@@ -31,18 +31,29 @@ const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 's
 	"connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; " +
 	"frame-ancestors 'none'"
 
+// embedded holds the console's files (read-only; go:embed needs a package
+// variable).
+//
 //go:embed static
 var embedded embed.FS
 
-// contentTypes maps the extensions under static/ to their media types; a
+// contentType maps the extensions under static/ to their media types; a
 // file of another extension is not served (the unit test checks that every
 // embedded file has one).
-var contentTypes = map[string]string{
-	".html": "text/html; charset=utf-8",
-	".css":  "text/css; charset=utf-8",
-	".js":   "text/javascript; charset=utf-8",
-	".svg":  "image/svg+xml",
-	".png":  "image/png",
+func contentType(ext string) (string, bool) {
+	switch ext {
+	case ".html":
+		return "text/html; charset=utf-8", true
+	case ".css":
+		return "text/css; charset=utf-8", true
+	case ".js":
+		return "text/javascript; charset=utf-8", true
+	case ".svg":
+		return "image/svg+xml", true
+	case ".png":
+		return "image/png", true
+	}
+	return "", false
 }
 
 // file is one embedded file, ready to serve.
@@ -73,7 +84,7 @@ func New() *Handler {
 		if err != nil || d.IsDir() {
 			return nil
 		}
-		ctype, ok := contentTypes[path.Ext(p)]
+		ctype, ok := contentType(path.Ext(p))
 		if !ok {
 			return nil
 		}
@@ -119,8 +130,11 @@ func (h *Handler) Serve(ctx *fasthttp.RequestCtx) bool {
 		if !h.method(ctx) {
 			return true
 		}
+		// A relative Location (RFC 9110) stays right behind a proxy
+		// that rewrites the host.
 		ctx.Response.Header.Set("Cache-Control", "no-cache")
-		ctx.Redirect(Prefix, fasthttp.StatusFound)
+		ctx.Response.Header.Set(fasthttp.HeaderLocation, Prefix)
+		ctx.SetStatusCode(fasthttp.StatusFound)
 		return true
 	case p == Prefix:
 		name = "index.html"

@@ -55,7 +55,12 @@ function route() {
     return;
   }
   document.title = `${page.title} · Nexus`;
-  cleanup = page.render(main, {params: r.params, query: r.query, env}) || null;
+  try {
+    cleanup = page.render(main, {params: r.params, query: r.query, env}) || null;
+  } catch (e) {
+    set(main, h('h1', {}, page.title), h('div', {class: 'banner error', role: 'alert'}, `This page failed: ${e.message}`));
+    throw e; // and to the console, where the tests see it
+  }
   // Move focus to the page for keyboard and screen-reader users when the
   // page changed (not when a filter changed the hash of the same page).
   if (current !== page.id) main.focus({preventScroll: true});
