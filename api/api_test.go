@@ -126,7 +126,9 @@ func TestRequestID(t *testing.T) {
 
 func TestNotFoundAndMethodNotAllowed(t *testing.T) {
 	h := newHarness(t)
-	for _, p := range []string{"/", "/nope", "/services/a/b", "/cluster/x", "/gateway", "/health/", "/services//health"} {
+	// / belongs to the web console (package ui): a redirect to /ui/.
+	h.must(h.do("GET", "/", nil), 302, nil)
+	for _, p := range []string{"/nope", "/services/a/b", "/cluster/x", "/gateway", "/health/", "/services//health"} {
 		h.mustErr(h.do("GET", p, nil), 404, "not_found")
 	}
 	cases := []struct{ method, path, allow string }{

@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/nexus/nexus/ui"
 )
 
 // endpoint is one path pattern and its handler per method.
@@ -68,6 +70,9 @@ type endpoints struct {
 	// v1 is the API mounted under /v1/ (MountV1); no handlers until then.
 	v1  endpoint
 	all []*endpoint
+	// ui is the web console (GET /ui/..., / redirects there): static
+	// files served before routing, open without a token.
+	ui *ui.Handler
 }
 
 func (s *Server) buildEndpoints() endpoints {
@@ -111,6 +116,7 @@ func (s *Server) buildEndpoints() endpoints {
 		sessionRenew:  endpoint{pattern: "/sessions/{id}/renew", put: s.renewSession},
 		txn:           endpoint{pattern: "/txn", post: s.postTxn},
 		v1:            endpoint{pattern: "/v1/"},
+		ui:            ui.New(),
 	}
 	e.all = []*endpoint{&e.health, &e.ready, &e.status, &e.metrics, &e.services, &e.register, &e.service,
 		&e.serviceHealth, &e.instance, &e.heartbeat, &e.discover, &e.configList, &e.configKey, &e.routes,
@@ -262,6 +268,10 @@ func badEscape() *apiError {
 
 // dispatch routes a request to its handler.
 func (s *Server) dispatch(ctx *fasthttp.RequestCtx, rc *reqCtx) {
+	if s.eps.ui.Serve(ctx) {
+		rc.route = ui.Prefix
+		return
+	}
 	ep, p, perr := s.route(ctx)
 	if ep == nil {
 		if perr != nil {
