@@ -83,6 +83,8 @@ func kindLabel(kind string) string {
 		return "ACL policies"
 	case "acl_roles":
 		return "ACL roles"
+	case "lock_delays":
+		return "keys in lock delay"
 	}
 	return kind
 }
