@@ -822,3 +822,17 @@ func TestNewDefaults(t *testing.T) {
 		t.Fatal("New without deps succeeded")
 	}
 }
+
+// TestServiceWithoutTagsListsEmptyTags: a service whose instances carry no
+// tags lists "tags": [], never null (clients such as the web console
+// spread the list).
+func TestServiceWithoutTagsListsEmptyTags(t *testing.T) {
+	h := newHarness(t)
+	h.register(reg("bare", "tcp", "10.0.0.4", 1))
+	for _, uri := range []string{"/services", "/services/bare"} {
+		r := h.do("GET", uri, nil)
+		if r.status != 200 || strings.Contains(string(r.body), `"tags":null`) {
+			t.Fatalf("GET %s: %d %s", uri, r.status, r.body)
+		}
+	}
+}

@@ -39,7 +39,9 @@ func newServiceView(tx *registry.Tx, svc *registry.Service) serviceView {
 		}
 		return true
 	})
-	return serviceView{Name: svc.Name, Type: svc.Type, Tags: slices.Sorted(maps.Keys(tags)), Instances: insts}
+	// Never null in JSON: a service without tags has "tags": [].
+	sorted := append([]string{}, slices.Sorted(maps.Keys(tags))...)
+	return serviceView{Name: svc.Name, Type: svc.Type, Tags: sorted, Instances: insts}
 }
 
 // serviceHealth is GET /services/{name}/health.

@@ -64,16 +64,18 @@ func buildPreviousRelease(t *testing.T, dir string) string {
 		t.Fatal(err)
 	}
 	untar.Stdin = pipe
-	var errs bytes.Buffer
-	archive.Stderr, untar.Stderr = &errs, &errs
+	// One buffer each: exec copies each command's stderr in a goroutine of
+	// its own.
+	var archiveErr, untarErr bytes.Buffer
+	archive.Stderr, untar.Stderr = &archiveErr, &untarErr
 	if err := untar.Start(); err != nil {
 		t.Fatal(err)
 	}
 	if err := archive.Run(); err != nil {
-		t.Fatalf("git archive %s: %v %s", previousRelease, err, errs.String())
+		t.Fatalf("git archive %s: %v %s", previousRelease, err, archiveErr.String())
 	}
 	if err := untar.Wait(); err != nil {
-		t.Fatalf("tar: %v %s", err, errs.String())
+		t.Fatalf("tar: %v %s", err, untarErr.String())
 	}
 	bin := filepath.Join(dir, "nexus-"+previousRelease)
 	start := time.Now()
