@@ -41,6 +41,8 @@ type Native interface {
 	CheckList(id acl.Identity, authz *acl.Authorizer, resource string) error
 	// ApplyAs commits a command for the caller.
 	ApplyAs(id acl.Identity, requestID string, t command.Type, build func(command.Meta) any) (*command.Result, error)
+	// SessionNode refuses (400) a node a session cannot be tied to.
+	SessionNode(node string) error
 	// Heartbeat refreshes a TTL check on the instance's owner node.
 	Heartbeat(requestID, cred, service, id, status, output string) (*registry.Instance, error)
 	// Read runs fn on the replica, blocking while its index is at most
@@ -157,6 +159,13 @@ func (s *Server) table() []route {
 		{prefix: "kv/", param: true, pattern: "/v1/kv/{key}", methods: map[string]handler{
 			fasthttp.MethodGet: s.kvGet, fasthttp.MethodPut: s.kvPut, fasthttp.MethodDelete: s.kvDelete},
 			params: append([]string{"recurse", "keys", "separator", "raw", "cas", "flags", "acquire", "release"}, blocking...)},
+		{prefix: "session/create", pattern: "/v1/session/create", methods: put(s.sessionCreate)},
+		{prefix: "session/destroy/", param: true, pattern: "/v1/session/destroy/{uuid}", methods: put(s.sessionDestroy)},
+		{prefix: "session/renew/", param: true, pattern: "/v1/session/renew/{uuid}", methods: put(s.sessionRenew)},
+		{prefix: "session/info/", param: true, pattern: "/v1/session/info/{uuid}", methods: get(s.sessionInfo), params: blocking},
+		{prefix: "session/list", pattern: "/v1/session/list", methods: get(s.sessionList), params: blocking},
+		{prefix: "session/node/", param: true, pattern: "/v1/session/node/{node}", methods: get(s.sessionNodeList), params: blocking},
+		{prefix: "txn", pattern: "/v1/txn", methods: put(s.txn), params: []string{"consistent"}},
 		{prefix: "status/leader", pattern: "/v1/status/leader", methods: get(s.statusLeader)},
 		{prefix: "status/peers", pattern: "/v1/status/peers", methods: get(s.statusPeers)},
 	}

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -40,7 +41,9 @@ type TxnOp struct {
 	Index   *uint64         `json:"index,omitempty" msgpack:"index"`
 	Session string          `json:"session,omitempty" msgpack:"session"`
 	// KV, on set, cas, lock and unlock, writes the value as Consul's KV
-	// does (the Consul-compatible API): exactly Value, empty included.
+	// does (the Consul-compatible API): exactly Value, empty included. On
+	// get, get-or-empty and get-tree (an empty TxnKV) it asks for the
+	// values as bytes (TxnResult.RawValues), which cross JSON unchanged.
 	KV *TxnKV `json:"kv,omitempty" msgpack:"kv,omitempty"`
 }
 
@@ -91,9 +94,11 @@ func ValidateTxn(ops []TxnOp) *Error {
 
 func validateTxnOp(i int, op *TxnOp) *Error {
 	f := func(name string) string { return fmt.Sprintf("ops[%d].%s", i, name) }
-	var needValue, mayValue, needIndex, mayIndex, needSession bool
+	var needValue, mayValue, needIndex, mayIndex, needSession, readsValue bool
 	switch op.Op {
-	case TxnGet, TxnGetOrEmpty, TxnGetTree, TxnCheckNotExists, TxnDeleteTree:
+	case TxnGet, TxnGetOrEmpty, TxnGetTree:
+		readsValue = true
+	case TxnCheckNotExists, TxnDeleteTree:
 	case TxnSet:
 		needValue = true
 	case TxnCAS:
@@ -114,19 +119,22 @@ func validateTxnOp(i int, op *TxnOp) *Error {
 	if e := ValidateConfigKey(f("key"), op.Key); e != nil {
 		return e
 	}
+	writesValue := needValue || mayValue
 	raw := op.KV != nil && op.KV.Raw
 	switch {
-	case op.KV != nil && !needValue && !mayValue:
+	case op.KV != nil && !writesValue && !readsValue:
 		return invalid(f("kv"), "is not taken by %s", op.Op)
+	case op.KV != nil && readsValue && *op.KV != (TxnKV{}):
+		return invalid(f("kv"), "%s takes an empty kv (values answered as bytes)", op.Op)
 	case needValue && op.Value == nil && !raw:
 		return invalid(f("value"), "is required by %s", op.Op)
-	case op.Value != nil && !needValue && !mayValue:
+	case op.Value != nil && !writesValue:
 		return invalid(f("value"), "is not taken by %s", op.Op)
 	case raw:
 		if e := ValidateConfigRawValue(f("value"), op.Value); e != nil {
 			return e
 		}
-	case op.Value != nil || op.KV != nil:
+	case op.Value != nil || (op.KV != nil && writesValue):
 		if e := ValidateConfigValue(f("value"), op.Value); e != nil {
 			return e
 		}
@@ -157,20 +165,31 @@ type TxnResult struct {
 	Entry   *ConfigEntry  `json:"entry,omitempty"`
 	Entries []ConfigEntry `json:"entries,omitempty"`
 	Deleted *int          `json:"deleted,omitempty"`
+	// RawValues (a read op with KV) shows every value as its bytes,
+	// {"raw_base64":...}, JSON values included: an answer forwarded as
+	// JSON (whose encoder escapes <, > and &) then keeps them byte for byte.
+	RawValues bool `json:"raw_values,omitempty"`
 }
 
 // txnEntry is an entry as a transaction's answer shows it: the config
-// entry's JSON plus its create_index (Consul's KVPair has it).
-type txnEntry ConfigEntry
+// entry's JSON plus its create_index (Consul's KVPair has it), the value
+// as bytes when asked (TxnResult.RawValues).
+type txnEntry struct {
+	e     ConfigEntry
+	bytes bool
+}
 
-func (e txnEntry) MarshalJSON() ([]byte, error) {
+func (t txnEntry) MarshalJSON() ([]byte, error) {
 	type plain ConfigEntry
-	p := plain(e)
-	p.Value = (*ConfigEntry)(&e).JSONValue()
+	p := plain(t.e)
+	p.Value = t.e.JSONValue()
+	if t.bytes && !t.e.Raw {
+		p.Value, _ = json.Marshal(RawValue{RawBase64: base64.StdEncoding.EncodeToString(t.e.Value)})
+	}
 	return json.Marshal(struct {
 		plain
 		CreateIndex uint64 `json:"create_index"`
-	}{p, e.CreateIndex})
+	}{p, t.e.CreateIndex})
 }
 
 // MarshalJSON shows the entries with their create_index.
@@ -180,9 +199,12 @@ func (r TxnResult) MarshalJSON() ([]byte, error) {
 		plain
 		Entry   *txnEntry  `json:"entry,omitempty"`
 		Entries []txnEntry `json:"entries,omitempty"`
-	}{plain: plain(r), Entry: (*txnEntry)(r.Entry)}
+	}{plain: plain(r)}
+	if r.Entry != nil {
+		out.Entry = &txnEntry{*r.Entry, r.RawValues}
+	}
 	for _, e := range r.Entries {
-		out.Entries = append(out.Entries, txnEntry(e))
+		out.Entries = append(out.Entries, txnEntry{e, r.RawValues})
 	}
 	return json.Marshal(out)
 }
@@ -266,7 +288,7 @@ func (tx *Tx) Txn(ops []TxnOp, check TxnCheck) ([]TxnResult, []TxnChange, *TxnCo
 				return nil, nil, nil, e
 			}
 		}
-		res := TxnResult{Op: op.Op, Key: op.Key}
+		res := TxnResult{Op: op.Op, Key: op.Key, RawValues: op.KV != nil && !TxnWrites(op.Op)}
 		conflict := func(reason, format string, args ...any) *TxnConflict {
 			return &TxnConflict{OpIndex: i, Op: op.Op, Key: op.Key, Reason: reason,
 				Message: fmt.Sprintf("ops[%d] (%s %s): ", i, op.Op, op.Key) + fmt.Sprintf(format, args...)}

@@ -35,7 +35,9 @@ func TestValidateTxn(t *testing.T) {
 			{Op: "cas", Key: "a", Value: v, Index: u64(0), KV: &registry.TxnKV{}},
 			{Op: "lock", Key: "a", Session: "s", KV: &registry.TxnKV{Raw: true}}, {Op: "unlock", Key: "a", Session: "s", KV: &registry.TxnKV{Raw: true}},
 		}, ""},
-		{"kv on a read", []registry.TxnOp{{Op: "get", Key: "a", KV: &registry.TxnKV{}}}, "ops[0].kv"},
+		{"kv on a read", []registry.TxnOp{{Op: "get", Key: "a", KV: &registry.TxnKV{}}, {Op: "get-tree", Key: "a", KV: &registry.TxnKV{}}}, ""},
+		{"kv with flags on a read", []registry.TxnOp{{Op: "get", Key: "a", KV: &registry.TxnKV{Flags: 1}}}, "ops[0].kv"},
+		{"kv on a check", []registry.TxnOp{{Op: "check-not-exists", Key: "a", KV: &registry.TxnKV{}}}, "ops[0].kv"},
 		{"kv json without value", []registry.TxnOp{{Op: "lock", Key: "a", Session: "s", KV: &registry.TxnKV{}}}, "ops[0].value"},
 		{"kv json not json", []registry.TxnOp{{Op: "set", Key: "a", Value: []byte("x"), KV: &registry.TxnKV{}}}, "ops[0].value"},
 		{"kv raw too large", []registry.TxnOp{{Op: "set", Key: "a", Value: make([]byte, registry.MaxConfigValueLen+1), KV: &registry.TxnKV{Raw: true}}}, "ops[0].value"},
@@ -300,5 +302,20 @@ func TestTxn_KVWrites(t *testing.T) {
 	b, jerr := json.Marshal(res[3])
 	if jerr != nil || !strings.Contains(string(b), `"create_index":4`) || !strings.Contains(string(b), `"raw_base64":"djI="`) {
 		t.Fatalf("result JSON = %s, %v", b, jerr)
+	}
+	// A read with KV answers JSON values as their bytes, so that <, > and
+	// & survive a JSON encoder that escapes them.
+	res, _, conf, err = runTxn(t, s, 7, []registry.TxnOp{
+		{Op: "set", Key: "h", Value: json.RawMessage(`"<a&b>"`)},
+		{Op: "get", Key: "h", KV: &registry.TxnKV{}}, {Op: "get", Key: "h"}}, nil)
+	if err != nil || conf != nil {
+		t.Fatalf("%+v %+v", err, conf)
+	}
+	b, _ = json.Marshal(res[1])
+	if !strings.Contains(string(b), `"raw_values":true`) || !strings.Contains(string(b), `"value":{"raw_base64":"IjxhJmI+Ig=="}`) {
+		t.Fatalf("bytes result JSON = %s", b)
+	}
+	if b, _ = json.Marshal(res[2]); strings.Contains(string(b), "raw") {
+		t.Fatalf("native result JSON = %s", b)
 	}
 }
