@@ -4,10 +4,11 @@
 // consul-template, Traefik's consulcatalog) work against Nexus unchanged.
 //
 // It is a mapping and keeps no state of its own: reads come from the
-// node's replica of the registry and configuration store, writes are the
-// native commands (fsm/command) committed through the admin API's own
-// write path, with the caller's identity in the audit record and the same
-// ACL checks (Native, implemented by *api.Server). Consul's shapes, status
+// node's replica of the registry, configuration store and sessions, writes
+// are the native commands (fsm/command: Consul sessions are Nexus sessions,
+// acquire, release and /v1/txn native transactions) committed through the
+// admin API's own write path, with the caller's identity in the audit
+// record and the same ACL checks (Native, implemented by *api.Server). Consul's shapes, status
 // codes, headers and blocking queries are reproduced field for field for
 // the endpoints it covers (docs/consul-compat.md); any other endpoint or
 // parameter is answered 404/400 naming it, never with a different
