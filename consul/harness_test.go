@@ -160,6 +160,9 @@ func newHarness(t testing.TB, opts ...func(*harnessOpts)) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		// The client's idle connections first: the server then sees them
+		// close rather than waiting on them.
+		tr.CloseIdleConnections()
 		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer scancel()
 		if err := srv.Shutdown(sctx); err != nil {
