@@ -134,6 +134,16 @@ func (s *Server) ApplyAs(id acl.Identity, requestID string, t command.Type, buil
 	return res, nil
 }
 
+// SessionNode refuses (400 naming node) a node a session cannot be tied
+// to, as POST /sessions does: one gossip does not know, or knows as
+// failed or gone.
+func (s *Server) SessionNode(node string) error {
+	if e := s.sessionNode(node); e != nil {
+		return e
+	}
+	return nil
+}
+
 // Heartbeat refreshes an instance's TTL check on the node that owns it,
 // with the caller's credential, as PUT /services/{name}/instances/{id}/heartbeat
 // does ("" status is passing).

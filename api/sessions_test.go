@@ -139,7 +139,7 @@ func TestSessions_Validation(t *testing.T) {
 		{"ttl long", "POST", "/sessions", `{"ttl":"48h"}`, 400, "invalid", "ttl"},
 		{"behavior", "POST", "/sessions", `{"behavior":"drop"}`, 400, "invalid", "behavior"},
 		{"lock delay", "POST", "/sessions", `{"lock_delay":"2m"}`, 400, "invalid", "lock_delay"},
-		{"name", "POST", "/sessions", `{"name":"a b"}`, 400, "invalid", "name"},
+		{"name", "POST", "/sessions", `{"name":"a$b"}`, 400, "invalid", "name"},
 		{"unknown node", "POST", "/sessions", `{"node":"n9"}`, 400, "invalid", "node"},
 		{"bad node", "POST", "/sessions", `{"node":"-x"}`, 400, "invalid", "node"},
 		{"acquire without session", "PUT", "/config/k?acquire=", `1`, 400, "invalid", "acquire"},

@@ -13,27 +13,9 @@ import (
 // ?token=, and Nexus ACLs decide.
 func TestACL(t *testing.T) {
 	h := newHarness(t, func(o *harnessOpts) { o.acl = api.ACLOptions{Enabled: true} })
-	code, _, body := h.raw("POST", "/acl/bootstrap", "")
-	if code != 200 {
-		t.Fatalf("bootstrap: %d %s", code, body)
-	}
-	var boot struct {
-		SecretID string `json:"secret_id"`
-	}
-	_ = json.Unmarshal([]byte(body), &boot)
-	root := boot.SecretID
-	if code, _, body := h.raw("POST", "/acl/policies", `{"name":"app-read","rules":[{"resource":"config","prefix":"app/","access":"read"},{"resource":"service","prefix":"web","access":"write"}]}`,
-		"X-Nexus-Token", root); code != 201 {
-		t.Fatalf("policy: %d %s", code, body)
-	}
-	code, _, body = h.raw("POST", "/acl/tokens", `{"policies":["app-read"]}`, "X-Nexus-Token", root)
-	if code != 201 {
-		t.Fatalf("token: %d %s", code, body)
-	}
-	var tok struct {
-		SecretID string `json:"secret_id"`
-	}
-	_ = json.Unmarshal([]byte(body), &tok)
+	root := h.bootstrap()
+	secret := h.token(root, `{"name":"app-read","rules":[{"resource":"config","prefix":"app/","access":"read"},`+
+		`{"resource":"service","prefix":"web","access":"write"}]}`)
 
 	for _, p := range []string{"app/a", "app/b", "secret/x"} {
 		if code, _, body := h.raw("PUT", "/v1/kv/"+p, "v", "X-Consul-Token", root); code != 200 || body != "true" {
@@ -41,7 +23,7 @@ func TestACL(t *testing.T) {
 		}
 	}
 	// The write is audited with the caller's identity.
-	code, _, body = h.raw("GET", "/audit?resource_type=config&resource=app/a", "", "X-Nexus-Token", root)
+	code, _, body := h.raw("GET", "/audit?resource_type=config&resource=app/a", "", "X-Nexus-Token", root)
 	var recs []struct {
 		Actor  string `json:"actor"`
 		Action string `json:"action"`
@@ -59,14 +41,14 @@ func TestACL(t *testing.T) {
 		{"anonymous list", "GET", "/v1/catalog/services", nil, 401},
 		{"leader is open", "GET", "/v1/status/leader", nil, 200},
 		{"unknown token", "GET", "/v1/kv/app/a", []string{"X-Consul-Token", "nope"}, 401},
-		{"token in X-Consul-Token", "GET", "/v1/kv/app/a", []string{"X-Consul-Token", tok.SecretID}, 200},
-		{"token in Authorization", "GET", "/v1/kv/app/a", []string{"Authorization", "Bearer " + tok.SecretID}, 200},
-		{"token in the query", "GET", "/v1/kv/app/a?token=" + tok.SecretID, nil, 200},
-		{"read outside the policy", "GET", "/v1/kv/secret/x", []string{"X-Consul-Token", tok.SecretID}, 403},
-		{"write without the right", "PUT", "/v1/kv/app/a", []string{"X-Consul-Token", tok.SecretID}, 403},
-		{"delete tree without the right", "DELETE", "/v1/kv/?recurse", []string{"X-Consul-Token", tok.SecretID}, 403},
-		{"agent self needs cluster read", "GET", "/v1/agent/self", []string{"X-Consul-Token", tok.SecretID}, 403},
-		{"register outside the policy", "PUT", "/v1/agent/service/register", []string{"X-Consul-Token", tok.SecretID}, 403},
+		{"token in X-Consul-Token", "GET", "/v1/kv/app/a", []string{"X-Consul-Token", secret}, 200},
+		{"token in Authorization", "GET", "/v1/kv/app/a", []string{"Authorization", "Bearer " + secret}, 200},
+		{"token in the query", "GET", "/v1/kv/app/a?token=" + secret, nil, 200},
+		{"read outside the policy", "GET", "/v1/kv/secret/x", []string{"X-Consul-Token", secret}, 403},
+		{"write without the right", "PUT", "/v1/kv/app/a", []string{"X-Consul-Token", secret}, 403},
+		{"delete tree without the right", "DELETE", "/v1/kv/?recurse", []string{"X-Consul-Token", secret}, 403},
+		{"agent self needs cluster read", "GET", "/v1/agent/self", []string{"X-Consul-Token", secret}, 403},
+		{"register outside the policy", "PUT", "/v1/agent/service/register", []string{"X-Consul-Token", secret}, 403},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -83,13 +65,13 @@ func TestACL(t *testing.T) {
 	}
 
 	// A list shows only what the token may read.
-	list, _, err := h.client.KV().List("", &consulapi.QueryOptions{Token: tok.SecretID})
+	list, _, err := h.client.KV().List("", &consulapi.QueryOptions{Token: secret})
 	if err != nil || len(list) != 2 || list[0].Key != "app/a" || list[1].Key != "app/b" {
 		t.Fatalf("filtered list = %+v, %v", list, err)
 	}
 	// A service the token may write, registered through the client.
 	if err := h.client.Agent().ServiceRegisterOpts(&consulapi.AgentServiceRegistration{Name: "web", Port: 80},
-		consulapi.ServiceRegisterOpts{Token: tok.SecretID}); err != nil {
+		consulapi.ServiceRegisterOpts{Token: secret}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -101,6 +101,15 @@ func fieldsOK(prefix string, raw json.RawMessage, known []string) *answer {
 	return errInvalid(bad[0], "%s not supported by Nexus (docs/consul-compat.md)", strings.Join(bad, ", "))
 }
 
+// onlyDefault refuses a namespace or partition other than default.
+func onlyDefault(k string, v json.RawMessage) *answer {
+	var str string
+	if json.Unmarshal(v, &str) == nil && str != "" && str != "default" {
+		return errInvalid(k, "%q: Nexus has only the default %s", str, strings.ToLower(k))
+	}
+	return nil
+}
+
 func zeroJSON(v json.RawMessage) bool {
 	switch string(bytes.TrimSpace(v)) {
 	case "null", `""`, "0", "false", "[]", "{}":
@@ -177,9 +186,8 @@ func (s *Server) unsupportedService(body []byte) *answer {
 				}
 			}
 		case "namespace", "partition":
-			var str string
-			if json.Unmarshal(v, &str) == nil && str != "" && str != "default" {
-				return errInvalid(k, "%q: Nexus has only the default %s", str, strings.ToLower(k))
+			if a := onlyDefault(k, v); a != nil {
+				return a
 			}
 		}
 	}

@@ -4,10 +4,11 @@
 // consul-template, Traefik's consulcatalog) work against Nexus unchanged.
 //
 // It is a mapping and keeps no state of its own: reads come from the
-// node's replica of the registry and configuration store, writes are the
-// native commands (fsm/command) committed through the admin API's own
-// write path, with the caller's identity in the audit record and the same
-// ACL checks (Native, implemented by *api.Server). Consul's shapes, status
+// node's replica of the registry, configuration store and sessions, writes
+// are the native commands (fsm/command: Consul sessions are Nexus sessions,
+// acquire, release and /v1/txn native transactions) committed through the
+// admin API's own write path, with the caller's identity in the audit
+// record and the same ACL checks (Native, implemented by *api.Server). Consul's shapes, status
 // codes, headers and blocking queries are reproduced field for field for
 // the endpoints it covers (docs/consul-compat.md); any other endpoint or
 // parameter is answered 404/400 naming it, never with a different
@@ -41,6 +42,8 @@ type Native interface {
 	CheckList(id acl.Identity, authz *acl.Authorizer, resource string) error
 	// ApplyAs commits a command for the caller.
 	ApplyAs(id acl.Identity, requestID string, t command.Type, build func(command.Meta) any) (*command.Result, error)
+	// SessionNode refuses (400) a node a session cannot be tied to.
+	SessionNode(node string) error
 	// Heartbeat refreshes a TTL check on the instance's owner node.
 	Heartbeat(requestID, cred, service, id, status, output string) (*registry.Instance, error)
 	// Read runs fn on the replica, blocking while its index is at most
@@ -157,6 +160,13 @@ func (s *Server) table() []route {
 		{prefix: "kv/", param: true, pattern: "/v1/kv/{key}", methods: map[string]handler{
 			fasthttp.MethodGet: s.kvGet, fasthttp.MethodPut: s.kvPut, fasthttp.MethodDelete: s.kvDelete},
 			params: append([]string{"recurse", "keys", "separator", "raw", "cas", "flags", "acquire", "release"}, blocking...)},
+		{prefix: "session/create", pattern: "/v1/session/create", methods: put(s.sessionCreate)},
+		{prefix: "session/destroy/", param: true, pattern: "/v1/session/destroy/{uuid}", methods: put(s.sessionDestroy)},
+		{prefix: "session/renew/", param: true, pattern: "/v1/session/renew/{uuid}", methods: put(s.sessionRenew)},
+		{prefix: "session/info/", param: true, pattern: "/v1/session/info/{uuid}", methods: get(s.sessionInfo), params: blocking},
+		{prefix: "session/list", pattern: "/v1/session/list", methods: get(s.sessionList), params: blocking},
+		{prefix: "session/node/", param: true, pattern: "/v1/session/node/{node}", methods: get(s.sessionNodeList), params: blocking},
+		{prefix: "txn", pattern: "/v1/txn", methods: put(s.txn), params: []string{"consistent"}},
 		{prefix: "status/leader", pattern: "/v1/status/leader", methods: get(s.statusLeader)},
 		{prefix: "status/peers", pattern: "/v1/status/peers", methods: get(s.statusPeers)},
 	}

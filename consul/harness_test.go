@@ -2,6 +2,7 @@ package consul_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -159,6 +160,9 @@ func newHarness(t testing.TB, opts ...func(*harnessOpts)) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		// The client's idle connections first: the server then sees them
+		// close rather than waiting on them.
+		tr.CloseIdleConnections()
 		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer scancel()
 		if err := srv.Shutdown(sctx); err != nil {
@@ -192,4 +196,38 @@ func (h *harness) raw(method, path, body string, hdr ...string) (int, http.Heade
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, resp.Header, string(b)
+}
+
+// bootstrap bootstraps ACLs and returns the management token's secret.
+func (h *harness) bootstrap() string {
+	h.t.Helper()
+	code, _, body := h.raw("POST", "/acl/bootstrap", "")
+	var boot struct {
+		SecretID string `json:"secret_id"`
+	}
+	if err := json.Unmarshal([]byte(body), &boot); code != 200 || err != nil || boot.SecretID == "" {
+		h.t.Fatalf("bootstrap: %d %s", code, body)
+	}
+	return boot.SecretID
+}
+
+// token creates the policy (its JSON) and a token holding it, as root;
+// it returns the token's secret.
+func (h *harness) token(root, policy string) string {
+	h.t.Helper()
+	var p struct {
+		Name string `json:"name"`
+	}
+	_ = json.Unmarshal([]byte(policy), &p)
+	if code, _, body := h.raw("POST", "/acl/policies", policy, "X-Nexus-Token", root); code != 201 {
+		h.t.Fatalf("policy: %d %s", code, body)
+	}
+	code, _, body := h.raw("POST", "/acl/tokens", `{"policies":["`+p.Name+`"]}`, "X-Nexus-Token", root)
+	var tok struct {
+		SecretID string `json:"secret_id"`
+	}
+	if err := json.Unmarshal([]byte(body), &tok); code != 201 || err != nil || tok.SecretID == "" {
+		h.t.Fatalf("token: %d %s", code, body)
+	}
+	return tok.SecretID
 }

@@ -3,6 +3,7 @@ package consul
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,13 +23,10 @@ const tableConfig = "config"
 // stored as JSON, so the native /config API shows it as such), its flags
 // kept with it.
 
-// sessionParams name what needs sessions: answered 400 until Nexus maps
-// them (docs/consul-compat.md).
-var sessionParams = []string{"acquire", "release"}
-
 // kvEntry is a config entry as Consul shows it.
 func kvEntry(e *registry.ConfigEntry) kvPair {
-	p := kvPair{Key: e.Key, Flags: e.Flags, CreateIndex: e.CreateIndex, ModifyIndex: e.ModifyIndex}
+	p := kvPair{Key: e.Key, Flags: e.Flags, CreateIndex: e.CreateIndex, ModifyIndex: e.ModifyIndex,
+		LockIndex: e.LockIndex, Session: e.Session}
 	if len(e.Value) > 0 {
 		p.Value = e.Value
 	}
@@ -184,18 +182,6 @@ func uintParam(r *request, name string) (*uint64, *answer) {
 	return &n, nil
 }
 
-// refuseSessions answers 400 for the parameters that need sessions.
-func (s *Server) refuseSessions(r *request) bool {
-	for _, p := range sessionParams {
-		if r.ctx.QueryArgs().Has(p) {
-			s.m.unsupported.WithLabelValues("param").Inc()
-			r.fail(errInvalid(p, "%s needs Consul sessions, which this Nexus version does not map yet (docs/consul-compat.md)", p))
-			return true
-		}
-	}
-	return false
-}
-
 // isCompactJSON: the value is JSON that the config store keeps byte for
 // byte (compacted), so it can be stored as a JSON value.
 func isCompactJSON(v []byte) bool {
@@ -206,10 +192,10 @@ func isCompactJSON(v []byte) bool {
 	return json.Compact(&buf, v) == nil && bytes.Equal(buf.Bytes(), v)
 }
 
-// PUT /v1/kv/:key?flags=&cas=: body is the value; true, or false on a CAS
-// mismatch.
+// PUT /v1/kv/:key?flags=&cas=[&acquire=|&release=]: body is the value;
+// true, or false on a CAS mismatch or a lock not taken or given up.
 func (s *Server) kvPut(r *request) {
-	if s.refuseSessions(r) || r.refuseParams("recurse", "keys", "separator", "raw", "index", "wait", "consistent", "cached") {
+	if r.refuseParams("recurse", "keys", "separator", "raw", "index", "wait", "consistent", "cached") {
 		return
 	}
 	key := r.param
@@ -235,6 +221,14 @@ func (s *Server) kvPut(r *request) {
 	if !r.check(registry.ACLResourceConfig, key, acl.Write) {
 		return
 	}
+	if args := r.ctx.QueryArgs(); args.Has("acquire") || args.Has("release") {
+		var f uint64
+		if flags != nil {
+			f = *flags
+		}
+		s.kvLock(r, key, value, f, cas)
+		return
+	}
 	op := command.ConfigOp{Key: key, Value: value, CAS: cas, Raw: !isCompactJSON(value)}
 	if flags != nil {
 		op.Flags = *flags
@@ -246,7 +240,7 @@ func (s *Server) kvPut(r *request) {
 
 // DELETE /v1/kv/:key[?recurse|?cas=]: true, or false on a CAS mismatch.
 func (s *Server) kvDelete(r *request) {
-	if s.refuseSessions(r) || r.refuseParams("flags", "keys", "separator", "raw", "index", "wait", "consistent", "cached") {
+	if r.refuseParams("flags", "keys", "separator", "raw", "index", "wait", "consistent", "cached", "acquire", "release") {
 		return
 	}
 	args := r.ctx.QueryArgs()
@@ -315,5 +309,52 @@ func (s *Server) kvWrite(r *request, t command.Type, build func(command.Meta) an
 		r.json(true)
 	default:
 		r.fail(err)
+	}
+}
+
+// kvLock is PUT ?acquire=SESSION or ?release=SESSION: one native
+// transaction, a lock or unlock op that writes the body and flags as
+// Consul does (an empty body empties the value), after a check-index (or
+// check-not-exists for cas=0) when cas is given. true when the session
+// holds (acquire) or no longer holds (release) the key; false when the key
+// is held by another session, in its lock delay, not held by the session,
+// or cas does not match. Acquiring with a session that does not exist is
+// 404 naming acquire.
+func (s *Server) kvLock(r *request, key string, value []byte, flags uint64, cas *uint64) {
+	args := r.ctx.QueryArgs()
+	field, op := "acquire", registry.TxnLock
+	switch {
+	case args.Has("acquire") && args.Has("release"):
+		r.fail(errInvalid("release", "give acquire or release, not both"))
+		return
+	case args.Has("release"):
+		field, op = "release", registry.TxnUnlock
+	}
+	id := string(args.Peek(field))
+	if !registry.ValidSessionID(id) {
+		r.fail(errInvalid(field, "%q is not a session id", id))
+		return
+	}
+	var ops []registry.TxnOp
+	switch {
+	case cas == nil:
+	case *cas == 0:
+		ops = append(ops, registry.TxnOp{Op: registry.TxnCheckNotExists, Key: key})
+	default:
+		ops = append(ops, registry.TxnOp{Op: registry.TxnCheckIndex, Key: key, Index: cas})
+	}
+	ops = append(ops, registry.TxnOp{Op: op, Key: key, Session: id, Value: value,
+		KV: &registry.TxnKV{Raw: !isCompactJSON(value), Flags: flags}})
+	_, conflict, err := r.txn(ops)
+	switch {
+	case err != nil:
+		r.fail(err)
+	case conflict == nil:
+		r.json(true)
+	case conflict.Reason == registry.LockNoSession:
+		r.fail(&answer{status: fasthttp.StatusNotFound, code: registry.CodeNotFound, field: field,
+			message: fmt.Sprintf("%s: session %q not found (never created, destroyed or invalidated)", field, id)})
+	default:
+		r.json(false)
 	}
 }

@@ -215,6 +215,9 @@ type answer struct {
 	message    string
 	field      string
 	retryAfter bool
+	// unsupported: a Consul feature Nexus does not map (counted in
+	// nexus_consul_unsupported_total{kind="field"}).
+	unsupported bool
 }
 
 func errNotFound(msg string) *answer {
@@ -250,6 +253,11 @@ func (r *request) fail(err error) {
 
 // json answers v with 200.
 func (r *request) json(v any) {
+	r.jsonStatus(fasthttp.StatusOK, v)
+}
+
+// jsonStatus answers v with status.
+func (r *request) jsonStatus(status int, v any) {
 	var b []byte
 	var err error
 	if r.q.pretty {
@@ -261,7 +269,7 @@ func (r *request) json(v any) {
 		r.fail(&answer{status: fasthttp.StatusInternalServerError, code: registry.CodeInternal, message: "cannot encode the answer: " + err.Error()})
 		return
 	}
-	r.ctx.SetStatusCode(fasthttp.StatusOK)
+	r.ctx.SetStatusCode(status)
 	r.ctx.SetContentType("application/json")
 	r.ctx.SetBody(b)
 }

@@ -55,7 +55,7 @@ const (
 
 var (
 	sessionIDPattern   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
-	sessionNamePattern = regexp.MustCompile(`^[A-Za-z0-9._:/@-]{0,128}$`)
+	sessionNamePattern = regexp.MustCompile(`^[A-Za-z0-9._:/@ -]{0,128}$`) // spaces: Consul clients name sessions "Consul API Lock"
 	nodeNamePattern    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 )
 
@@ -148,7 +148,7 @@ func NormalizeSession(s Session) (Session, *Error) {
 		return s, invalid("id", "%q must be 1-64 characters of letters, digits, '_', '-'", s.ID)
 	}
 	if len(s.Name) > maxSessionName || !sessionNamePattern.MatchString(s.Name) {
-		return s, invalid("name", "must be at most %d characters of letters, digits and ._:/@-", maxSessionName)
+		return s, invalid("name", "must be at most %d characters of letters, digits, spaces and ._:/@-", maxSessionName)
 	}
 	if !nodeNamePattern.MatchString(s.Node) {
 		return s, invalid("node", "%q is not a node name", s.Node)
@@ -396,6 +396,9 @@ const (
 	LockDelayed = "lock_delay"
 	// LockNotHolder: a release by a session that does not hold the key.
 	LockNotHolder = "not_holder"
+	// LockNoSession: a transaction's lock op named a session that does not
+	// exist (never created, destroyed or invalidated).
+	LockNoSession = "no_session"
 )
 
 // LockOutcome is the answer of an acquire or a release. OK is true when

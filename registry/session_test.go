@@ -41,7 +41,8 @@ func TestNormalizeSession(t *testing.T) {
 		{"lock delay garbage", with(func(s *registry.Session) { s.LockDelay = "x" }), "lock_delay"},
 		{"bad id", with(func(s *registry.Session) { s.ID = "a b" }), "id"},
 		{"empty id", with(func(s *registry.Session) { s.ID = "" }), "id"},
-		{"bad name", with(func(s *registry.Session) { s.Name = "has space" }), "name"},
+		{"name with spaces", with(func(s *registry.Session) { s.Name = "Consul API Lock" }), ""},
+		{"bad name", with(func(s *registry.Session) { s.Name = "has\ttab" }), "name"},
 		{"long name", with(func(s *registry.Session) { s.Name = strings.Repeat("a", 129) }), "name"},
 		{"bad node", with(func(s *registry.Session) { s.Node = "" }), "node"},
 	}

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -10,6 +11,8 @@ import (
 // Transaction ops (POST /txn, docs/sessions.md).
 const (
 	TxnGet            = "get"
+	TxnGetOrEmpty     = "get-or-empty"
+	TxnGetTree        = "get-tree"
 	TxnSet            = "set"
 	TxnCAS            = "cas"
 	TxnDelete         = "delete"
@@ -27,8 +30,8 @@ const (
 )
 
 // TxnOp is one operation of a transaction. Key is the prefix of a
-// delete-tree. Index is the modify_index of cas (0: create only),
-// check-index and of a conditional delete. Value (a JSON value) is
+// delete-tree and a get-tree. Index is the modify_index of cas (0: create
+// only), check-index and of a conditional delete. Value (a JSON value) is
 // required by set and cas and optional for lock and unlock (absent: the
 // key keeps its value).
 type TxnOp struct {
@@ -37,6 +40,30 @@ type TxnOp struct {
 	Value   json.RawMessage `json:"value,omitempty" msgpack:"value"`
 	Index   *uint64         `json:"index,omitempty" msgpack:"index"`
 	Session string          `json:"session,omitempty" msgpack:"session"`
+	// KV, on set, cas, lock and unlock, writes the value as Consul's KV
+	// does (the Consul-compatible API): exactly Value, empty included. On
+	// get, get-or-empty and get-tree (an empty TxnKV) it asks for the
+	// values as bytes (TxnResult.RawValues), which cross JSON unchanged.
+	KV *TxnKV `json:"kv,omitempty" msgpack:"kv,omitempty"`
+}
+
+// TxnKV is how a write op of the Consul-compatible API writes its value:
+// Value as given (nil is empty), as opaque bytes when Raw (else a JSON
+// value), with Flags; a held key stays held as with any write.
+type TxnKV struct {
+	Raw   bool   `json:"raw,omitempty" msgpack:"raw,omitempty"`
+	Flags uint64 `json:"flags,omitempty" msgpack:"flags,omitempty"`
+}
+
+// write sets an entry's value as op says: KV's value and flags, or
+// Value unless it is nil (keep).
+func (op *TxnOp) write(e *ConfigEntry) {
+	switch {
+	case op.KV != nil:
+		e.Value, e.Raw, e.Flags = op.Value, op.KV.Raw, op.KV.Flags
+	case op.Value != nil:
+		e.Value, e.Raw = op.Value, false
+	}
 }
 
 // TxnWrites reports whether op changes state when it succeeds.
@@ -67,9 +94,11 @@ func ValidateTxn(ops []TxnOp) *Error {
 
 func validateTxnOp(i int, op *TxnOp) *Error {
 	f := func(name string) string { return fmt.Sprintf("ops[%d].%s", i, name) }
-	var needValue, mayValue, needIndex, mayIndex, needSession bool
+	var needValue, mayValue, needIndex, mayIndex, needSession, readsValue bool
 	switch op.Op {
-	case TxnGet, TxnCheckNotExists, TxnDeleteTree:
+	case TxnGet, TxnGetOrEmpty, TxnGetTree:
+		readsValue = true
+	case TxnCheckNotExists, TxnDeleteTree:
 	case TxnSet:
 		needValue = true
 	case TxnCAS:
@@ -85,17 +114,27 @@ func validateTxnOp(i int, op *TxnOp) *Error {
 	case "":
 		return invalid(f("op"), "is required")
 	default:
-		return invalid(f("op"), "%q is not one of get, set, cas, delete, delete-tree, check-index, check-not-exists, check-session, lock, unlock", op.Op)
+		return invalid(f("op"), "%q is not one of get, get-or-empty, get-tree, set, cas, delete, delete-tree, check-index, check-not-exists, check-session, lock, unlock", op.Op)
 	}
 	if e := ValidateConfigKey(f("key"), op.Key); e != nil {
 		return e
 	}
+	writesValue := needValue || mayValue
+	raw := op.KV != nil && op.KV.Raw
 	switch {
-	case needValue && op.Value == nil:
+	case op.KV != nil && !writesValue && !readsValue:
+		return invalid(f("kv"), "is not taken by %s", op.Op)
+	case op.KV != nil && readsValue && *op.KV != (TxnKV{}):
+		return invalid(f("kv"), "%s takes an empty kv (values answered as bytes)", op.Op)
+	case needValue && op.Value == nil && !raw:
 		return invalid(f("value"), "is required by %s", op.Op)
-	case op.Value != nil && !needValue && !mayValue:
+	case op.Value != nil && !writesValue:
 		return invalid(f("value"), "is not taken by %s", op.Op)
-	case op.Value != nil:
+	case raw:
+		if e := ValidateConfigRawValue(f("value"), op.Value); e != nil {
+			return e
+		}
+	case op.Value != nil || (op.KV != nil && writesValue):
 		if e := ValidateConfigValue(f("value"), op.Value); e != nil {
 			return e
 		}
@@ -116,13 +155,58 @@ func validateTxnOp(i int, op *TxnOp) *Error {
 }
 
 // TxnResult is the answer of one op, in op order: the entry get, set,
-// cas, lock and unlock read or wrote; Deleted counts what delete and
-// delete-tree removed. Checks answer their op and key only.
+// cas, lock and unlock read or wrote, and that check-index and
+// check-session found (get-or-empty: none when the key does not exist);
+// the entries under a get-tree's prefix; Deleted counts what delete and
+// delete-tree removed. check-not-exists answers its op and key only.
 type TxnResult struct {
-	Op      string       `json:"op"`
-	Key     string       `json:"key"`
-	Entry   *ConfigEntry `json:"entry,omitempty"`
-	Deleted *int         `json:"deleted,omitempty"`
+	Op      string        `json:"op"`
+	Key     string        `json:"key"`
+	Entry   *ConfigEntry  `json:"entry,omitempty"`
+	Entries []ConfigEntry `json:"entries,omitempty"`
+	Deleted *int          `json:"deleted,omitempty"`
+	// RawValues (a read op with KV) shows every value as its bytes,
+	// {"raw_base64":...}, JSON values included: an answer forwarded as
+	// JSON (whose encoder escapes <, > and &) then keeps them byte for byte.
+	RawValues bool `json:"raw_values,omitempty"`
+}
+
+// txnEntry is an entry as a transaction's answer shows it: the config
+// entry's JSON plus its create_index (Consul's KVPair has it), the value
+// as bytes when asked (TxnResult.RawValues).
+type txnEntry struct {
+	e     ConfigEntry
+	bytes bool
+}
+
+func (t txnEntry) MarshalJSON() ([]byte, error) {
+	type plain ConfigEntry
+	p := plain(t.e)
+	p.Value = t.e.JSONValue()
+	if t.bytes && !t.e.Raw {
+		p.Value, _ = json.Marshal(RawValue{RawBase64: base64.StdEncoding.EncodeToString(t.e.Value)})
+	}
+	return json.Marshal(struct {
+		plain
+		CreateIndex uint64 `json:"create_index"`
+	}{p, t.e.CreateIndex})
+}
+
+// MarshalJSON shows the entries with their create_index.
+func (r TxnResult) MarshalJSON() ([]byte, error) {
+	type plain TxnResult
+	out := struct {
+		plain
+		Entry   *txnEntry  `json:"entry,omitempty"`
+		Entries []txnEntry `json:"entries,omitempty"`
+	}{plain: plain(r)}
+	if r.Entry != nil {
+		out.Entry = &txnEntry{*r.Entry, r.RawValues}
+	}
+	for _, e := range r.Entries {
+		out.Entries = append(out.Entries, txnEntry{e, r.RawValues})
+	}
+	return json.Marshal(out)
 }
 
 // TxnConflict names the op that failed a transaction.
@@ -131,7 +215,8 @@ type TxnConflict struct {
 	Op      string `json:"op"`
 	Key     string `json:"key"`
 	Message string `json:"message"`
-	// Reason is LockHeld or LockDelayed when a lock op failed.
+	// Reason is LockHeld, LockDelayed or LockNoSession when a lock op
+	// failed, LockNotHolder when an unlock did.
 	Reason string `json:"reason,omitempty"`
 }
 
@@ -203,7 +288,7 @@ func (tx *Tx) Txn(ops []TxnOp, check TxnCheck) ([]TxnResult, []TxnChange, *TxnCo
 				return nil, nil, nil, e
 			}
 		}
-		res := TxnResult{Op: op.Op, Key: op.Key}
+		res := TxnResult{Op: op.Op, Key: op.Key, RawValues: op.KV != nil && !TxnWrites(op.Op)}
 		conflict := func(reason, format string, args ...any) *TxnConflict {
 			return &TxnConflict{OpIndex: i, Op: op.Op, Key: op.Key, Reason: reason,
 				Message: fmt.Sprintf("ops[%d] (%s %s): ", i, op.Op, op.Key) + fmt.Sprintf(format, args...)}
@@ -219,13 +304,25 @@ func (tx *Tx) Txn(ops []TxnOp, check TxnCheck) ([]TxnResult, []TxnChange, *TxnCo
 				return nil, nil, conflict("", "the key does not exist"), nil
 			}
 			res.Entry = cur
+		case TxnGetOrEmpty:
+			res.Entry = cur
+		case TxnGetTree:
+			for _, k := range v.keys(op.Key) {
+				if check != nil {
+					if e := check(k, false); e != nil {
+						return nil, nil, nil, e
+					}
+				}
+				res.Entries = append(res.Entries, *v.get(k))
+			}
 		case TxnSet, TxnCAS:
 			if op.Op == TxnCAS {
 				if e := checkCAS(op.Key, op.Index, cur); e != nil {
 					return nil, nil, conflict("", "%s", e.Message), nil
 				}
 			}
-			next := &ConfigEntry{Key: op.Key, Value: op.Value, CreateIndex: tx.index, ModifyIndex: tx.index}
+			next := &ConfigEntry{Key: op.Key, CreateIndex: tx.index, ModifyIndex: tx.index}
+			op.write(next)
 			if cur != nil {
 				next.CreateIndex, next.Session, next.LockIndex = cur.CreateIndex, cur.Session, cur.LockIndex
 			}
@@ -260,6 +357,7 @@ func (tx *Tx) Txn(ops []TxnOp, check TxnCheck) ([]TxnResult, []TxnChange, *TxnCo
 			if e := checkCAS(op.Key, op.Index, cur); e != nil {
 				return nil, nil, conflict("", "%s", e.Message), nil
 			}
+			res.Entry = cur
 		case TxnCheckNotExists:
 			if cur != nil {
 				return nil, nil, conflict("", "the key exists (modify_index %d)", cur.ModifyIndex), nil
@@ -268,9 +366,10 @@ func (tx *Tx) Txn(ops []TxnOp, check TxnCheck) ([]TxnResult, []TxnChange, *TxnCo
 			if cur == nil || cur.Session != op.Session {
 				return nil, nil, conflict("", "the key is not held by session %s (%s)", op.Session, holder(cur)), nil
 			}
+			res.Entry = cur
 		case TxnLock:
 			if tx.Session(nil, op.Session) == nil {
-				return nil, nil, conflict("", "session %s not found (never created, destroyed or invalidated)", op.Session), nil
+				return nil, nil, conflict(LockNoSession, "session %s not found (never created, destroyed or invalidated)", op.Session), nil
 			}
 			next, why := acquireEntry(op.Key, cur, op.Value, op.Session, tx.LockDelayOf(nil, op.Key) != nil, tx.index)
 			if next == nil {
@@ -279,12 +378,18 @@ func (tx *Tx) Txn(ops []TxnOp, check TxnCheck) ([]TxnResult, []TxnChange, *TxnCo
 				}
 				return nil, nil, conflict(why, "the key is held by session %s", cur.Session), nil
 			}
+			if op.KV != nil {
+				op.write(next)
+			}
 			change(ActionAcquire, next)
 			res.Entry = next
 		case TxnUnlock:
 			next, _ := releaseEntry(cur, op.Value, op.Session, tx.index)
 			if next == nil {
 				return nil, nil, conflict(LockNotHolder, "the key is not held by session %s (%s)", op.Session, holder(cur)), nil
+			}
+			if op.KV != nil {
+				op.write(next)
 			}
 			change(ActionRelease, next)
 			res.Entry = next

@@ -28,7 +28,20 @@ func TestValidateTxn(t *testing.T) {
 			{Op: "check-index", Key: "a", Index: u64(1)}, {Op: "check-not-exists", Key: "a"},
 			{Op: "check-session", Key: "a", Session: "s"}, {Op: "lock", Key: "a", Session: "s"},
 			{Op: "lock", Key: "a", Session: "s", Value: v}, {Op: "unlock", Key: "a", Session: "s"},
+			{Op: "get-tree", Key: "a/"}, {Op: "get-or-empty", Key: "a"},
 		}, ""},
+		{"kv writes", []registry.TxnOp{
+			{Op: "set", Key: "a", KV: &registry.TxnKV{Raw: true}}, {Op: "set", Key: "a", Value: []byte{0, 1}, KV: &registry.TxnKV{Raw: true, Flags: 3}},
+			{Op: "cas", Key: "a", Value: v, Index: u64(0), KV: &registry.TxnKV{}},
+			{Op: "lock", Key: "a", Session: "s", KV: &registry.TxnKV{Raw: true}}, {Op: "unlock", Key: "a", Session: "s", KV: &registry.TxnKV{Raw: true}},
+		}, ""},
+		{"kv on a read", []registry.TxnOp{{Op: "get", Key: "a", KV: &registry.TxnKV{}}, {Op: "get-tree", Key: "a", KV: &registry.TxnKV{}}}, ""},
+		{"kv with flags on a read", []registry.TxnOp{{Op: "get", Key: "a", KV: &registry.TxnKV{Flags: 1}}}, "ops[0].kv"},
+		{"kv on a check", []registry.TxnOp{{Op: "check-not-exists", Key: "a", KV: &registry.TxnKV{}}}, "ops[0].kv"},
+		{"kv json without value", []registry.TxnOp{{Op: "lock", Key: "a", Session: "s", KV: &registry.TxnKV{}}}, "ops[0].value"},
+		{"kv json not json", []registry.TxnOp{{Op: "set", Key: "a", Value: []byte("x"), KV: &registry.TxnKV{}}}, "ops[0].value"},
+		{"kv raw too large", []registry.TxnOp{{Op: "set", Key: "a", Value: make([]byte, registry.MaxConfigValueLen+1), KV: &registry.TxnKV{Raw: true}}}, "ops[0].value"},
+		{"get-tree with index", []registry.TxnOp{{Op: "get-tree", Key: "a", Index: u64(1)}}, "ops[0].index"},
 		{"empty", nil, "ops"},
 		{"too many", many, "ops"},
 		{"no op", []registry.TxnOp{{Key: "a"}}, "ops[0].op"},
@@ -112,7 +125,7 @@ func TestTxn_AllOrNothing(t *testing.T) {
 		{"get missing", registry.TxnOp{Op: "get", Key: "nope"}, ""},
 		{"delete cas", registry.TxnOp{Op: "delete", Key: "a", Index: u64(7)}, ""},
 		{"lock held", registry.TxnOp{Op: "lock", Key: "l", Session: "o"}, registry.LockHeld},
-		{"lock by a missing session", registry.TxnOp{Op: "lock", Key: "z", Session: "gone"}, ""},
+		{"lock by a missing session", registry.TxnOp{Op: "lock", Key: "z", Session: "gone"}, registry.LockNoSession},
 		{"unlock by a non-holder", registry.TxnOp{Op: "unlock", Key: "l", Session: "o"}, registry.LockNotHolder},
 	}
 	for _, f := range failing {
@@ -158,6 +171,8 @@ func TestTxn_Semantics(t *testing.T) {
 		{Op: "unlock", Key: "l", Session: "s"},
 		{Op: "lock", Key: "l", Session: "o", Value: json.RawMessage(`"o"`)},
 		{Op: "delete", Key: "never"},
+		{Op: "get-tree", Key: "b/"}, // sees the cas after the delete-tree
+		{Op: "get-or-empty", Key: "never"},
 	}
 	res, chg, conf, err := runTxn(t, s, 6, ops, nil)
 	wantCode(t, err, "")
@@ -175,6 +190,15 @@ func TestTxn_Semantics(t *testing.T) {
 	}
 	if e := res[9].Entry; e.Session != "o" || e.LockIndex != 2 {
 		t.Fatalf("lock after unlock: %+v", e)
+	}
+	if e := res[0].Entry; e == nil || e.ModifyIndex != 1 || res[7].Entry == nil || res[7].Entry.Session != "s" || res[5].Entry != nil {
+		t.Fatalf("check results: %+v %+v %+v", res[0].Entry, res[7].Entry, res[5].Entry)
+	}
+	if tree := res[11].Entries; len(tree) != 1 || tree[0].Key != "b/2" || string(tree[0].Value) != `"back"` {
+		t.Fatalf("get-tree = %+v", tree)
+	}
+	if res[12].Entry != nil {
+		t.Fatalf("get-or-empty of a missing key = %+v", res[12].Entry)
 	}
 	var actions []string
 	for _, c := range chg {
@@ -217,11 +241,12 @@ func TestTxn_CheckSeesEveryKey(t *testing.T) {
 		}
 		return nil
 	}
-	_, _, conf, err := runTxn(t, s, 6, []registry.TxnOp{{Op: "get", Key: "a"}, {Op: "delete-tree", Key: "b/"}}, check)
+	_, _, conf, err := runTxn(t, s, 6, []registry.TxnOp{{Op: "get", Key: "a"}, {Op: "get-tree", Key: "b/"},
+		{Op: "delete-tree", Key: "b/"}}, check)
 	if conf != nil || err == nil || err.Code != "permission_denied" {
 		t.Fatalf("conflict %+v, err %+v", conf, err)
 	}
-	want := []string{"a:false", "b/:true", "b/1:true", "b/2:true"}
+	want := []string{"a:false", "b/:false", "b/1:false", "b/2:false"}
 	if !reflect.DeepEqual(asked, want) {
 		t.Fatalf("asked %v, want %v", asked, want)
 	}
@@ -229,5 +254,68 @@ func TestTxn_CheckSeesEveryKey(t *testing.T) {
 	defer tx.Abort()
 	if !reflect.DeepEqual(before, tx.Dump()) {
 		t.Fatal("a refused transaction changed the store")
+	}
+}
+
+// TestTxn_KVWrites: ops of the Consul-compatible API write exactly their
+// value (empty and opaque bytes included) and flags; a lock by the holder
+// updates them without a new lock_index; a plain set keeps the holder.
+func TestTxn_KVWrites(t *testing.T) {
+	t.Parallel()
+	s := txnStore(t)
+	raw := func(flags uint64) *registry.TxnKV { return &registry.TxnKV{Raw: true, Flags: flags} }
+	ops := []registry.TxnOp{
+		{Op: "lock", Key: "m", Session: "s", KV: raw(7)},                                        // new key, empty value
+		{Op: "lock", Key: "l", Session: "s", Value: []byte{0, 0xff}, KV: raw(9)},                // held already: value and flags
+		{Op: "set", Key: "a", Value: json.RawMessage(`{"x":1}`), KV: &registry.TxnKV{Flags: 2}}, // JSON
+		{Op: "set", Key: "l", Value: []byte("v2"), KV: raw(1)},                                  // stays held
+		{Op: "unlock", Key: "m", Session: "s", KV: raw(0)},
+	}
+	res, _, conf, err := runTxn(t, s, 6, ops, nil)
+	wantCode(t, err, "")
+	if conf != nil {
+		t.Fatalf("conflict: %+v", conf)
+	}
+	if e := res[0].Entry; len(e.Value) != 0 || !e.Raw || e.Flags != 7 || e.LockIndex != 1 || e.Session != "s" {
+		t.Fatalf("lock of a new key = %+v", e)
+	}
+	if e := res[1].Entry; string(e.Value) != "\x00\xff" || e.Flags != 9 || e.LockIndex != 1 {
+		t.Fatalf("lock by the holder = %+v", e)
+	}
+	tx := s.ReadTxn()
+	defer tx.Abort()
+	got := map[string]string{}
+	for _, e := range tx.ConfigList(nil, "") {
+		got[e.Key] = fmt.Sprintf("%q raw=%v flags=%d session=%q lock=%d", e.Value, e.Raw, e.Flags, e.Session, e.LockIndex)
+	}
+	want := map[string]string{
+		"a":   `"{\"x\":1}" raw=false flags=2 session="" lock=0`,
+		"b/1": `"1" raw=false flags=0 session="" lock=0`, "b/2": `"2" raw=false flags=0 session="" lock=0`,
+		"b/3": `"3" raw=false flags=0 session="" lock=0`,
+		"l":   `"v2" raw=true flags=1 session="s" lock=1`,
+		"m":   `"" raw=true flags=0 session="" lock=1`,
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("store:\n got %v\nwant %v", got, want)
+	}
+	// The answer's JSON shows each entry's create_index.
+	b, jerr := json.Marshal(res[3])
+	if jerr != nil || !strings.Contains(string(b), `"create_index":4`) || !strings.Contains(string(b), `"raw_base64":"djI="`) {
+		t.Fatalf("result JSON = %s, %v", b, jerr)
+	}
+	// A read with KV answers JSON values as their bytes, so that <, > and
+	// & survive a JSON encoder that escapes them.
+	res, _, conf, err = runTxn(t, s, 7, []registry.TxnOp{
+		{Op: "set", Key: "h", Value: json.RawMessage(`"<a&b>"`)},
+		{Op: "get", Key: "h", KV: &registry.TxnKV{}}, {Op: "get", Key: "h"}}, nil)
+	if err != nil || conf != nil {
+		t.Fatalf("%+v %+v", err, conf)
+	}
+	b, _ = json.Marshal(res[1])
+	if !strings.Contains(string(b), `"raw_values":true`) || !strings.Contains(string(b), `"value":{"raw_base64":"IjxhJmI+Ig=="}`) {
+		t.Fatalf("bytes result JSON = %s", b)
+	}
+	if b, _ = json.Marshal(res[2]); strings.Contains(string(b), "raw") {
+		t.Fatalf("native result JSON = %s", b)
 	}
 }
