@@ -64,7 +64,19 @@ func TestFeatureGateRefusesUntilEveryServerKnowsTheType(t *testing.T) {
 			t.Fatalf("ungated write on %s: %v %+v", n.name, err, res)
 		}
 	}
-	indexBefore := nodes[0].node.Raft().CommitIndex
+	// The leader's commit index: every write above was applied on its
+	// node, so the leader has committed it (a follower's commit index may
+	// still lag by the last entry until the next heartbeat).
+	var leader *testNode
+	for _, n := range nodes {
+		if n.node.Raft().State == "leader" {
+			leader = n
+		}
+	}
+	if leader == nil {
+		t.Fatal("no leader after three acknowledged writes")
+	}
+	indexBefore := leader.node.Raft().CommitIndex
 	for _, n := range nodes {
 		_, err := n.node.Apply(ctx, configDelete(t, "k-a"))
 		var fe *command.FeatureError
@@ -85,7 +97,7 @@ func TestFeatureGateRefusesUntilEveryServerKnowsTheType(t *testing.T) {
 	if got := configValue(nodes[0].store, "k-a"); got != "1" {
 		t.Fatalf("a refused delete changed the key: %q", got)
 	}
-	if after := nodes[0].node.Raft().CommitIndex; after != indexBefore {
+	if after := leader.node.Raft().CommitIndex; after != indexBefore {
 		t.Fatalf("refused writes reached Raft: commit index %d -> %d", indexBefore, after)
 	}
 	if v := metricValue(t, regs[0], "nexus_feature_refusals_total", "fixture"); v != 1 {
@@ -103,7 +115,7 @@ func TestFeatureGateRefusesUntilEveryServerKnowsTheType(t *testing.T) {
 		if err != nil || res.Err != nil {
 			r.Fatalf("gated write after the upgrade: %v %+v", err, res)
 		}
-	}, retry.Timeout(30*time.Second), retry.What("the gate to open"))
+	}, retry.Timeout(20*time.Second), retry.What("the gate to open"))
 	if v := metricValue(t, regs[1], "nexus_feature_available", "fixture"); v != 1 {
 		t.Fatalf("available on b after the upgrade: %v", v)
 	}

@@ -13,14 +13,22 @@ import (
 
 // joinLoop retries --join until this node has met another member. Joining
 // the node itself is allowed and simply does not count.
+//
+// It joins at least once even when gossip from the others reached this
+// node first: a node restarted on the same address is still alive in the
+// others' tables with its old incarnation and metadata, and its own alive
+// message (a lower incarnation) is ignored. Only the push/pull of a join
+// shows it that state at once, so it refutes it with its new metadata
+// (version, command types) instead of after the next periodic push/pull,
+// up to 30 s later.
 func (n *Node) joinLoop() {
 	defer n.wg.Done()
 	if len(n.cfg.Join) == 0 {
 		return
 	}
 	backoff := 200 * time.Millisecond
-	for {
-		if n.ml.NumMembers() > 1 {
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 && n.ml.NumMembers() > 1 {
 			return
 		}
 		var others []string
