@@ -34,9 +34,14 @@ const (
 type Lock struct {
 	TTL           time.Duration // session TTL (default 10s, the API's minimum)
 	LockDelay     time.Duration // default 1s
-	Think         time.Duration // mean pause between increments (default 10ms)
-	MaxIncrements int           // increments per critical section, 1..MaxIncrements (default 4)
-	Unsafe        bool
+	Think         time.Duration // mean pause between increments (default 50ms: sections long enough for faults to hit)
+	MaxIncrements int           // increments per critical section, 1..MaxIncrements (default 6)
+	// TrustFor bounds a critical section: a client keeps trying its
+	// increments for that long after acquiring, whatever fails, as a
+	// paused or cut-off holder would (default 2×TTL, so that the section
+	// outlives its session when a fault does).
+	TrustFor time.Duration
+	Unsafe   bool
 
 	mu     sync.Mutex
 	result *checker.LockResult
@@ -53,10 +58,13 @@ func (w *Lock) defaults() {
 		w.LockDelay = time.Second
 	}
 	if w.Think <= 0 {
-		w.Think = 10 * time.Millisecond
+		w.Think = 50 * time.Millisecond
 	}
 	if w.MaxIncrements <= 0 {
-		w.MaxIncrements = 4
+		w.MaxIncrements = 6
+	}
+	if w.TrustFor <= 0 {
+		w.TrustFor = 2 * w.TTL
 	}
 }
 
@@ -213,16 +221,17 @@ func readCounter(ctx context.Context, env *Env, node Node, op history.Op) (histo
 }
 
 // critical increments the counter 1..MaxIncrements times while sess holds
-// the lock as far as the client knows: it does not give up when its
-// session ends or a request fails (a paused process would not notice
-// either), only when the fencing refuses it (check-session). In the
+// the lock as far as the client knows: for up to TrustFor it does not give
+// up when its session ends or a request fails (a paused process would not
+// notice either), only when the fencing refuses it (check-session). In the
 // unsafe mode nothing refuses it, and it goes on with the counter value it
 // last knew.
 func (c *lockClient) critical(ctx context.Context, sess string) {
 	fenced := !c.w.Unsafe
 	v, m, known := c.readCounter()
 	n := 1 + c.rng.IntN(c.w.MaxIncrements)
-	for done, attempts := 0, 0; done < n && attempts < 3*n+5 && ctx.Err() == nil; attempts++ {
+	until := c.env.Rec.Now() + int64(c.w.TrustFor)
+	for done := 0; done < n && c.env.Rec.Now() < until && ctx.Err() == nil; {
 		c.renewIfDue()
 		if !known {
 			if v, m, known = c.readCounter(); !known {
