@@ -84,7 +84,7 @@ clean:
 JEPSEN_TIME      ?= 5m
 JEPSEN_RUNS      ?= 10
 JEPSEN_NEMESES   ?= kill,pause,partition,net-slow,membership,all
-JEPSEN_WORKLOADS ?= register,set,audit
+JEPSEN_WORKLOADS ?= register,set,audit,lock
 JEPSEN_FLAGS     ?=
 JEPSEN_OUT       ?= jepsen-out
 .PHONY: jepsen jepsen-short
@@ -97,7 +97,7 @@ jepsen: build
 		--workload $(JEPSEN_WORKLOADS) --nemeses $(JEPSEN_NEMESES) --out $(JEPSEN_OUT)/campaign-$$(date +%Y%m%d-%H%M%S) $(JEPSEN_FLAGS)
 
 ## jepsen-short: one combined run, every nemesis, every workload (register, set,
-## audit), under 3 minutes; exits non-zero on any anomaly.
+## audit, lock), under 3 minutes; exits non-zero on any anomaly.
 jepsen-short: build
 	$(GO) build -o $(BIN)/nexus-jepsen ./cmd/nexus-jepsen
 	$(BIN)/nexus-jepsen run --nexus $(NEXUS) --workload $(JEPSEN_WORKLOADS) --nemesis all --time 115s --fault-for 5s --quiet-for 3s \

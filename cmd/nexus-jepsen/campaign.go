@@ -34,6 +34,7 @@ type campaignRun struct {
 	Unexp   int                 `json:"unexpected"`
 	Lin     string              `json:"linearizable"`
 	Audit   *runner.AuditCounts `json:"audit,omitempty"`
+	Lock    *runner.LockCounts  `json:"lock,omitempty"`
 	Version string              `json:"nexus_version"`
 	Reasons []string            `json:"reasons,omitempty"`
 	// Name labels the run in tables; "": the base name of Dir.
@@ -136,7 +137,7 @@ func summarize(spec string, round int, dir string, exit int) campaignRun {
 	r.Summary, r.Verdict, r.Reasons, r.Version = s, s.Verdict, s.Reasons, s.Version
 	r.Ops, r.OK, r.Fail, r.Info = s.Counts.Total, s.Counts.OK, s.Counts.Fail, s.Counts.Info
 	r.Avail, r.AvailF = s.Stats.Availability.Ratio, s.Stats.AvailabilityFaults.Ratio
-	r.Lost, r.Unexp, r.Audit = s.Lost, s.Unexpect, s.Audit
+	r.Lost, r.Unexp, r.Audit, r.Lock = s.Lost, s.Unexpect, s.Audit, s.Lock
 	for _, n := range s.Schedule.Faults {
 		r.Faults += n
 	}
@@ -183,19 +184,25 @@ func campaignTable(results []campaignRun, elapsed time.Duration) string {
 // resultTables renders the per-nemesis totals and the per-run lines.
 func resultTables(results []campaignRun) string {
 	var b strings.Builder
-	audit := false
+	audit, lock := false, false
 	for _, r := range results {
 		audit = audit || r.Audit != nil
+		lock = lock || r.Lock != nil
 	}
-	auditHead, auditSep := "", ""
+	extraHead, extraSep := "", ""
 	if audit {
-		auditHead, auditSep = " audit rows | audit ok archived | audit lost | audit duplicated | audit unexpected |", "---|---|---|---|---|"
+		extraHead, extraSep = " audit rows | audit ok archived | audit lost | audit duplicated | audit unexpected |", "---|---|---|---|---|"
 	}
-	b.WriteString("| nemesis | runs | valid | ops | ok | fail | info | faults | availability | during faults | lost | unexpected |" + auditHead + "\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|" + auditSep + "\n")
+	if lock {
+		extraHead += " lock increments acked | lock indeterminate | lock fenced out | lock handovers | lock anomalies |"
+		extraSep += "---|---|---|---|---|"
+	}
+	b.WriteString("| nemesis | runs | valid | ops | ok | fail | info | faults | availability | during faults | lost | unexpected |" + extraHead + "\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|" + extraSep + "\n")
 	var order []string
 	agg := map[string]*campaignRun{}
 	aggAudit := map[string]*runner.AuditCounts{}
+	aggLock := map[string]*runner.LockCounts{}
 	valid := map[string]int{}
 	count := map[string]int{}
 	for _, r := range results {
@@ -230,6 +237,12 @@ func resultTables(results []campaignRun) string {
 			x.Duplicated += r.Audit.Duplicated
 			x.Unexpected += r.Audit.Unexpected
 		}
+		if r.Lock != nil {
+			if aggLock[r.Nemesis] == nil {
+				aggLock[r.Nemesis] = &runner.LockCounts{}
+			}
+			aggLock[r.Nemesis].Add(r.Lock)
+		}
 	}
 	for _, n := range order {
 		a, k := agg[n], float64(count[n])
@@ -242,20 +255,38 @@ func resultTables(results []campaignRun) string {
 				b.WriteString(" - | - | - | - | - |")
 			}
 		}
+		if lock {
+			if x := aggLock[n]; x != nil {
+				fmt.Fprintf(&b, " %d | %d | %d | %d | %d |", x.Acked, x.Indeterminate, x.FencedOut, x.Handovers, x.Anomalies)
+			} else {
+				b.WriteString(" - | - | - | - | - |")
+			}
+		}
 		b.WriteString("\n")
 	}
-	auditHead, auditSep = "", ""
+	extraHead, extraSep = "", ""
 	if audit {
-		auditHead, auditSep = " audit rows / ok archived / lost / dup / unexp |", "---|"
+		extraHead, extraSep = " audit rows / ok archived / lost / dup / unexp |", "---|"
 	}
-	b.WriteString("\nRuns:\n\n| run | verdict | ops | ok/fail/info | faults | availability (faults) | linearizable | lost |" + auditHead +
-		" notes |\n|---|---|---|---|---|---|---|---|" + auditSep + "---|\n")
+	if lock {
+		extraHead += " lock acked / indeterminate / final / anomalies |"
+		extraSep += "---|"
+	}
+	b.WriteString("\nRuns:\n\n| run | verdict | ops | ok/fail/info | faults | availability (faults) | linearizable | lost |" + extraHead +
+		" notes |\n|---|---|---|---|---|---|---|---|" + extraSep + "---|\n")
 	for _, r := range results {
 		fmt.Fprintf(&b, "| %s | %s | %d | %d/%d/%d | %d | %.3f (%.3f) | %s | %d |", r.label(), r.Verdict, r.Ops,
 			r.OK, r.Fail, r.Info, r.Faults, r.Avail, r.AvailF, r.Lin, r.Lost)
 		if audit {
 			if x := r.Audit; x != nil {
 				fmt.Fprintf(&b, " %d / %d / %d / %d / %d |", x.Rows, x.ArchivedOK, x.Lost, x.Duplicated, x.Unexpected)
+			} else {
+				b.WriteString(" - |")
+			}
+		}
+		if lock {
+			if x := r.Lock; x != nil {
+				fmt.Fprintf(&b, " %d / %d / %d / %d |", x.Acked, x.Indeterminate, x.Final, x.Anomalies)
 			} else {
 				b.WriteString(" - |")
 			}

@@ -53,6 +53,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		Register *checker.RegisterResult `json:"register,omitempty"`
 		Set      *checker.SetResult      `json:"set,omitempty"`
 		Audit    *checker.AuditResult    `json:"audit,omitempty"`
+		Lock     *checker.LockResult     `json:"lock,omitempty"`
 		Stats    checker.Stats           `json:"stats"`
 	}{Stats: checker.ComputeStats(ops, windows)}
 	valid, unknown := true, false
@@ -73,6 +74,10 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		}
 		out.Audit = checker.CheckAudit(ops, ar) // nil archive: no-final-read
 		valid = valid && out.Audit.Valid
+	}
+	if len(history.Filter(ops, "lock")) > 0 {
+		out.Lock = checker.CheckLock(ops)
+		valid = valid && out.Lock.Valid
 	}
 	b, _ := json.MarshalIndent(out, "", "  ")
 	fmt.Fprintf(stdout, "%s\n", b)

@@ -42,6 +42,7 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.cfg.KeepData, "keep-data", false, "keep the agents' data dirs in the output folder")
 	fs.BoolVar(&f.cfg.StaleReads, "unsafe-stale-reads", false, "read without ?consistent (to check that the checkers catch stale reads; such a run should fail)")
 	fs.BoolVar(&f.cfg.UnsafeAuditDrop, "unsafe-audit-drop", false, "audit: set the backlog to max_records=1, on_full=drop_oldest (records dropped before they are archived; such a run must fail)")
+	fs.BoolVar(&f.cfg.UnsafeLock, "lock-unsafe", false, "lock: increment without fencing (a plain set, the lock trusted until the critical section ends; such a run must fail under pause, partition or kill)")
 	fs.Var(&f.args, "agent-arg", "extra `nexus agent` argument (repeatable), e.g. --agent-arg=--log-level=debug")
 }
 
@@ -80,7 +81,7 @@ func (f *runFlags) innerArgs(out string) []string {
 		"--fault-for", c.FaultFor.String(), "--quiet-for", c.QuietFor.String(),
 		"--client-timeout", c.ClientTimeout.String(), "--check-timeout", c.CheckTimeout.String(),
 		"--recovery-timeout", c.RecoveryTimeout.String(), "--heal-timeout", c.HealTimeout.String(), fmt.Sprintf("--keep-data=%v", c.KeepData), fmt.Sprintf("--unsafe-stale-reads=%v", c.StaleReads),
-		fmt.Sprintf("--unsafe-audit-drop=%v", c.UnsafeAuditDrop), "--out", out,
+		fmt.Sprintf("--unsafe-audit-drop=%v", c.UnsafeAuditDrop), fmt.Sprintf("--lock-unsafe=%v", c.UnsafeLock), "--out", out,
 	}
 	for _, x := range c.AgentArgs {
 		a = append(a, "--agent-arg="+x)

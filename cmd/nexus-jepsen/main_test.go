@@ -56,6 +56,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"run", "--nemesis", "bogus"}, "unknown nemesis"},
 		{[]string{"run", "--workload", "register,audit,bogus"}, "unknown workload"},
 		{[]string{"run", "--workload", "register", "--unsafe-audit-drop"}, "needs the audit workload"},
+		{[]string{"run", "--workload", "register,set", "--lock-unsafe"}, "needs the lock workload"},
 		{[]string{"run", "--nodes", "12"}, "--nodes 12"},
 		{[]string{"frobnicate"}, "unknown command"},
 		{[]string{"campaign", "--nemeses", "kill,nope"}, "unknown nemesis"},
@@ -87,16 +88,7 @@ func TestCampaignTable(t *testing.T) {
 // inner process.
 func TestAuditWorkloadFlags(t *testing.T) {
 	t.Parallel()
-	var f runFlags
-	fs := newFlagSet("run", &bytes.Buffer{})
-	f.register(fs)
-	if err := fs.Parse([]string{"--workload", "register,set,audit", "--nemesis", "kill", "--unsafe-audit-drop"}); err != nil {
-		t.Fatal(err)
-	}
-	f.cfg.OutDir = "o"
-	if err := f.finish(); err != nil {
-		t.Fatal(err)
-	}
+	f := parseRunFlags(t, "--workload", "register,set,audit", "--nemesis", "kill", "--unsafe-audit-drop")
 	ws, _, err := f.cfg.Validate()
 	if err != nil || len(ws) != 3 || ws[2].Name() != "audit" {
 		t.Fatalf("workloads %v, %v", ws, err)
@@ -104,11 +96,8 @@ func TestAuditWorkloadFlags(t *testing.T) {
 	if a, ok := ws[2].(workload.ArchiveUser); !ok || !a.NeedsArchive() {
 		t.Fatal("the audit workload does not ask for the archive")
 	}
-	var g runFlags
-	gs := newFlagSet(innerCommand, &bytes.Buffer{})
-	g.register(gs)
-	gs.StringVar(&g.cfg.OutDir, "out", "", "")
-	if err := gs.Parse(f.innerArgs("o")); err != nil || g.finish() != nil || g.cfg.Workloads != "register,set,audit" || !g.cfg.UnsafeAuditDrop {
+	g, err := innerRoundTrip(f)
+	if err != nil || g.cfg.Workloads != "register,set,audit" || !g.cfg.UnsafeAuditDrop {
 		t.Fatalf("inner workloads %q, unsafe drop %v (%v)", g.cfg.Workloads, g.cfg.UnsafeAuditDrop, err)
 	}
 	if ws, _, _ := g.cfg.Validate(); !ws[2].(*workload.Audit).UnsafeDrop {
@@ -135,18 +124,7 @@ func TestCheckAuditRun(t *testing.T) {
 	good := []checker.AuditRow{row(5, 0, "jepsen/audit/k1", "1", "jp-x-1"), row(6, 0, "jepsen/audit/k2", "2", "jp-x-2"),
 		row(6, 1, "jepsen/audit/k1", "3", "jp-x-2")}
 	write := func(rows []checker.AuditRow, withArchive bool) string {
-		dir := t.TempDir()
-		var hb bytes.Buffer
-		for _, op := range ops {
-			b, _ := json.Marshal(op)
-			hb.Write(append(b, '\n'))
-		}
-		if err := os.WriteFile(filepath.Join(dir, runner.FileHistory), hb.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, runner.FileTimeline), nil, 0o644); err != nil {
-			t.Fatal(err)
-		}
+		dir := writeRun(t, ops)
 		if withArchive {
 			ar := &checker.AuditArchive{Archiving: true, Watermark: checker.AuditKey{RaftIndex: 6, Position: 1}, Rows: rows}
 			if err := workload.WriteArchive(dir, ar); err != nil {
@@ -236,4 +214,113 @@ func TestReportMergesCampaigns(t *testing.T) {
 	if code := run([]string{"report"}, &out, &errw); code != exitUsage {
 		t.Fatalf("report without folders: exit %d", code)
 	}
+}
+
+// --lock-unsafe reaches the lock workload of the inner process.
+func TestLockWorkloadFlags(t *testing.T) {
+	t.Parallel()
+	f := parseRunFlags(t, "--workload", "lock", "--nemesis", "pause", "--lock-unsafe")
+	if g, err := innerRoundTrip(f); err != nil || !g.cfg.UnsafeLock {
+		t.Fatalf("inner flags %+v (%v)", g, err)
+	} else if ws, _, _ := g.cfg.Validate(); len(ws) != 1 || !ws[0].(*workload.Lock).Unsafe {
+		t.Fatal("--lock-unsafe did not reach the workload")
+	}
+}
+
+// `check DIR` re-checks a recorded lock run: exit 0 for a correct history,
+// 1 when two acknowledged increments wrote the same value.
+func TestCheckLockRun(t *testing.T) {
+	t.Parallel()
+	incr := func(i int, value int64, raft uint64) history.Op {
+		return history.Op{Index: i, Workload: "lock", F: history.FIncr, Type: history.OK, Key: workload.CounterKey, Session: "S1",
+			Holder: "S1", LockIndex: 1, Value: value, ModIndex: raft, Complete: int64(10 * i)}
+	}
+	for _, tc := range []struct {
+		name  string
+		ops   []history.Op
+		final int64
+		code  int
+		want  string
+	}{
+		{"valid", []history.Op{incr(1, 1, 11), incr(2, 2, 12)}, 2, exitValid, `"acked": 2`},
+		{"doubled", []history.Op{incr(1, 1, 11), incr(2, 1, 12)}, 1, exitInvalid, `"doubled": 1`},
+	} {
+		ops := append([]history.Op{{Index: 0, Workload: "lock", F: history.FAcquire, Type: history.OK, Key: workload.LockKey,
+			Session: "S1", Holder: "S1", Acquired: true, LockIndex: 1, ModIndex: 10}}, tc.ops...)
+		ops = append(ops, history.Op{Index: len(ops), Workload: "lock", F: history.FRead, Type: history.OK, Key: workload.CounterKey,
+			Final: true, Present: true, Read: tc.final, Complete: 100})
+		dir := writeRun(t, ops)
+		var out, errw bytes.Buffer
+		if code := run([]string{"check", dir}, &out, &errw); code != tc.code || !strings.Contains(out.String(), tc.want) {
+			t.Errorf("%s: exit %d (want %d), output lacks %q:\n%s%s", tc.name, code, tc.code, tc.want, out.String(), errw.String())
+		}
+	}
+}
+
+func TestCampaignTableLock(t *testing.T) {
+	t.Parallel()
+	rs := []campaignRun{
+		{Nemesis: "pause", Dir: "c/pause-01", Verdict: runner.VerdictValid, Ops: 100, OK: 90, Fail: 8, Info: 2, Avail: 0.9, AvailF: 0.8,
+			Lock: &runner.LockCounts{Acked: 50, Indeterminate: 2, FencedOut: 1, Final: 51, Handovers: 20}},
+		{Nemesis: "pause", Dir: "c/pause-02", Verdict: runner.VerdictInvalid, Ops: 100, OK: 80, Fail: 20, Avail: 0.7, AvailF: 0.6,
+			Lock: &runner.LockCounts{Acked: 40, Final: 38, Handovers: 10, Anomalies: 3}, Reasons: []string{"lock: doubled"}},
+		{Nemesis: "kill", Dir: "c/kill-01", Verdict: runner.VerdictValid, Ops: 10, OK: 10, Avail: 1, AvailF: 1},
+	}
+	s := campaignTable(rs, time.Minute)
+	for _, want := range []string{"lock fenced out |", "| pause | 2 | 1 | 200 | 170 | 28 | 2 | 0 | 0.800 | 0.700 | 0 | 0 | 90 | 2 | 1 | 30 | 3 |",
+		"| kill | 1 | 1 | 10 | 10 | 0 | 0 | 0 | 1.000 | 1.000 | 0 | 0 | - | - | - | - | - |",
+		"| pause-02 | invalid | 100 | 80/20/0 | 0 | 0.700 (0.600) |  | 0 | 40 / 0 / 38 / 3 | lock: doubled |"} {
+		if !strings.Contains(s, want) {
+			t.Fatalf("table lacks %q:\n%s", want, s)
+		}
+	}
+}
+
+// innerRoundTrip parses f's inner-process arguments as the inner process
+// does.
+func innerRoundTrip(f *runFlags) (*runFlags, error) {
+	var g runFlags
+	gs := newFlagSet(innerCommand, &bytes.Buffer{})
+	g.register(gs)
+	gs.StringVar(&g.cfg.OutDir, "out", "", "")
+	if err := gs.Parse(f.innerArgs("o")); err != nil {
+		return nil, err
+	}
+	return &g, g.finish()
+}
+
+// parseRunFlags parses the flags of `run` (with --out o), failing t on
+// an error.
+func parseRunFlags(t *testing.T, args ...string) *runFlags {
+	t.Helper()
+	var f runFlags
+	fs := newFlagSet("run", &bytes.Buffer{})
+	f.register(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	f.cfg.OutDir = "o"
+	if err := f.finish(); err != nil {
+		t.Fatal(err)
+	}
+	return &f
+}
+
+// writeRun writes a run folder with ops as its history and an empty
+// timeline.
+func writeRun(t *testing.T, ops []history.Op) string {
+	t.Helper()
+	dir := t.TempDir()
+	var hb bytes.Buffer
+	for _, op := range ops {
+		b, _ := json.Marshal(op)
+		hb.Write(append(b, '\n'))
+	}
+	if err := os.WriteFile(filepath.Join(dir, runner.FileHistory), hb.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, runner.FileTimeline), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }

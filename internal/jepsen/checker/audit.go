@@ -109,7 +109,10 @@ type expected struct {
 	rtype, resource string
 	value           string // config: JSON of the value written; "" to not check
 	optional        bool   // a companion record (service register/deregister)
-	rows            []*AuditRow
+	// shared: a key other writes write too, with values that are not
+	// unique (the lock key).
+	shared bool
+	rows   []*AuditRow
 }
 
 type auditWrite struct {
@@ -136,6 +139,29 @@ func auditExpectations(op *history.Op) []*expected {
 			{rtype: "instance", resource: op.Key + "/e" + strconv.FormatInt(op.Value, 10)},
 			{rtype: "service", resource: op.Key, optional: true},
 		}
+	case op.Workload == "lock":
+		return lockExpectations(op)
+	}
+	return nil
+}
+
+// lockExpectations lists the records of the lock workload's writes: a
+// session create one session record (its id is unknown when the answer was
+// lost: any session then); an acquire or release that changed the key (or
+// may have) one config record, whose value is not unique (every client
+// writes its number); an increment one record of the counter with its
+// value (the check-session and the get write nothing). A renew, a refused
+// acquire and a release by a non-holder write nothing.
+func lockExpectations(op *history.Op) []*expected {
+	switch op.F {
+	case history.FSessionCreate:
+		return []*expected{{rtype: "session", resource: op.Session}}
+	case history.FAcquire, history.FRelease:
+		if op.Type != history.OK || op.Acquired {
+			return []*expected{{rtype: "config", resource: op.Key, shared: true}}
+		}
+	case history.FIncr:
+		return []*expected{{rtype: "config", resource: op.Key, value: strconv.FormatInt(op.Value, 10)}}
 	}
 	return nil
 }
@@ -168,6 +194,7 @@ func CheckAudit(ops []history.Op, ar *AuditArchive) *AuditResult {
 	cfgWriter := map[string]*auditWrite{} // "key=value" → the write that wrote it
 	setServices := map[string]bool{}      // services the set workload used
 	workloadKeys := map[string]bool{}     // config keys the workloads wrote
+	lockKeys := map[string]bool{}         // keys the lock workload held as locks
 	var writes []*auditWrite
 	finalRead := false
 	for i := range ops {
@@ -195,6 +222,9 @@ func CheckAudit(ops []history.Op, ar *AuditArchive) *AuditResult {
 		res.Writes.add(op.Type)
 		res.ByWorkload[op.Workload]++
 		for _, e := range w.want {
+			if e.shared {
+				lockKeys[e.resource] = true
+			}
 			if e.rtype == "config" {
 				workloadKeys[e.resource] = true
 				if e.value != "" {
@@ -231,7 +261,7 @@ func CheckAudit(ops []history.Op, ar *AuditArchive) *AuditResult {
 
 		w := byReq[r.RequestID]
 		if w == nil {
-			res.unmatched(r, cfgWriter, workloadKeys, setServices, prefixes)
+			res.unmatched(r, cfgWriter, workloadKeys, setServices, prefixes, lockKeys)
 			continue
 		}
 		e := w.slot(r)
@@ -275,7 +305,7 @@ func CheckAudit(ops []history.Op, ar *AuditArchive) *AuditResult {
 // slot returns the expected record row r is for (nil: none).
 func (w *auditWrite) slot(r *AuditRow) *expected {
 	for _, e := range w.want {
-		if e.rtype == r.ResourceType && e.resource == r.Resource {
+		if e.rtype == r.ResourceType && (e.resource == r.Resource || (e.rtype == "session" && e.resource == "")) {
 			return e
 		}
 	}
@@ -283,7 +313,7 @@ func (w *auditWrite) slot(r *AuditRow) *expected {
 }
 
 // unmatched judges a row whose request id is no op's.
-func (res *AuditResult) unmatched(r *AuditRow, cfgWriter map[string]*auditWrite, workloadKeys, setServices, prefixes map[string]bool) {
+func (res *AuditResult) unmatched(r *AuditRow, cfgWriter map[string]*auditWrite, workloadKeys, setServices, prefixes, lockKeys map[string]bool) {
 	if r.ResourceType == "config" {
 		if w := cfgWriter[r.Resource+"="+r.Value]; w != nil {
 			// The write's unique value, under another request id: count it
@@ -299,6 +329,8 @@ func (res *AuditResult) unmatched(r *AuditRow, cfgWriter map[string]*auditWrite,
 	}
 	service, _, _ := strings.Cut(r.Resource, "/")
 	switch {
+	case r.ResourceType == "config" && lockKeys[r.Resource] && r.Action == "release" && isSystemActor(r.Actor) && r.RequestID == "":
+		// A session invalidated by the leader released the lock it held.
 	case prefixes[reqPrefix(r.RequestID)] && r.RequestID != "":
 		res.add(Anomaly{Kind: AuditUnexpected, Key: r.Resource, Detail: fmt.Sprintf("%s: a request id of the workloads' clients that no recorded op sent", r)})
 	case r.ResourceType == "config" && (workloadKeys[r.Resource] || strings.HasPrefix(r.Resource, "jepsen/")):

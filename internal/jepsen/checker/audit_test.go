@@ -40,6 +40,25 @@ func archive(rows ...AuditRow) *AuditArchive {
 	return ar
 }
 
+// lockW is a write of the lock workload with request id "jp-l-<req>"
+// (its value req too); done: acquired or released.
+func lockW(f string, t history.Type, sess string, done bool, req int) history.Op {
+	key := ""
+	switch f {
+	case history.FAcquire, history.FRelease:
+		key = "l"
+	case history.FIncr:
+		key = "c"
+	}
+	return history.Op{Workload: "lock", F: f, Type: t, Key: key, Session: sess, Acquired: done, Value: int64(req), Node: "n1",
+		ReqID: "jp-l-" + strconv.Itoa(req)}
+}
+
+func lockRow(index int64, action, rtype, resource, value string, req int) AuditRow {
+	return AuditRow{ClusterID: "c1", RaftIndex: index, Action: action, ResourceType: rtype, Resource: resource, Node: "n1",
+		Actor: "anonymous", RequestID: "jp-l-" + strconv.Itoa(req), Value: value}
+}
+
 func TestCheckAudit(t *testing.T) {
 	t.Parallel()
 	const ok, fail, info = history.OK, history.Fail, history.Info
@@ -132,6 +151,19 @@ func TestCheckAudit(t *testing.T) {
 			Key: "r", Value: 1, ReqID: "jp-r-1"}, aFinal()),
 			ar:    archive(AuditRow{ClusterID: "c1", RaftIndex: 5, ResourceType: "config", Resource: "r", Value: "1", RequestID: "jp-r-1"}),
 			kinds: map[string]int{AuditFailed: 1}},
+		{name: "lock workload: sessions, acquires, releases, increments; invalidations by the leader", ops: h(
+			lockW(history.FSessionCreate, ok, "S1", false, 1), lockW(history.FSessionCreate, info, "", false, 2),
+			lockW(history.FRenew, ok, "S1", false, 3), lockW(history.FAcquire, ok, "S1", true, 4), lockW(history.FAcquire, ok, "S1", false, 5),
+			lockW(history.FIncr, ok, "S1", false, 6), lockW(history.FIncr, fail, "S1", false, 7), lockW(history.FRelease, ok, "S1", true, 8),
+			lockW(history.FRelease, ok, "S1", false, 9), aFinal()),
+			ar: archive(lockRow(10, "create", "session", "S1", "", 1), lockRow(11, "create", "session", "S9", "", 2),
+				lockRow(12, "acquire", "config", "l", "4", 4), lockRow(13, "set", "config", "c", "6", 6), lockRow(14, "release", "config", "l", "8", 8),
+				AuditRow{ClusterID: "c1", RaftIndex: 15, Action: "invalidate", ResourceType: "session", Resource: "S9", Actor: "system:leader"},
+				AuditRow{ClusterID: "c1", RaftIndex: 15, Position: 1, Action: "release", ResourceType: "config", Resource: "l", Actor: "system:leader", Value: "4"})},
+		{name: "lock workload: a lost increment, a refused acquire that wrote, a renew that wrote", ops: h(
+			lockW(history.FAcquire, ok, "S1", false, 4), lockW(history.FIncr, ok, "S1", false, 6), lockW(history.FRenew, ok, "S1", false, 3), aFinal()),
+			ar:    archive(lockRow(12, "acquire", "config", "l", "4", 4), lockRow(13, "set", "config", "jepsen/lock/x", "1", 3)),
+			kinds: map[string]int{AuditLost: 1, AuditForeign: 2}},
 		{name: "never read", ops: h(aWrite(ok, "k1", 1, 1)), ar: archive(cfgRow(10, 0, "k1", 1, 1)), kinds: map[string]int{AuditNoFinalRead: 1}},
 		{name: "backlog not drained", ops: h(aWrite(ok, "k1", 1, 1), aFinal()),
 			ar:    &AuditArchive{Archiving: true, Backlog: 3, Target: AuditKey{12, 0}, Watermark: AuditKey{10, 0}, Rows: []AuditRow{cfgRow(10, 0, "k1", 1, 1)}},

@@ -1,6 +1,27 @@
 package checker
 
-import "github.com/nexus/nexus/internal/jepsen/history"
+import (
+	"reflect"
+	"testing"
+
+	"github.com/nexus/nexus/internal/jepsen/history"
+)
+
+// wantKinds fails t unless counts are the anomaly counts want and valid
+// says whether there are none (want nil: a valid history).
+func wantKinds(t *testing.T, counts map[string]int, anomalies []Anomaly, valid bool, want map[string]int) {
+	t.Helper()
+	w := want
+	if w == nil {
+		w = map[string]int{}
+	}
+	if !reflect.DeepEqual(counts, w) {
+		t.Fatalf("anomalies %v (%+v), want %v", counts, anomalies, w)
+	}
+	if valid != (want == nil) {
+		t.Fatalf("Valid = %v", valid)
+	}
+}
 
 // h builds a history from ops, numbering them.
 func h(ops ...history.Op) []history.Op {

@@ -1,6 +1,7 @@
 // Package checker decides whether a nexus-jepsen history is valid: the
 // register workload with porcupine (linearizability), the set workload with
-// a set-full style check, plus counts and availability.
+// a set-full style check, the audit workload against the archive's rows,
+// the lock workload's counter and fencing, plus counts and availability.
 package checker
 
 import (

@@ -58,16 +58,7 @@ func TestCheckSet(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			res := CheckSet(tc.ops, tc.removals)
-			want := tc.kinds
-			if want == nil {
-				want = map[string]int{}
-			}
-			if !reflect.DeepEqual(res.Counts, want) {
-				t.Fatalf("anomalies %v (%+v), want %v", res.Counts, res.Anomalies, want)
-			}
-			if res.Valid != (tc.kinds == nil) {
-				t.Fatalf("Valid = %v", res.Valid)
-			}
+			wantKinds(t, res.Counts, res.Anomalies, res.Valid, tc.kinds)
 			for _, c := range []struct {
 				name      string
 				got, want []int64

@@ -33,7 +33,7 @@ type Result struct {
 	Status int    // HTTP status; 0 when none
 	Code   string // API error code or one of the Code* classes
 	Err    string // error message
-	Body   []byte // the body of a 2xx answer
+	Body   []byte // the body of the answer (a 2xx's value, or the error: a txn_conflict names its op)
 
 	RequestID string // X-Request-ID sent (the nodes log it)
 }
@@ -69,9 +69,9 @@ func classify(kind Kind, status int, body []byte, err error) Result {
 		}
 		return r
 	}
-	r := Result{Status: status}
+	r := Result{Status: status, Body: body}
 	if status >= 200 && status < 300 {
-		r.Type, r.Body = history.OK, body
+		r.Type = history.OK
 		return r
 	}
 	r.Code, r.Err = apiError(body)

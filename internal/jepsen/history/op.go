@@ -36,6 +36,14 @@ const (
 	// audit_events (Value: the number of rows; the rows go to
 	// audit_events.jsonl).
 	FArchiveRead = "archive-read"
+	// The lock workload (Key: the lock key, or the counter key for FRead and
+	// FIncr).
+	FSessionCreate = "session-create" // Session: the id answered; Value: the TTL in ms
+	FRenew         = "renew"          // Session renewed; a 404 (Fail, not_found) says it ended
+	FSessionLost   = "session-lost"   // why Session ended, from the audit trail: Code = ttl, node_failed, node_left, destroy
+	FAcquire       = "acquire"        // PUT ?acquire=Session: Acquired, Holder, LockIndex, ModIndex (Raft index when acquired)
+	FRelease       = "release"        // PUT ?release=Session: Acquired = released, LockIndex, ModIndex
+	FIncr          = "incr"           // POST /txn: counter := Value under Session's lock; Holder, LockIndex as the txn saw them, ModIndex = its Raft index
 )
 
 // Op is one completed client operation.
@@ -61,6 +69,12 @@ type Op struct {
 	ModIndex uint64  `json:"modify_index,omitempty"` // read/write/cas: modify_index of the key
 	Elements []int64 `json:"elements,omitempty"`     // set-read: the ids seen, sorted
 	Final    bool    `json:"final,omitempty"`        // set-read/read after every fault healed
+
+	// Sessions and locks (the lock workload).
+	Session   string `json:"session,omitempty"`    // the session the op acts for
+	Holder    string `json:"holder,omitempty"`     // acquire/release/incr: the lock key's session after the op ("" free)
+	LockIndex uint64 `json:"lock_index,omitempty"` // the lock key's lock_index the op saw
+	Acquired  bool   `json:"acquired,omitempty"`   // acquire: acquired; release: released
 
 	Status int    `json:"status,omitempty"` // HTTP status, 0 if none
 	ReqID  string `json:"req_id,omitempty"` // X-Request-ID: grep the node logs for it; audit records carry it

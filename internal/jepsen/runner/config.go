@@ -41,6 +41,12 @@ type Config struct {
 	// that must fail, to show that the audit checker catches a lossy
 	// archive end to end. Never valid evidence about Nexus.
 	UnsafeAuditDrop bool
+	// UnsafeLock makes the lock workload increment without fencing (a
+	// plain set, no check-session, the lock trusted until the critical
+	// section ends): a run that must fail under pause, partition or kill,
+	// to show that the lock checker catches unfenced critical sections.
+	// Never valid evidence about Nexus.
+	UnsafeLock bool
 }
 
 // Defaults of Config.
@@ -102,22 +108,30 @@ func (c *Config) Validate() ([]workload.Workload, []nemesis.Nemesis, error) {
 	if err != nil {
 		errs = append(errs, err)
 	}
-	if c.UnsafeAuditDrop {
-		found := false
-		for _, w := range ws {
-			if a, ok := w.(*workload.Audit); ok {
-				a.UnsafeDrop, found = true, true
-			}
-		}
-		if !found && err == nil {
-			errs = append(errs, errors.New("--unsafe-audit-drop needs the audit workload"))
-		}
+	if c.UnsafeAuditDrop && !setOn(ws, func(a *workload.Audit) { a.UnsafeDrop = true }) && err == nil {
+		errs = append(errs, errors.New("--unsafe-audit-drop needs the audit workload"))
+	}
+	if c.UnsafeLock && !setOn(ws, func(l *workload.Lock) { l.Unsafe = true }) && err == nil {
+		errs = append(errs, errors.New("--lock-unsafe needs the lock workload"))
 	}
 	ns, err := nemesis.Parse(c.Nemesis)
 	if err != nil {
 		errs = append(errs, err)
 	}
 	return ws, ns, errors.Join(errs...)
+}
+
+// setOn calls set on every workload of type T in ws; false when there is
+// none.
+func setOn[T workload.Workload](ws []workload.Workload, set func(T)) bool {
+	found := false
+	for _, w := range ws {
+		if t, ok := w.(T); ok {
+			set(t)
+			found = true
+		}
+	}
+	return found
 }
 
 // NemesisNames returns the nemesis names in c.Nemesis.

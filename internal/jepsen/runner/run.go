@@ -268,6 +268,8 @@ func check(cfg Config, rec *history.Recorder, tl *nemesis.Timeline, ws []workloa
 			}
 		case *checker.SetResult:
 			sum.Lost, sum.Unexpect = len(d.Lost), len(d.Unexpected)
+		case *checker.LockResult:
+			sum.Lock = NewLockCounts(d)
 		case *checker.AuditResult:
 			sum.Audit = NewAuditCounts(d)
 			if _, err := os.Stat(filepath.Join(cfg.OutDir, workload.FileAuditEvents)); err == nil {

@@ -24,13 +24,13 @@ func TestRunShort(t *testing.T) {
 		return
 	}
 	out := t.TempDir()
-	workloads, files := "register,set,audit", []string{FilePostgres, workload.FileAuditArchive, workload.FileAuditEvents}
+	workloads, files := "register,set,audit,lock", []string{FilePostgres, workload.FileAuditArchive, workload.FileAuditEvents}
 	if err := pgserver.Available(pgserver.BinDir()); err != nil {
 		if pgtest.Required() {
 			t.Fatal(err)
 		}
 		t.Logf("without the audit workload: %v", err)
-		workloads, files = "register,set", nil
+		workloads, files = "register,set,lock", nil
 	}
 	cfg := Config{Binary: bin, OutDir: out, Workloads: workloads, Nemesis: "kill,partition",
 		Duration: 25 * time.Second, Clients: 4, FaultFor: 4 * time.Second, QuietFor: 3 * time.Second, Seed: 7}
@@ -49,6 +49,9 @@ func TestRunShort(t *testing.T) {
 	}
 	if sum.Counts.OK == 0 || sum.Schedule.Faults["kill"] == 0 || sum.Schedule.Faults["partition"] == 0 {
 		t.Fatalf("too little happened: counts %+v faults %v", sum.Counts, sum.Schedule.Faults)
+	}
+	if sum.Lock == nil || sum.Lock.Acked == 0 || sum.Lock.Handovers < 2 || sum.Lock.Final < int64(sum.Lock.Acked) {
+		t.Fatalf("lock: %+v", sum.Lock)
 	}
 	if files != nil && (sum.Audit == nil || sum.Audit.ArchivedOK == 0 || sum.Audit.Rows < sum.Audit.ArchivedOK) {
 		t.Fatalf("audit: %+v", sum.Audit)

@@ -45,6 +45,7 @@ type Summary struct {
 	Unexpect  int                        `json:"unexpected"`        // set: elements present that should not be
 	Audit     *AuditCounts               `json:"audit,omitempty"`   // audit: the archive against the history
 	Archive   string                     `json:"archive,omitempty"` // audit: the agents' --postgres-url
+	Lock      *LockCounts                `json:"lock,omitempty"`    // lock: the counter and the fencing
 	Results   map[string]workload.Result `json:"workloads"`
 	Schedule  nemesis.ScheduleStats      `json:"nemesis"`
 	Windows   []checker.Window           `json:"fault_windows"`
@@ -77,6 +78,39 @@ func NewAuditCounts(r *checker.AuditResult) *AuditCounts {
 		c.Anomalies += n
 	}
 	return c
+}
+
+// LockCounts are the lock workload's headline numbers (the full result is
+// in workloads.lock.details).
+type LockCounts struct {
+	Acked         int   `json:"acked"`         // increments acknowledged
+	Indeterminate int   `json:"indeterminate"` // increments with an unknown outcome
+	FencedOut     int   `json:"fenced_out"`    // increments refused by check-session
+	Final         int64 `json:"final"`         // the counter after healing
+	Handovers     int   `json:"handovers"`     // lock indexes seen
+	LostSessions  int   `json:"lost_sessions"` // sessions the clients saw end
+	Anomalies     int   `json:"anomalies"`     // every kind
+}
+
+// NewLockCounts summarizes a lock result.
+func NewLockCounts(r *checker.LockResult) *LockCounts {
+	c := &LockCounts{Acked: r.Acked, Indeterminate: r.Indefinite, FencedOut: r.FencedOut, Final: r.Final,
+		Handovers: r.Handovers, LostSessions: r.LostSessions}
+	for _, n := range r.Counts {
+		c.Anomalies += n
+	}
+	return c
+}
+
+// Add adds o's counts to c (Final: the sum of the finals).
+func (c *LockCounts) Add(o *LockCounts) {
+	c.Acked += o.Acked
+	c.Indeterminate += o.Indeterminate
+	c.FencedOut += o.FencedOut
+	c.Final += o.Final
+	c.Handovers += o.Handovers
+	c.LostSessions += o.LostSessions
+	c.Anomalies += o.Anomalies
 }
 
 func (s *Summary) write(path string) error {

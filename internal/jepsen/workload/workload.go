@@ -1,7 +1,8 @@
 // Package workload holds the nexus-jepsen workloads: register (config keys
 // as linearizable registers, checked with porcupine), set (service
-// instances added and removed, checked against the final read) and audit
-// (config writes, checked against PostgreSQL's audit_events).
+// instances added and removed, checked against the final read), audit
+// (config writes, checked against PostgreSQL's audit_events) and lock (a
+// counter incremented under a lock through fenced transactions).
 package workload
 
 import (
@@ -73,6 +74,7 @@ const (
 	NameRegister = "register"
 	NameSet      = "set"
 	NameAudit    = "audit"
+	NameLock     = "lock"
 )
 
 // New returns the workload of that name.
@@ -84,8 +86,10 @@ func New(name string) (Workload, error) {
 		return &Set{}, nil
 	case NameAudit:
 		return &Audit{}, nil
+	case NameLock:
+		return &Lock{}, nil
 	}
-	return nil, fmt.Errorf("unknown workload %q (known: register, set, audit)", name)
+	return nil, fmt.Errorf("unknown workload %q (known: register, set, audit, lock)", name)
 }
 
 // Parse turns "register,set" into workloads.
