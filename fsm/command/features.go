@@ -26,6 +26,8 @@ func Gates() map[Type]string {
 		// voter would stop on these entries.
 		TypeSessionCreate: "sessions", TypeSessionRenew: "sessions", TypeSessionInvalidate: "sessions",
 		TypeConfigLock: "sessions", TypeTxn: "sessions", TypeLockDelayEnd: "sessions",
+		// Maintenance mode (docs/operations.md).
+		TypeMaintenance: "maintenance",
 	}
 	for t, f := range fixtureGates() {
 		g[t] = f
