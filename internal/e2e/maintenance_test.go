@@ -223,4 +223,3 @@ func TestMaintenanceModeAcrossTheCluster(t *testing.T) {
 		t.Fatalf("audit %q, want %q", got, want)
 	}
 }
-
