@@ -28,6 +28,8 @@ func Gates() map[Type]string {
 		TypeConfigLock: "sessions", TypeTxn: "sessions", TypeLockDelayEnd: "sessions",
 		// Maintenance mode (docs/operations.md).
 		TypeMaintenance: "maintenance",
+		// Consul KV values that are not JSON, and KV flags.
+		TypeConfigSetRaw: "kv_raw",
 	}
 	for t, f := range fixtureGates() {
 		g[t] = f
