@@ -22,8 +22,8 @@ import (
 // DNS on.
 func maintOptions(t *testing.T) proccluster.Options {
 	o := baseOptions(t)
-	o.RaftPort, o.GossipPort, o.HTTPPort, o.GatewayPort = 27300, 27301, 27500, 27080
-	o.DNSPort = envInt("NEXUS_E2E_MAINT_DNS_PORT", 27600)
+	o.RaftPort, o.GossipPort, o.HTTPPort, o.GatewayPort = 33300, 33301, 33500, 33080
+	o.DNSPort = envInt("NEXUS_E2E_MAINT_DNS_PORT", 33600)
 	return o
 }
 
