@@ -35,9 +35,14 @@ vet:
 fmt:
 	gofmt -w .
 
-## bench-raft: 3-node cluster on loopback: writes at 1/16/64 clients, reads, failover.
+## bench-raft: 3-node cluster on loopback: writes at 1/16/64 clients, reads, failover;
+## an interleaved A/B against BASE (default the first release, built from git in
+## the same run), median of BENCH_ROUNDS rounds with the nodes' CPU per op.
+BASE         ?= 3cd8fea
+BENCH_ROUNDS ?= 3
 bench-raft: build
-	$(BIN)/nexus-bench raft --nexus $(NEXUS) --duration 10s --clients 1,16,64 --failover-rounds 5
+	$(BIN)/nexus-bench ab-raft --nexus $(NEXUS) --base $(BASE) --rounds $(BENCH_ROUNDS) \
+		--duration 10s --clients 1,16,64 --failover-rounds 5
 
 ## bench-scale: 3-node cluster on loopback at catalog scale (issue 21):
 ## 100,000 instances, 1,000,000 config keys, 10,000 routes, 10,000 watchers.

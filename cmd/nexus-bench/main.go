@@ -25,6 +25,8 @@ const usage = `usage: nexus-bench raft --nexus PATH [--duration 10s] [--clients 
                         [--dir DIR] [--base-ip 127.0.0.] [--raft-port 28300]
                         [--gossip-port 28301] [--http-port 28500] [--gateway-port 28080]
                         [--verbose]
+       nexus-bench ab-raft --nexus PATH [--base 3cd8fea | --base-binary PATH] [--rounds 3]
+                        [raft's flags] (interleaved A/B: A built from git at --base)
        nexus-bench gateway --nexus PATH [--duration 10s] [--rounds 3] [--threads 2]
                         [--connections 64] [--gomaxprocs N] [--only direct,nginx,nexus,nexus-plugins]
        nexus-bench security --nexus PATH [--duration 10s] [--rounds 5] [--clients 64]
@@ -51,6 +53,8 @@ func main() {
 	switch os.Args[1] {
 	case "raft":
 		os.Exit(runRaft(ctx, os.Args[2:]))
+	case "ab-raft":
+		os.Exit(runABRaft(ctx, os.Args[2:]))
 	case "gateway":
 		os.Exit(runGateway(ctx, os.Args[2:]))
 	case "security":

@@ -272,6 +272,7 @@ func (b *bench) load(ctx context.Context, phase string, n int, op func(w, seq in
 		samples []string
 		wg      sync.WaitGroup
 	)
+	cpu0 := b.clusterCPU()
 	start := time.Now()
 	for w := 0; w < n; w++ {
 		wg.Add(1)
@@ -307,6 +308,9 @@ func (b *bench) load(ctx context.Context, phase string, n int, op func(w, seq in
 	}
 	wg.Wait()
 	res := summarize(phase, n, time.Since(start), lat, errs)
+	if cpu := b.clusterCPU() - cpu0; res.Ops > 0 && cpu > 0 {
+		res.CPUPerOpUs = float64(cpu.Microseconds()) / float64(res.Ops)
+	}
 	if len(samples) > 10 {
 		samples = samples[:10]
 	}
@@ -315,6 +319,18 @@ func (b *bench) load(ctx context.Context, phase string, n int, op func(w, seq in
 		res.Note = "first error: " + samples[0]
 	}
 	return res
+}
+
+// clusterCPU is the user+system CPU time the running nodes used so far
+// (each node process and its children).
+func (b *bench) clusterCPU() time.Duration {
+	var total time.Duration
+	for _, i := range b.c.Live() {
+		if d, err := treeCPU(b.c.Node(i).PID); err == nil {
+			total += d
+		}
+	}
+	return total
 }
 
 // writePhaseTo sends every write of n clients to one node.

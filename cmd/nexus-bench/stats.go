@@ -27,13 +27,13 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 	return sorted[rank-1]
 }
 
-// median returns the median of ds (the mean of the two middle values for an
-// even count); ds need not be sorted.
-func median(ds []time.Duration) time.Duration {
-	if len(ds) == 0 {
+// median returns the median of v (the mean of the two middle values for an
+// even count, 0 for none); v need not be sorted and is not changed.
+func median[T time.Duration | float64](v []T) T {
+	if len(v) == 0 {
 		return 0
 	}
-	s := append([]time.Duration(nil), ds...)
+	s := append([]T(nil), v...)
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	m := len(s) / 2
 	if len(s)%2 == 1 {
@@ -97,15 +97,18 @@ func parseClients(s string) ([]int, error) {
 
 // PhaseResult is one measured load phase.
 type PhaseResult struct {
-	Phase        string   `json:"phase"` // "config write", "local read", "consistent read"
-	Clients      int      `json:"clients"`
-	Seconds      float64  `json:"seconds"`
-	Ops          int      `json:"ops"` // successful operations
-	Errors       int      `json:"errors"`
-	OpsPerSec    float64  `json:"ops_per_sec"`
-	P50Ms        float64  `json:"p50_ms"`
-	P99Ms        float64  `json:"p99_ms"`
-	MaxMs        float64  `json:"max_ms"`
+	Phase     string  `json:"phase"` // "config write", "local read", "consistent read"
+	Clients   int     `json:"clients"`
+	Seconds   float64 `json:"seconds"`
+	Ops       int     `json:"ops"` // successful operations
+	Errors    int     `json:"errors"`
+	OpsPerSec float64 `json:"ops_per_sec"`
+	P50Ms     float64 `json:"p50_ms"`
+	P99Ms     float64 `json:"p99_ms"`
+	MaxMs     float64 `json:"max_ms"`
+	// CPUPerOpUs is the CPU time of the three nodes (user+system) per
+	// successful operation of the phase, in µs.
+	CPUPerOpUs   float64  `json:"cpu_us_per_op,omitempty"`
 	NA           bool     `json:"na,omitempty"` // not supported by the agent
 	Note         string   `json:"note,omitempty"`
 	ErrorSamples []string `json:"error_samples,omitempty"`

@@ -76,7 +76,10 @@ func TestMedian(t *testing.T) {
 	if m := median([]time.Duration{4, 1, 3, 2}); m != 2 { // (2+3)/2 truncated
 		t.Errorf("even: %v", m)
 	}
-	if m := median(nil); m != 0 {
+	if m := median([]float64{2.5, 1, 4, 3}); m != 2.75 {
+		t.Errorf("float even: %v", m)
+	}
+	if m := median[time.Duration](nil); m != 0 {
 		t.Errorf("empty: %v", m)
 	}
 	in := []time.Duration{3, 1, 2}

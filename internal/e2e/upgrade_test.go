@@ -1,9 +1,9 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nexus/nexus/internal/gitbuild"
 	"github.com/nexus/nexus/internal/retry"
 )
 
@@ -28,61 +29,26 @@ const previousRelease = "3cd8fea"
 const gateFixtureFeature = "gate-fixture"
 
 // buildPreviousRelease builds `nexus` at previousRelease from this
-// repository's history into dir: the tree is exported with `git archive`
-// (read only: no worktree left behind if the test dies) and built with the
-// module cache. Without git or the commit the test skips, unless
-// NEXUS_UPGRADE_REQUIRED=1 makes that a failure.
+// repository's history into dir (internal/gitbuild). Without git or the
+// commit the test skips, unless NEXUS_UPGRADE_REQUIRED=1 makes that a
+// failure.
 func buildPreviousRelease(t *testing.T, dir string) string {
 	t.Helper()
-	unavailable := func(format string, args ...any) {
-		t.Helper()
-		msg := fmt.Sprintf(format, args...)
-		if os.Getenv("NEXUS_UPGRADE_REQUIRED") == "1" {
-			t.Fatalf("rolling upgrade: %s (NEXUS_UPGRADE_REQUIRED=1)", msg)
-		}
-		t.Skipf("rolling upgrade skipped: %s; set NEXUS_UPGRADE_REQUIRED=1 to fail instead", msg)
-	}
-	if _, err := exec.LookPath("git"); err != nil {
-		unavailable("git is not installed")
-	}
-	top, err := exec.Command("git", "rev-parse", "--show-toplevel").Output()
-	if err != nil {
-		unavailable("not in a git checkout (%v)", err)
-	}
-	root := strings.TrimSpace(string(top))
-	if out, err := exec.Command("git", "-C", root, "cat-file", "-e", previousRelease+"^{commit}").CombinedOutput(); err != nil {
-		unavailable("commit %s is not in the history (shallow clone?): %v %s", previousRelease, err, out)
-	}
-	src := filepath.Join(dir, "src")
-	if err := os.MkdirAll(src, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	archive := exec.Command("git", "-C", root, "archive", previousRelease)
-	untar := exec.Command("tar", "-x", "-C", src)
-	pipe, err := archive.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	untar.Stdin = pipe
-	// One buffer each: exec copies each command's stderr in a goroutine of
-	// its own.
-	var archiveErr, untarErr bytes.Buffer
-	archive.Stderr, untar.Stderr = &archiveErr, &untarErr
-	if err := untar.Start(); err != nil {
-		t.Fatal(err)
-	}
-	if err := archive.Run(); err != nil {
-		t.Fatalf("git archive %s: %v %s", previousRelease, err, archiveErr.String())
-	}
-	if err := untar.Wait(); err != nil {
-		t.Fatalf("tar: %v %s", err, untarErr.String())
-	}
-	bin := filepath.Join(dir, "nexus-"+previousRelease)
+	ctx := context.Background()
 	start := time.Now()
-	build := exec.Command("go", "build", "-ldflags", "-X main.version="+previousRelease, "-o", bin, "./cmd/nexus")
-	build.Dir = src
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building %s: %v\n%s", previousRelease, err, out)
+	root, err := gitbuild.Root(ctx, "")
+	var bin string
+	if err == nil {
+		bin, err = gitbuild.Nexus(ctx, root, previousRelease, dir, previousRelease)
+	}
+	if errors.Is(err, gitbuild.ErrUnavailable) {
+		if os.Getenv("NEXUS_UPGRADE_REQUIRED") == "1" {
+			t.Fatalf("rolling upgrade: %v (NEXUS_UPGRADE_REQUIRED=1)", err)
+		}
+		t.Skipf("rolling upgrade skipped: %v; set NEXUS_UPGRADE_REQUIRED=1 to fail instead", err)
+	}
+	if err != nil {
+		t.Fatal(err)
 	}
 	t.Logf("built %s in %v", previousRelease, time.Since(start).Round(time.Millisecond))
 	return bin
