@@ -180,7 +180,7 @@ func (a *Agent) build(opts Options) error {
 		Node: cfg.Node, BindAddr: cfg.Bind, AdvertiseAddr: cfg.Advertise,
 		RaftPort: cfg.RaftPort, GossipPort: cfg.GossipPort,
 		HTTPAddr: advertisedHTTP(cfg), GatewayAddr: cfg.GatewayAddr,
-		BootstrapExpect: cfg.BootstrapExpect, Join: cfg.Join, Version: opts.Version,
+		BootstrapExpect: cfg.BootstrapExpect, NonVoter: cfg.NonVoter, Join: cfg.Join, Version: opts.Version,
 		HeartbeatTimeout: cfg.RaftHeartbeatTimeout, ElectionTimeout: cfg.RaftElectionTimeout,
 		LeaderLeaseTimeout: cfg.RaftLeaderLeaseTimeout, CommitTimeout: cfg.RaftCommitTimeout,
 		SnapshotThreshold: cfg.RaftSnapshotThreshold, SnapshotInterval: cfg.RaftSnapshotInterval,

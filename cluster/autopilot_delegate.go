@@ -40,7 +40,7 @@ func (a *Autopilot) KnownServers() map[raft.ServerID]*autopilot.Server {
 		self: {
 			ID: self, Name: a.n.cfg.Node, Address: raft.ServerAddress(a.n.raftAddr()), NodeStatus: autopilot.NodeAlive,
 			Version: a.n.cfg.Version, Meta: map[string]string{"http": a.n.cfg.HTTPAddr}, RaftVersion: raft.ProtocolVersionMax,
-			IsLeader: a.n.raft.State() == raft.Leader, NodeType: autopilot.NodeVoter,
+			IsLeader: a.n.raft.State() == raft.Leader, NodeType: nodeType(a.n.cfg.NonVoter),
 		},
 	}
 	since := map[raft.ServerID]time.Time{}
@@ -56,7 +56,7 @@ func (a *Autopilot) KnownServers() map[raft.ServerID]*autopilot.Server {
 		out[id] = &autopilot.Server{
 			ID: id, Name: m.Name, Address: raft.ServerAddress(m.Meta.RaftAddr), NodeStatus: nodeStatus(m.Status),
 			Version: m.Meta.Version, Meta: map[string]string{"http": m.Meta.HTTPAddr}, RaftVersion: raft.ProtocolVersionMax,
-			NodeType: autopilot.NodeVoter,
+			NodeType: nodeType(m.Meta.NonVoter),
 		}
 		if m.Status != StatusAlive && !m.Changed.IsZero() && m.Changed.Before(now) {
 			since[id] = m.Changed
@@ -74,6 +74,17 @@ func (a *Autopilot) KnownServers() map[raft.ServerID]*autopilot.Server {
 	}
 	a.trackMissing(out, since, now)
 	return out
+}
+
+// NodeReadReplica is the autopilot node type of a server started with
+// --non-voter: never promoted.
+const NodeReadReplica autopilot.NodeType = "read-replica"
+
+func nodeType(nonVoter bool) autopilot.NodeType {
+	if nonVoter {
+		return NodeReadReplica
+	}
+	return autopilot.NodeVoter
 }
 
 func nodeStatus(s member.Status) autopilot.NodeStatus {

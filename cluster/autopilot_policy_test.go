@@ -98,10 +98,54 @@ func TestPromotable(t *testing.T) {
 		"young":    st(autopilot.RaftNonVoter, true, stable-time.Millisecond),
 		"sick":     st(autopilot.RaftNonVoter, false, time.Hour),
 		"staging":  st(autopilot.RaftStaging, true, time.Hour),
+		"replica":  st(autopilot.RaftNonVoter, true, time.Hour),
 	}}
+	s.Servers["replica"].Server.NodeType = NodeReadReplica
 	got := promotable(s, stable, now)
 	if want := []raft.ServerID{"a-stable", "z-stable"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("promotable %v, want %v", got, want)
+	}
+}
+
+// Read replicas that are voters are demoted, never below the minimum
+// quorum, never the leader.
+func TestDemotable(t *testing.T) {
+	srv := func(state autopilot.RaftState, replica bool) *autopilot.ServerState {
+		s := &autopilot.ServerState{State: state}
+		s.Server.NodeType = autopilot.NodeVoter
+		if replica {
+			s.Server.NodeType = NodeReadReplica
+		}
+		s.Server.IsLeader = state == autopilot.RaftLeader
+		return s
+	}
+	for _, c := range []struct {
+		name      string
+		servers   map[raft.ServerID]*autopilot.ServerState
+		minQuorum int
+		want      []raft.ServerID
+	}{
+		{"none", map[raft.ServerID]*autopilot.ServerState{"a": srv(autopilot.RaftLeader, false), "b": srv(autopilot.RaftVoter, false)}, 1, nil},
+		{"two replicas voting, room for both", map[raft.ServerID]*autopilot.ServerState{
+			"a": srv(autopilot.RaftLeader, false), "b": srv(autopilot.RaftVoter, false), "c": srv(autopilot.RaftVoter, false),
+			"r2": srv(autopilot.RaftVoter, true), "r1": srv(autopilot.RaftVoter, true), "r3": srv(autopilot.RaftNonVoter, true)}, 3, []raft.ServerID{"r1", "r2"}},
+		{"min quorum keeps one", map[raft.ServerID]*autopilot.ServerState{
+			"a": srv(autopilot.RaftLeader, false), "b": srv(autopilot.RaftVoter, false),
+			"r2": srv(autopilot.RaftVoter, true), "r1": srv(autopilot.RaftVoter, true)}, 3, []raft.ServerID{"r1"}},
+		{"the leader is never demoted", map[raft.ServerID]*autopilot.ServerState{
+			"r": srv(autopilot.RaftLeader, true), "b": srv(autopilot.RaftVoter, false), "c": srv(autopilot.RaftVoter, false)}, 1, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := &autopilot.State{Servers: c.servers}
+			for id, st := range c.servers {
+				if st.State == autopilot.RaftVoter || st.State == autopilot.RaftLeader {
+					s.Voters = append(s.Voters, id)
+				}
+			}
+			if got := demotable(s, c.minQuorum); !reflect.DeepEqual(got, c.want) {
+				t.Fatalf("demotable %v, want %v", got, c.want)
+			}
+		})
 	}
 }
 

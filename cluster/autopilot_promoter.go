@@ -22,9 +22,46 @@ type promoter struct {
 	a *Autopilot
 }
 
-// CalculatePromotionsAndDemotions implements autopilot.Promoter.
+// CalculatePromotionsAndDemotions implements autopilot.Promoter: stable
+// non-voters are promoted, except read replicas; a read replica that is a
+// voter (restarted with --non-voter) is demoted while the other voters
+// stay at or above the minimum quorum.
 func (p *promoter) CalculatePromotionsAndDemotions(c *autopilot.Config, s *autopilot.State) autopilot.RaftChanges {
-	return autopilot.RaftChanges{Promotions: promotable(s, c.ServerStabilizationTime, time.Now())}
+	return autopilot.RaftChanges{Promotions: promotable(s, c.ServerStabilizationTime, time.Now()),
+		Demotions: demotable(s, int(c.MinQuorum))}
+}
+
+// GetNodeTypes implements autopilot.Promoter: the type KnownServers gave
+// each server (read-replica for --non-voter), where StablePromoter would
+// call every server a voter (and the library writes this back into the
+// state the promoter reads).
+func (p *promoter) GetNodeTypes(_ *autopilot.Config, s *autopilot.State) map[raft.ServerID]autopilot.NodeType {
+	out := make(map[raft.ServerID]autopilot.NodeType, len(s.Servers))
+	for id, srv := range s.Servers {
+		out[id] = srv.Server.NodeType
+		if out[id] == "" {
+			out[id] = autopilot.NodeVoter
+		}
+	}
+	return out
+}
+
+// demotable lists, sorted, the voters that are read replicas, as many as
+// keep voters >= minQuorum (and at least one), never the leader.
+func demotable(s *autopilot.State, minQuorum int) []raft.ServerID {
+	var out []raft.ServerID
+	voters := len(s.Voters)
+	for id, srv := range s.Servers {
+		if srv.State == autopilot.RaftVoter && srv.Server.NodeType == NodeReadReplica && !srv.Server.IsLeader {
+			out = append(out, id)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	keep := max(minQuorum, 1)
+	if n := voters - keep; n < len(out) {
+		out = out[:max(n, 0)]
+	}
+	return out
 }
 
 // FilterFailedServerRemovals implements autopilot.Promoter.
@@ -37,7 +74,7 @@ func (p *promoter) FilterFailedServerRemovals(c *autopilot.Config, s *autopilot.
 func promotable(s *autopilot.State, stable time.Duration, now time.Time) []raft.ServerID {
 	var out []raft.ServerID
 	for id, srv := range s.Servers {
-		if srv.State == autopilot.RaftNonVoter && srv.Health.IsStable(now, stable) {
+		if srv.State == autopilot.RaftNonVoter && srv.Server.NodeType != NodeReadReplica && srv.Health.IsStable(now, stable) {
 			out = append(out, id)
 		}
 	}

@@ -35,6 +35,8 @@ type nodeMeta struct {
 	// Commands are the command types this build decodes
 	// (command.TypeSet, "1-19,129"): the feature gate (features.go).
 	Commands string `json:"cmds,omitempty"`
+	// NonVoter: a read replica (Config.NonVoter).
+	NonVoter bool `json:"nv,omitempty"`
 }
 
 // Member statuses (package member). Gossip (memberlist's event delegate)
@@ -82,7 +84,7 @@ func (n *Node) startGossip() error {
 	g.meta = nodeMeta{
 		Role: "server", RaftAddr: n.raftAddr(), HTTPAddr: n.cfg.HTTPAddr, Gateway: n.cfg.GatewayAddr,
 		Version: n.cfg.Version, ClusterID: n.cfg.DataDir.ClusterID(), HasState: n.hasState(), Expect: n.cfg.BootstrapExpect,
-		Commands: n.feat.known.String(),
+		Commands: n.feat.known.String(), NonVoter: n.cfg.NonVoter,
 	}
 	n.gossip = g
 

@@ -67,7 +67,7 @@ func (n *Node) gossipAddr() string {
 // the same configuration, so whoever bootstraps first, the result is the same.
 func (n *Node) bootstrapLoop() {
 	defer n.wg.Done()
-	if n.cfg.BootstrapExpect <= 0 || n.hasState() {
+	if n.cfg.BootstrapExpect <= 0 || n.cfg.NonVoter || n.hasState() {
 		return
 	}
 	tick := time.NewTicker(200 * time.Millisecond)
@@ -109,7 +109,7 @@ func (n *Node) bootstrapLoop() {
 func (n *Node) bootstrapCandidates() ([]raft.Server, string) {
 	servers := []raft.Server{{Suffrage: raft.Voter, ID: raft.ServerID(n.cfg.Node), Address: raft.ServerAddress(n.raftAddr())}}
 	for _, m := range n.gossip.snapshot() {
-		if m.Name == n.cfg.Node || m.Status != StatusAlive || m.Meta.Role != "server" {
+		if m.Name == n.cfg.Node || m.Status != StatusAlive || m.Meta.Role != "server" || m.Meta.NonVoter {
 			continue
 		}
 		if m.Meta.HasState || m.Meta.ClusterID != "" {

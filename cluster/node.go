@@ -57,6 +57,10 @@ type Config struct {
 	HTTPAddr        string // advertised to peers for forwarding
 	GatewayAddr     string
 	BootstrapExpect int
+	// NonVoter makes this server a read replica: it gossips it, so the
+	// leader adds it as a non-voter and autopilot never promotes it (and
+	// demotes it if it was a voter); it never bootstraps.
+	NonVoter bool
 	Join            []string
 	Version         string
 

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nexus/nexus/internal/proccluster"
+	"github.com/nexus/nexus/internal/retry"
 )
 
 // Ports of the autopilot and snapshot tests: distinct from the other e2e
@@ -369,5 +370,85 @@ func TestAutopilotFiveServersLoseTwo(t *testing.T) {
 	}
 	if _, r, err := a.putConfig(ctx, follower, "after-remove-peer", []byte(`1`)); err != nil {
 		t.Fatalf("write after remove-peer: %v %s", err, r)
+	}
+}
+
+// TestReadReplicaStaysNonVoter: a fourth server started with --non-voter
+// joins as a non-voter and is never promoted (the stabilization time passes
+// several times), serves local and consistent reads and forwards writes; a
+// leader kill leaves two voters of three, which elect a leader without it.
+func TestReadReplicaStaysNonVoter(t *testing.T) {
+	const stabilization = time.Second
+	flags := []string{"--autopilot-stabilization-time", stabilization.String()}
+	c := startCluster(t, apOptions(t, 3, flags...))
+	a := newAPI(t, c)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	mustLeader(t, ctx, c)
+	mustAllReady(t, ctx, c)
+
+	o := apOptions(t, 1, append([]string{"--bootstrap-expect", "0", "--non-voter",
+		"--join", net.JoinHostPort(c.Node(0).IP, strconv.Itoa(apGossipPort))}, flags...)...)
+	o.BaseIP, o.NamePrefix = "127.0.1.", "r"
+	x := startCluster(t, o)
+	xa := newAPI(t, x)
+	retry.Run(t, func(r *retry.R) {
+		s, err := a.raftSuffrage(ctx, 0)
+		if err != nil || s["r1"] != "nonvoter" {
+			r.Fatalf("raft %v %v", s, err)
+		}
+	}, retry.Timeout(30*time.Second), retry.What("r1 in raft as a non-voter"))
+	if err := x.WaitReady(ctxFor(ctx, 30*time.Second), 0); err != nil {
+		t.Fatal(err)
+	}
+
+	// A write through the replica: forwarded, and applied there when it
+	// answers; then local and consistent reads on it.
+	if r, err := xa.do(ctx, 0, "PUT", "/config/replica/k", []byte(`"v1"`), 10*time.Second); err != nil || r.status != 200 {
+		t.Fatalf("write through the replica: %v %v", err, r)
+	}
+	for _, q := range []string{"", "?consistent"} {
+		r, err := xa.do(ctx, 0, "GET", "/config/replica/k"+q, nil, 10*time.Second)
+		if err != nil || r.status != 200 || !strings.Contains(string(r.body), `"v1"`) {
+			t.Fatalf("read%s on the replica: %v %v", q, err, r)
+		}
+	}
+	// Several stabilization times later it is still a non-voter.
+	deadline := time.Now().Add(5 * stabilization)
+	for time.Now().Before(deadline) {
+		s, err := a.raftSuffrage(ctx, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s["r1"] != "nonvoter" {
+			t.Fatalf("the read replica became %q: %v", s["r1"], s)
+		}
+		time.Sleep(250 * time.Millisecond) // sampling the suffrage over the window, not a wait
+	}
+	if ms, err := a.members(ctx, 0); err != nil || ms["r1"].Raft != "nonvoter" {
+		t.Fatalf("members: %v %+v", err, ms["r1"])
+	}
+
+	// The leader dies: two voters of three elect a new one; the replica
+	// follows it and keeps serving.
+	li, _, err := c.WaitLeader(ctxFor(ctx, 10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Kill(li); err != nil {
+		t.Fatal(err)
+	}
+	retry.Run(t, func(r *retry.R) {
+		res, err := xa.do(ctx, 0, "PUT", "/config/replica/k", []byte(`"v2"`), 5*time.Second)
+		if err != nil || res.status != 200 {
+			r.Fatalf("write through the replica after the kill: %v %v", err, res)
+		}
+	}, retry.Timeout(30*time.Second), retry.What("a write through the replica after the leader kill"))
+	li2, _, err := c.WaitLeaderAmong(ctxFor(ctx, 30*time.Second), others(c, li))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err := a.raftSuffrage(ctx, li2); err != nil || s["r1"] != "nonvoter" {
+		t.Fatalf("after the kill: %v %v", s, err)
 	}
 }

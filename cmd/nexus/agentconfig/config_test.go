@@ -575,6 +575,8 @@ func TestValidationErrors(t *testing.T) {
 		{"election below heartbeat", []string{"--raft-heartbeat-timeout", "1s"}, nil, "raft_election_timeout", "raft_heartbeat_timeout"},
 		{"lease zero", []string{"--raft-leader-lease-timeout", "0s"}, nil, "raft_leader_lease_timeout", "must be positive"},
 		{"lease above heartbeat", []string{"--raft-leader-lease-timeout", "600ms"}, nil, "raft_leader_lease_timeout", "must not exceed raft_heartbeat_timeout"},
+		{"read replica bootstraps", []string{"--non-voter", "--bootstrap-expect", "3"}, nil, "non_voter", "never bootstraps"},
+		{"read replica dev", []string{"--non-voter", "--dev"}, nil, "non_voter", "never bootstraps"},
 		{"commit zero", []string{"--raft-commit-timeout", "0s"}, nil, "raft_commit_timeout", "must be positive"},
 		{"commit above heartbeat", []string{"--raft-commit-timeout", "501ms"}, nil, "raft_commit_timeout", "must not exceed raft_heartbeat_timeout"},
 		{"snapshot threshold zero", []string{"--raft-snapshot-threshold", "0"}, nil, "raft_snapshot_threshold", "at least 1"},

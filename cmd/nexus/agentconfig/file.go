@@ -31,6 +31,7 @@ type fileSettings struct {
 	HTTPAddr               yaml.Node `yaml:"http_addr"`
 	GatewayAddr            yaml.Node `yaml:"gateway_addr"`
 	BootstrapExpect        yaml.Node `yaml:"bootstrap_expect"`
+	NonVoter               yaml.Node `yaml:"non_voter"`
 	Join                   yaml.Node `yaml:"join"`
 	PostgresURL            yaml.Node `yaml:"postgres_url"`
 	GatewayAccessLog       yaml.Node `yaml:"gateway_access_log"`

@@ -79,6 +79,8 @@ func settingsTable() []setting {
 			field: func(c *Config) any { return &c.GatewayAddr }},
 		{key: "bootstrap_expect", kind: kindInt, arg: "N", usage: "wait until N servers see each other via gossip, then bootstrap Raft once", def: "0; 1 with --dev",
 			field: func(c *Config) any { return &c.BootstrapExpect }},
+		{key: "non_voter", kind: kindBool, usage: "join as a read replica: a non-voting Raft server that serves local and consistent reads and forwards writes, never promoted to voter nor counted in bootstrap_expect",
+			field: func(c *Config) any { return &c.NonVoter }},
 		{key: "join", kind: kindList, arg: "HOST[:PORT]", usage: "gossip address of a member (port " + strconv.Itoa(defaultGossipPort) + " if omitted); repeatable; NEXUS_JOIN and YAML take a list",
 			field: func(c *Config) any { return &c.Join }},
 		{key: "config", arg: "FILE", usage: "YAML file with the same settings (keys as the flags, _ for -)", notFile: true,

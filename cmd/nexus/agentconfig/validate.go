@@ -82,6 +82,9 @@ func (c *Config) Validate() error {
 	if c.BootstrapExpect < 0 {
 		return settingErr("bootstrap_expect", "%q must be >= 0", strconv.Itoa(c.BootstrapExpect))
 	}
+	if c.NonVoter && (c.BootstrapExpect > 0 || c.Dev) {
+		return settingErr("non_voter", "a read replica never bootstraps: it excludes bootstrap_expect and dev (it joins a cluster with --join)")
+	}
 	for _, a := range c.Join {
 		if _, err := normalizeJoin(a); err != nil {
 			return settingErr("join", "%q %s", a, err)
