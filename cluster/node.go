@@ -61,8 +61,8 @@ type Config struct {
 	// leader adds it as a non-voter and autopilot never promotes it (and
 	// demotes it if it was a voter); it never bootstraps.
 	NonVoter bool
-	Join            []string
-	Version         string
+	Join     []string
+	Version  string
 
 	HeartbeatTimeout   time.Duration
 	ElectionTimeout    time.Duration

@@ -43,7 +43,7 @@ type Config struct {
 	HTTPAddr        string // admin REST API, HOST:PORT
 	GatewayAddr     string // API gateway, HOST:PORT
 	BootstrapExpect int
-	NonVoter        bool // a read replica: joins as a non-voter and stays one
+	NonVoter        bool     // a read replica: joins as a non-voter and stays one
 	Join            []string // gossip addresses, normalized to HOST:PORT
 	ConfigFile      string   // the YAML file read, if any
 	PostgresURL     string   // audit archive; empty = off
