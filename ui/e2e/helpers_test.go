@@ -198,7 +198,8 @@ type browser struct {
 
 	mu         sync.Mutex
 	requests   []string
-	canceled   int // requests the page aborted
+	canceled   int                          // requests the page aborted
+	open       map[network.RequestID]string // requests without an answer yet
 	exceptions []string
 }
 
@@ -218,19 +219,25 @@ func newBrowser(t *testing.T, origin string) *browser {
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
 	t.Cleanup(func() { cancel(); cancelAlloc() })
-	b := &browser{t: t, ctx: ctx, origin: origin}
+	b := &browser{t: t, ctx: ctx, origin: origin, open: map[network.RequestID]string{}}
 	if err := chromedp.Listen(ctx, func(ev any) {
 		switch e := ev.(type) {
 		case *network.EventRequestWillBeSent:
 			b.mu.Lock()
 			b.requests = append(b.requests, e.Request.URL)
+			b.open[e.RequestID] = e.Request.URL
+			b.mu.Unlock()
+		case *network.EventLoadingFinished:
+			b.mu.Lock()
+			delete(b.open, e.RequestID)
 			b.mu.Unlock()
 		case *network.EventLoadingFailed:
+			b.mu.Lock()
+			delete(b.open, e.RequestID)
 			if e.Canceled {
-				b.mu.Lock()
 				b.canceled++
-				b.mu.Unlock()
 			}
+			b.mu.Unlock()
 		case *cdpruntime.EventExceptionThrown:
 			msg := e.ExceptionDetails.Text
 			if e.ExceptionDetails.Exception != nil {
@@ -452,6 +459,26 @@ func (b *browser) counts() (sent, canceled int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return len(b.requests), b.canceled
+}
+
+// waitPending waits until a request whose URL contains every one of
+// parts is in flight (sent, not answered): a blocking query that waits.
+func (b *browser) waitPending(parts ...string) {
+	b.t.Helper()
+	retry.Run(b.t, func(r *retry.R) {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+	next:
+		for _, u := range b.open {
+			for _, p := range parts {
+				if !strings.Contains(u, p) {
+					continue next
+				}
+			}
+			return
+		}
+		r.Fatalf("no request with %q in flight (%d open)", parts, len(b.open))
+	}, retry.Timeout(uiWait), retry.What(fmt.Sprintf("a request with %q in flight", parts)))
 }
 
 // checkSameOrigin fails the test if the page requested anything from
