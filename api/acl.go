@@ -125,6 +125,9 @@ func (s *Server) accessOf(ep *endpoint, method []byte, rc *reqCtx) access {
 	if a, ok := s.sessionAccess(ep, level); ok {
 		return a
 	}
+	if a, ok := s.maintenanceAccess(ep, level, rc); ok {
+		return a
+	}
 	switch ep {
 	case &e.health, &e.ready, &e.leader, &e.aclBootstrap:
 		return access{mode: modeOpen}

@@ -56,7 +56,7 @@ func newAuditEvent(r *registry.AuditRecord) auditEvent {
 
 // auditResourceTypes are the values resource_type takes.
 var auditResourceTypes = []string{registry.AuditService, registry.AuditInstance, registry.AuditConfig,
-	registry.AuditRoute, registry.AuditACL, registry.AuditCluster, registry.AuditSession}
+	registry.AuditRoute, registry.AuditACL, registry.AuditCluster, registry.AuditSession, registry.AuditMaintenance}
 
 // parseAuditFilter reads the filters and paging of GET /audit.
 func parseAuditFilter(args *fasthttp.Args) (registry.AuditFilter, string, *apiError) {

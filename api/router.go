@@ -65,6 +65,8 @@ type endpoints struct {
 	aclTokens, aclToken                        endpoint
 	debug                                      endpoint // served before the table (debug.go)
 	sessions, session, sessionRenew, txn       endpoint
+	maintenance, maintNode, maintService       endpoint
+	maintInstance                              endpoint
 	// keyring is served before the table (keyring.go); here for its access.
 	keyring endpoint
 	// v1 is the API mounted under /v1/ (MountV1); no handlers until then.
@@ -115,6 +117,10 @@ func (s *Server) buildEndpoints() endpoints {
 		session:       endpoint{pattern: "/sessions/{id}", get: s.getSession, delete: s.destroySession},
 		sessionRenew:  endpoint{pattern: "/sessions/{id}/renew", put: s.renewSession},
 		txn:           endpoint{pattern: "/txn", post: s.postTxn},
+		maintenance:   endpoint{pattern: "/maintenance", get: s.listMaintenance},
+		maintNode:     s.maintenanceEndpoint("/maintenance/nodes/{node}", maintNode),
+		maintService:  s.maintenanceEndpoint("/maintenance/services/{name}", maintService),
+		maintInstance: s.maintenanceEndpoint("/maintenance/services/{name}/instances/{id}", maintInstance),
 		v1:            endpoint{pattern: "/v1/"},
 		ui:            ui.New(),
 	}
@@ -124,6 +130,7 @@ func (s *Server) buildEndpoints() endpoints {
 	e.all = append(e.all, &e.peers, &e.snapshot, &e.aclBootstrap, &e.aclLogin, &e.aclSelf,
 		&e.aclPolicies, &e.aclPolicy, &e.aclRoles, &e.aclRole, &e.aclTokens, &e.aclToken)
 	e.all = append(e.all, &e.sessions, &e.session, &e.sessionRenew, &e.txn)
+	e.all = append(e.all, &e.maintenance, &e.maintNode, &e.maintService, &e.maintInstance)
 	for _, ep := range e.all {
 		ep.computeAllow()
 	}
@@ -254,6 +261,8 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) (*endpoint, pathParams, *apiErr
 		return s.routeACL(segs, p)
 	case "sessions":
 		return s.routeSessions(segs, p)
+	case "maintenance":
+		return s.routeMaintenance(segs, p)
 	case "txn":
 		if len(segs) == 1 {
 			return &s.eps.txn, p, nil

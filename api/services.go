@@ -59,6 +59,8 @@ type instanceHealth struct {
 	Node   string `json:"node"`
 	Status string `json:"status"`
 	Output string `json:"output"`
+	// Maintenance is set while the instance is in maintenance.
+	Maintenance *registry.InstanceMaintenance `json:"maintenance,omitempty"`
 }
 
 // POST /services/register
@@ -149,7 +151,12 @@ func (s *Server) getServiceHealth(ctx *fasthttp.RequestCtx, rc *reqCtx) {
 			if len(in.Checks) > 0 {
 				out = in.Checks[0].Output
 			}
-			h.Instances = append(h.Instances, instanceHealth{ID: in.ID, Node: in.Node, Status: in.Status, Output: out})
+			if in.Maintenance != nil {
+				// The maintenance "check": its reason is the output.
+				out = "maintenance: " + in.Maintenance.Reason
+			}
+			h.Instances = append(h.Instances, instanceHealth{ID: in.ID, Node: in.Node, Status: in.Status, Output: out,
+				Maintenance: in.Maintenance})
 		}
 		return readResult{index: svc.ModifyIndex, body: h}
 	})
@@ -315,7 +322,7 @@ func (s *Server) heartbeat(ctx *fasthttp.RequestCtx, rc *reqCtx) {
 		s.reject(ctx, errNotFound(fmt.Sprintf("instance %q of service %q not found", rc.instance, rc.name)))
 		return
 	}
-	if req.Status == nil || *req.Status == cur.Status {
+	if req.Status == nil || *req.Status == cur.CheckStatus() {
 		rc.index = cur.ModifyIndex
 		writeJSON(ctx, fasthttp.StatusOK, cur)
 		return

@@ -233,8 +233,10 @@ func (s *Server) kvPut(r *request) {
 	if flags != nil {
 		op.Flags = *flags
 	}
-	s.kvWrite(r, command.TypeConfigSet, func(m command.Meta) any {
-		return &command.ConfigSet{Meta: m, Entries: []command.ConfigOp{op}}
+	set := &command.ConfigSet{Entries: []command.ConfigOp{op}}
+	s.kvWrite(r, command.ConfigSetType(set), func(m command.Meta) any {
+		set.Meta = m
+		return set
 	})
 }
 

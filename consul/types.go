@@ -191,7 +191,29 @@ func toChecks(in *registry.Instance) []healthCheck {
 		}
 		out = append(out, hc)
 	}
+	if m := in.Maintenance; m != nil {
+		out = append(out, maintenanceCheck(in, m))
+	}
 	return out
+}
+
+// maintenanceCheck is the critical check Consul shows for maintenance:
+// _node_maintenance (a node check) or _service_maintenance:<id>, with the
+// reason as its notes and output.
+func maintenanceCheck(in *registry.Instance, m *registry.InstanceMaintenance) healthCheck {
+	reason := m.Reason
+	if reason == "" {
+		reason = "Maintenance mode is enabled; no reason was given."
+	}
+	hc := healthCheck{Node: in.Node, Status: registry.StatusCritical, Notes: reason, Output: reason, Type: "maintenance",
+		ServiceTags: []string{}, CreateIndex: in.CreateIndex, ModifyIndex: in.ModifyIndex}
+	if m.Scope == registry.MaintNode {
+		hc.CheckID, hc.Name = "_node_maintenance", "Node Maintenance Mode"
+		return hc
+	}
+	hc.CheckID, hc.Name = "_service_maintenance:"+in.ID, "Service Maintenance Mode"
+	hc.ServiceID, hc.ServiceName, hc.ServiceTags = in.ID, in.Service, nonNil(in.Tags)
+	return hc
 }
 
 // passing reports whether every check of an instance passes (Consul's

@@ -48,6 +48,11 @@ func needs(msg any) []need {
 	case *command.ACLPolicyUpsert, *command.ACLPolicyDelete, *command.ACLRoleUpsert, *command.ACLRoleDelete,
 		*command.ACLTokenCreate, *command.ACLTokenUpdate, *command.ACLTokenDelete:
 		return []need{{registry.ACLResourceACL, ""}}
+	case *command.Maintenance:
+		if m.Record.Scope == registry.MaintNode {
+			return []need{{registry.ACLResourceCluster, ""}}
+		}
+		return []need{{registry.ACLResourceService, m.Record.Service}}
 	}
 	return sessionNeeds(msg)
 }

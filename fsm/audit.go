@@ -44,6 +44,10 @@ func auditJSON(v any) json.RawMessage {
 		if x == nil {
 			return nil
 		}
+	case *registry.Maintenance:
+		if x == nil {
+			return nil
+		}
 	case *registry.ConfigEntry:
 		if x == nil {
 			return nil
@@ -109,6 +113,9 @@ func metaOf(msg any) command.Meta {
 	}
 	if m, ok := aclMetaOf(msg); ok {
 		return m
+	}
+	if m, ok := msg.(*command.Maintenance); ok {
+		return m.Meta
 	}
 	m, _ := command.SessionMeta(msg)
 	return m

@@ -290,6 +290,8 @@ func (f *FSM) dispatch(tx *registry.Tx, idx uint64, msg any, res *command.Result
 		st := tx.AuditState(nil)
 		res.Value = AuditWatermark{Watermark: st.Watermark, Records: st.Records}
 	case *command.Noop:
+	case *command.Maintenance:
+		applyMaintenance(tx, m, res, au)
 	default:
 		if !dispatchACL(tx, idx, msg, res, au) {
 			dispatchSession(tx, idx, msg, res, au)

@@ -40,7 +40,7 @@ func TestInspect_RealSnapshot(t *testing.T) {
 		"services": 2, "instances": 4, "routes": 2, // web+db; web-1..3, db-1; r-web, r-db
 		"config": len(d.Config), "audit": len(d.Audit),
 		"acl_tokens": len(d.ACLTokens), "acl_policies": len(d.ACLPolicies), "acl_roles": len(d.ACLRoles),
-		"sessions": len(d.Sessions), "lock_delays": len(d.LockDelays),
+		"sessions": len(d.Sessions), "lock_delays": len(d.LockDelays), "maintenance": len(d.Maintenance),
 	}
 	for kind, n := range want {
 		if got := info.Count(kind); got != n {

@@ -129,25 +129,41 @@ func newMetrics(reg prometheus.Registerer, store *registry.Store) *metrics {
 	reg.MustRegister(m.transitions, m.checkRuns, m.commitErrs, m.reaped, m.marked, m.rounds, m.owned, &statusCollector{
 		store: store,
 		desc:  prometheus.NewDesc("nexus_instances", "Instances in the catalog by health status.", []string{"status"}, nil),
+		maint: prometheus.NewDesc("nexus_maintenance_instances", "Instances in maintenance (also counted critical in nexus_instances).", nil, nil),
+		records: prometheus.NewDesc("nexus_maintenance_records", "Maintenance records by scope (node, service, instance).",
+			[]string{"scope"}, nil),
 	})
 	return m
 }
 
 // statusCollector exports instances by status from the local replica.
 type statusCollector struct {
-	store *registry.Store
-	desc  *prometheus.Desc
+	store                *registry.Store
+	desc, maint, records *prometheus.Desc
 }
 
-func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.desc
+	ch <- c.maint
+	ch <- c.records
+}
 
 func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 	// Counts kept by the store on every write: a scrape costs O(1), not a
 	// walk of the catalog.
 	tx := c.store.ReadTxn()
 	passing, warning, critical := tx.StatusCounts()
+	inMaint := tx.MaintenanceCount()
+	scopes := map[string]int{registry.MaintNode: 0, registry.MaintService: 0, registry.MaintInstance: 0}
+	for _, m := range tx.Maintenances(nil) { // operator records: a handful
+		scopes[m.Scope]++
+	}
 	tx.Abort()
 	for s, n := range map[string]int{registry.StatusPassing: passing, registry.StatusWarning: warning, registry.StatusCritical: critical} {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), s)
+	}
+	ch <- prometheus.MustNewConstMetric(c.maint, prometheus.GaugeValue, float64(inMaint))
+	for s, n := range scopes {
+		ch <- prometheus.MustNewConstMetric(c.records, prometheus.GaugeValue, float64(n), s)
 	}
 }

@@ -107,7 +107,7 @@ func (l *Leader) reconcile(ctx context.Context) {
 		tx.EachInstanceOfNode(node, func(in *registry.Instance) bool {
 			if statuses[node] == member.Left {
 				toDeregister = append(toDeregister, in)
-			} else if in.Status != registry.StatusCritical {
+			} else if in.CheckStatus() != registry.StatusCritical {
 				toMark = append(toMark, in)
 			}
 			return true

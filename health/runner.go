@@ -204,7 +204,7 @@ func (r *Runner) fullPass(ctx context.Context, pass uint64) []instanceKey {
 	tx.EachInstanceOfNode(r.node, func(in *registry.Instance) bool {
 		st := r.syncLocked(ctx, in, now)
 		st.pass = pass
-		if st.status != "" && st.status != in.Status {
+		if st.status != "" && st.status != in.CheckStatus() {
 			differ = append(differ, instanceKey{in.Service, in.ID})
 		}
 		return true
@@ -272,7 +272,7 @@ func (r *Runner) syncLocked(ctx context.Context, in *registry.Instance, now time
 	if ok && cur.stop != nil {
 		cur.stop()
 	}
-	st := &checkState{service: in.Service, id: in.ID, def: def, hasCheck: hasCheck, status: in.Status}
+	st := &checkState{service: in.Service, id: in.ID, def: def, hasCheck: hasCheck, status: in.CheckStatus()}
 	if hasCheck {
 		st.output = in.Checks[0].Output
 	}
@@ -403,10 +403,10 @@ func (r *Runner) reconcileKey(ctx context.Context, service, id string) bool {
 	tx := r.deps.Store.ReadTxn()
 	cur := tx.Instance(nil, service, id)
 	tx.Abort()
-	if cur == nil || cur.Status == status {
+	if cur == nil || cur.CheckStatus() == status {
 		return true
 	}
-	return r.commitStatus(ctx, service, id, cur.Status, status, output) == nil
+	return r.commitStatus(ctx, service, id, cur.CheckStatus(), status, output) == nil
 }
 
 func (r *Runner) commitStatus(ctx context.Context, service, id, from, to, output string) error {
@@ -490,8 +490,8 @@ func (r *Runner) Heartbeat(ctx context.Context, service, id, status, output stri
 	if cur == nil {
 		return ErrNotFound
 	}
-	if cur.Status == status {
+	if cur.CheckStatus() == status {
 		return nil
 	}
-	return r.commitStatus(ctx, service, id, cur.Status, status, output)
+	return r.commitStatus(ctx, service, id, cur.CheckStatus(), status, output)
 }

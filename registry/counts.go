@@ -23,6 +23,8 @@ type catalogCounts struct {
 	// ByStatus counts instances by health status (passing, warning,
 	// critical; anything else counts as critical, as the API ranks it).
 	Passing, Warning, Critical int64
+	// Maintenance counts instances in maintenance (also counted critical).
+	Maintenance int64
 }
 
 func countsTable() *memdb.TableSchema {
@@ -47,6 +49,13 @@ func (c *catalogCounts) addStatus(status string, d int64) {
 		c.Warning += d
 	default:
 		c.Critical += d
+	}
+}
+
+func (c *catalogCounts) addInstance(in *Instance, d int64) {
+	c.addStatus(in.Status, d)
+	if in.Maintenance != nil {
+		c.Maintenance += d
 	}
 }
 
@@ -76,10 +85,10 @@ func (tx *Tx) applyCounts(changes memdb.Changes) error {
 			cc := load()
 			cc.Instances += d
 			if b, ok := ch.Before.(*Instance); ok {
-				cc.addStatus(b.Status, -1)
+				cc.addInstance(b, -1)
 			}
 			if a, ok := ch.After.(*Instance); ok {
-				cc.addStatus(a.Status, 1)
+				cc.addInstance(a, 1)
 			}
 		case tableConfig:
 			load().Config += d
@@ -111,7 +120,7 @@ func (tx *Tx) recount() error {
 		return n
 	}
 	c.Services = count(tableServices, nil)
-	c.Instances = count(tableInstances, func(raw any) { c.addStatus(raw.(*Instance).Status, 1) })
+	c.Instances = count(tableInstances, func(raw any) { c.addInstance(raw.(*Instance), 1) })
 	c.Config = count(tableConfig, nil)
 	c.Routes = count(tableRoutes, nil)
 	return tx.txn.Insert(tableCounts, &c)
@@ -130,3 +139,6 @@ func (tx *Tx) StatusCounts() (passing, warning, critical int) {
 	c := tx.counts()
 	return int(c.Passing), int(c.Warning), int(c.Critical)
 }
+
+// MaintenanceCount returns the number of instances in maintenance, in O(1).
+func (tx *Tx) MaintenanceCount() int { return int(tx.counts().Maintenance) }

@@ -86,6 +86,7 @@ func schema() *memdb.DBSchema {
 	for name, t := range sessionTables() {
 		s.Tables[name] = t
 	}
+	s.Tables[tableMaintenance] = maintenanceTable()
 	s.Tables[tableCounts] = countsTable()
 	return s
 }
@@ -458,8 +459,10 @@ func (tx *Tx) EachCriticalInstance(fn func(*Instance) bool) {
 	}
 }
 
-// criticalIndex indexes only critical instances (memdb leaves an object
-// out of an AllowMissing index when FromObject reports false).
+// criticalIndex indexes only instances whose checks are critical (memdb
+// leaves an object out of an AllowMissing index when FromObject reports
+// false); maintenance alone does not put an instance there: it must not be
+// reaped by deregister_critical_after.
 type criticalIndex struct{}
 
 var criticalKey = []byte("critical\x00")
@@ -469,7 +472,7 @@ func (criticalIndex) FromObject(raw any) (bool, []byte, error) {
 	if !ok {
 		return false, nil, fmt.Errorf("critical index: %T is not an instance", raw)
 	}
-	if in.Status != StatusCritical {
+	if in.CheckStatus() != StatusCritical {
 		return false, nil, nil
 	}
 	return true, criticalKey, nil
@@ -496,6 +499,10 @@ func (tx *Tx) RegisterInstance(in Instance) (bool, *Instance, *Error) {
 		in.CreateIndex = prev.CreateIndex
 	}
 	in.ModifyIndex = tx.index
+	// The registration gives the check status; maintenance comes from the
+	// records only, never from the request.
+	in.Maintenance = nil
+	tx.applyMaintenance(&in)
 	if svc == nil {
 		svc = &Service{Name: in.Service, Type: in.Type, CreateIndex: tx.index}
 	} else {
@@ -528,6 +535,9 @@ func (tx *Tx) DeregisterInstance(service, id string) (*Instance, *Error) {
 	if err := tx.touchService(service); err != nil {
 		return nil, internal(err)
 	}
+	if err := tx.dropMaintenance(service, id); err != nil {
+		return nil, internal(err)
+	}
 	return prev, nil
 }
 
@@ -548,6 +558,11 @@ func (tx *Tx) DeregisterService(service string) ([]Instance, *Error) {
 	}
 	if err := tx.bumpIndex(tableServices, typeIndexKey(svc.Type)); err != nil {
 		return nil, internal(err)
+	}
+	for i := range insts {
+		if err := tx.dropMaintenance(service, insts[i].ID); err != nil {
+			return nil, internal(err)
+		}
 	}
 	return insts, nil
 }
@@ -578,8 +593,9 @@ func (tx *Tx) touchService(service string) error {
 	return tx.bumpIndex(tableServices)
 }
 
-// SetStatus changes the status of an instance and of its checks. It returns
-// the previous and new copies. Callers commit only status changes.
+// SetStatus changes the status of an instance's checks, and of the
+// instance unless it is in maintenance. It returns the previous and new
+// copies. Callers commit only changes of CheckStatus.
 func (tx *Tx) SetStatus(service, id, status, output string) (*Instance, *Instance, *Error) {
 	prev := tx.Instance(nil, service, id)
 	if prev == nil {
@@ -587,6 +603,13 @@ func (tx *Tx) SetStatus(service, id, status, output string) (*Instance, *Instanc
 	}
 	next := *prev
 	next.Status = status
+	if prev.Maintenance != nil {
+		// In maintenance the instance stays critical; its checks' status
+		// is kept for when the maintenance ends.
+		m := *prev.Maintenance
+		m.CheckStatus = status
+		next.Maintenance, next.Status = &m, StatusCritical
+	}
 	next.Checks = make([]Check, len(prev.Checks))
 	for i, c := range prev.Checks {
 		c.Status = status
@@ -884,6 +907,8 @@ type Dump struct {
 	// Sessions and the keys in their lock delay (registry/session.go).
 	Sessions   []Session   `msgpack:"sessions"`
 	LockDelays []LockDelay `msgpack:"lock_delays"`
+	// Maintenance records (registry/maintenance.go).
+	Maintenance []Maintenance `msgpack:"maintenance,omitempty"`
 }
 
 // IndexValue is one table index in a dump.
@@ -920,6 +945,7 @@ func (tx *Tx) Dump() *Dump {
 	tx.dumpAudit(d)
 	tx.dumpACL(d)
 	tx.dumpSessions(d)
+	tx.dumpMaintenance(d)
 	return d
 }
 
@@ -967,6 +993,9 @@ func (tx *Tx) Load(d *Dump) error {
 		return err
 	}
 	if err := tx.loadSessions(d); err != nil {
+		return err
+	}
+	if err := tx.loadMaintenance(d); err != nil {
 		return err
 	}
 	return tx.loadAudit(d)

@@ -44,6 +44,9 @@ type Instance struct {
 	// Weights are the instance's relative weights while passing and while
 	// warning (Consul's service weights); nil is 1 and 1.
 	Weights *Weights `json:"weights,omitempty" msgpack:"weights,omitempty"`
+	// Maintenance is set while a maintenance record covers the instance
+	// (registry/maintenance.go): Status is then critical.
+	Maintenance *InstanceMaintenance `json:"maintenance,omitempty" msgpack:"maint,omitempty"`
 }
 
 // Weights of an instance for load sharing, by health status.

@@ -84,6 +84,9 @@ func (t Type) String() string {
 	if s, ok := sessionTypeString(t); ok {
 		return s
 	}
+	if s, ok := maintenanceTypeString(t); ok {
+		return s
+	}
 	return fmt.Sprintf("unknown(%d)", uint8(t))
 }
 
@@ -98,7 +101,10 @@ func (t Type) Known() bool {
 	if _, ok := aclTypeString(t); ok {
 		return true
 	}
-	_, ok := sessionTypeString(t)
+	if _, ok := sessionTypeString(t); ok {
+		return true
+	}
+	_, ok := maintenanceTypeString(t)
 	return ok
 }
 
@@ -368,5 +374,8 @@ func newMessage(t Type) any {
 	if m := newACLMessage(t); m != nil {
 		return m
 	}
-	return newSessionMessage(t)
+	if m := newSessionMessage(t); m != nil {
+		return m
+	}
+	return newMaintenanceMessage(t)
 }

@@ -133,6 +133,12 @@ func samples() []sample {
 		{"txn zero", command.TypeTxn, &command.Txn{}},
 		{"lock delay end", command.TypeLockDelayEnd, &command.LockDelayEnd{Meta: testMeta(), Delays: []registry.LockDelay{
 			{Key: "a", Index: 7}, {Key: "b", Session: "s", Delay: 15e9, Index: 8}}}},
+		{"maintenance enable", command.TypeMaintenance, &command.Maintenance{Meta: testMeta(), Enable: true,
+			Record: registry.Maintenance{Key: "instance/web/web-1", Scope: "instance", Service: "web", ID: "web-1", Reason: "disk swap"}}},
+		{"config set raw", command.TypeConfigSetRaw, &command.ConfigSet{Meta: testMeta(), Entries: []command.ConfigOp{
+			{Key: "k", Value: []byte("not json"), Raw: true, Flags: 42}}}},
+		{"maintenance disable", command.TypeMaintenance, &command.Maintenance{Meta: testMeta(),
+			Record: registry.Maintenance{Key: "node/n1", Scope: "node", Node: "n1"}}},
 	}
 }
 
@@ -304,7 +310,7 @@ func TestDecode_Errors(t *testing.T) {
 		{"nil", nil, command.ErrShort},
 		{"one byte", []byte{byte(command.TypeSetStatus)}, command.ErrShort},
 		{"type 0", with(0, command.Version), command.ErrUnknownType},
-		{"type 26 (next to be assigned)", with(26, command.Version), command.ErrUnknownType},
+		{"type 28 (next to be assigned)", with(28, command.Version), command.ErrUnknownType},
 		{"type 127", with(127, command.Version), command.ErrUnknownType},
 		{"skippable unknown", with(byte(command.SkippableFlag|2), command.Version), command.ErrUnknownType},
 		{"type 255", with(255, command.Version), command.ErrUnknownType},
@@ -372,6 +378,7 @@ func TestType_StringAndKnown(t *testing.T) {
 		command.TypeSessionCreate: "session_create", command.TypeSessionRenew: "session_renew",
 		command.TypeSessionInvalidate: "session_invalidate", command.TypeConfigLock: "config_lock",
 		command.TypeTxn: "txn", command.TypeLockDelayEnd: "lock_delay_end",
+		command.TypeMaintenance: "maintenance", command.TypeConfigSetRaw: "config_set_raw",
 	}
 	for i := 0; i < 256; i++ {
 		ty := command.Type(i)

@@ -26,6 +26,10 @@ func Gates() map[Type]string {
 		// voter would stop on these entries.
 		TypeSessionCreate: "sessions", TypeSessionRenew: "sessions", TypeSessionInvalidate: "sessions",
 		TypeConfigLock: "sessions", TypeTxn: "sessions", TypeLockDelayEnd: "sessions",
+		// Maintenance mode (docs/operations.md).
+		TypeMaintenance: "maintenance",
+		// Consul KV values that are not JSON, and KV flags.
+		TypeConfigSetRaw: "kv_raw",
 	}
 	for t, f := range fixtureGates() {
 		g[t] = f

@@ -99,3 +99,25 @@ func TestFeatureError(t *testing.T) {
 		}
 	}
 }
+
+func TestConfigSetType(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		ops  []ConfigOp
+		want Type
+	}{
+		{"json values", []ConfigOp{{Key: "a", Value: []byte(`1`)}, {Key: "b", Value: []byte(`"x"`)}}, TypeConfigSet},
+		{"a raw value", []ConfigOp{{Key: "a", Value: []byte(`1`)}, {Key: "b", Value: []byte("x"), Raw: true}}, TypeConfigSetRaw},
+		{"flags", []ConfigOp{{Key: "a", Value: []byte(`1`), Flags: 3}}, TypeConfigSetRaw},
+		{"none", nil, TypeConfigSet},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := ConfigSetType(&ConfigSet{Entries: c.ops}); got != c.want {
+				t.Fatalf("%v, want %v", got, c.want)
+			}
+			if c.want == TypeConfigSetRaw && Gates()[c.want] != "kv_raw" {
+				t.Fatal("config_set_raw is not gated as kv_raw")
+			}
+		})
+	}
+}

@@ -96,6 +96,9 @@ func commands() []command {
 		{"session destroy", "ID", "destroy a session, releasing or deleting the keys it holds", sessionDestroy},
 		{"lock", "PREFIX CMD [ARG]...", "run CMD while holding PREFIX's lock, one holder cluster-wide (-- ends the flags)", lockRun},
 		{"txn", "FILE", "run a transaction of up to 64 ops from a JSON FILE (- = stdin), all or nothing", txnRun},
+		{"maint enable", "", "put a node (--node) or a service or instance (--service [--id]) in maintenance", maintEnable},
+		{"maint disable", "", "end the maintenance of a node, a service or an instance", maintDisable},
+		{"maint list", "", "list what is in maintenance", maintList},
 	}
 }
 

@@ -85,6 +85,8 @@ func kindLabel(kind string) string {
 		return "ACL roles"
 	case "lock_delays":
 		return "keys in lock delay"
+	case "maintenance":
+		return "maintenance records"
 	}
 	return kind
 }

@@ -66,7 +66,7 @@ func TestSnapshotInspect(t *testing.T) {
 			stdout: "File:    " + snap + "\nFormat:  1\nIndex:   " + strconv.FormatUint(idx, 10) + "\nTerm:    4\nSize:    " + strconv.Itoa(size) + " bytes\nCluster: c-42\n\n" +
 				"KIND                              COUNT\nservices                          1\ninstances                         2\nconfig keys                       3\n" +
 				"routes                            0\naudit records (not yet archived)  7\nACL tokens                        0\nACL policies                      0\nACL roles                         0\n" +
-				"sessions                          0\nkeys in lock delay                0\n",
+				"sessions                          0\nkeys in lock delay                0\nmaintenance records               0\n",
 		},
 		{
 			name:  "json from stdin",
