@@ -187,6 +187,29 @@ func (c *client) must(method, u string, body, out any) {
 	}
 }
 
+// idem sends a write that may be sent twice (an id given, a plain set, a
+// release): a 503 no_leader or 504 outcome_unknown (an election on a
+// loaded machine) sends it again; any other failure fails t.
+func (c *client) idem(t *testing.T, method, u string, body, out any) {
+	t.Helper()
+	var code int
+	var b []byte
+	retry.Run(t, func(r *retry.R) {
+		code, b = c.do(method, u, body)
+		if code == http.StatusServiceUnavailable || code == http.StatusGatewayTimeout {
+			r.Fatalf("%s %s: %d %s", method, u, code, b)
+		}
+	}, retry.Timeout(uiWait))
+	if code/100 != 2 {
+		t.Fatalf("%s %s: %d %s", method, u, code, b)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("%s %s: %v in %s", method, u, err, b)
+		}
+	}
+}
+
 // ---- the browser -------------------------------------------------------------
 
 // browser is one chromium tab on one node's console. It records every
@@ -343,10 +366,22 @@ func (b *browser) waitVisible(sel string) {
 	b.must("wait visible "+sel, err)
 }
 
+// click clicks the element sel matches. A live page may draw its table
+// again between chromium finding the element and clicking it (the routes
+// list does every 2 s, with the metrics poll): the element found is gone
+// ("Could not find node with given id") and the click is tried again on
+// the one that replaced it; nothing was clicked.
 func (b *browser) click(sel string) {
 	b.t.Helper()
-	_, err := run(b, chromedp.Click(chromedp.CSS(sel)))
-	b.must("click "+sel, err)
+	for attempt := 1; ; attempt++ {
+		_, err := run(b, chromedp.Click(chromedp.CSS(sel)))
+		if err != nil && attempt < 5 && strings.Contains(err.Error(), "Could not find node") {
+			b.t.Logf("click %s: %v; again", sel, err)
+			continue
+		}
+		b.must("click "+sel, err)
+		return
+	}
 }
 
 // setValue sets a form control's value and fires input and change, as typing would.

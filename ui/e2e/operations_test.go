@@ -28,7 +28,7 @@ func TestConsole_SessionsAndMaintenance(t *testing.T) {
 		{"name": "web", "id": "web-2", "type": "http", "address": "127.0.0.1", "port": 9002},
 		{"name": "db", "id": "db-1", "type": "tcp", "address": "127.0.0.1", "port": 5432},
 	} {
-		api.must("POST", L("/services/register"), r, nil)
+		api.idem(t, "POST", L("/services/register"), r, nil)
 	}
 
 	b := newBrowser(t, "http://"+c.HTTPAddr(follower))
@@ -54,10 +54,13 @@ func TestConsole_SessionsAndMaintenance(t *testing.T) {
 		b.waitText(fmt.Sprintf(`tr[data-session=%q]`, batch.ID), "batch", "1h", "delete")
 		b.checkAccessible("sessions")
 		b.screenshot("sessions")
-		api.must("DELETE", c.URL(other, "/sessions/"+batch.ID), nil, nil)
+		api.idem(t, "DELETE", c.URL(other, "/sessions/"+batch.ID), nil, nil)
 		b.waitCond("the destroyed session gone", fmt.Sprintf(`!document.querySelector('tr[data-session=%q]') && !!document.querySelector('tr[data-session=%q]')`, batch.ID, worker.ID))
 		b.goTo("overview")
 		b.waitText("#ov-sessions", "1")
+		// Nothing has written a maintenance record yet (X-Nexus-Index 0):
+		// the overview still waits in a blocking query instead of polling.
+		b.waitPending("/maintenance?", "index=0&wait=")
 	})
 
 	t.Run("a lock shows its holder", func(t *testing.T) {
@@ -66,7 +69,7 @@ func TestConsole_SessionsAndMaintenance(t *testing.T) {
 			Acquired  bool   `json:"acquired"`
 			LockIndex uint64 `json:"lock_index"`
 		}
-		api.must("PUT", L("/config/app/leader?acquire="+worker.ID), `{"host":"a"}`, &l)
+		api.idem(t, "PUT", L("/config/app/leader?acquire="+worker.ID), `{"host":"a"}`, &l)
 		if !l.Acquired || l.LockIndex != 1 {
 			t.Fatalf("acquire: %+v", l)
 		}
@@ -80,11 +83,11 @@ func TestConsole_SessionsAndMaintenance(t *testing.T) {
 		b.waitText("#session-info", "worker-1", c.Node(other).Name, "release", "none")
 		b.waitText(`#session-keys tr[data-config-key="app/leader"]`, "app/leader", "1")
 		// A second key, taken through another node, joins the list live.
-		api.must("PUT", c.URL(other, "/config/jobs/nightly?acquire="+worker.ID), nil, nil)
+		api.idem(t, "PUT", c.URL(other, "/config/jobs/nightly?acquire="+worker.ID), nil, nil)
 		b.waitText(`#session-keys tr[data-config-key="jobs/nightly"]`, "jobs/nightly", "1")
 		b.checkAccessible("session")
 		b.screenshot("session")
-		api.must("PUT", L("/config/jobs/nightly?release="+worker.ID), nil, nil)
+		api.idem(t, "PUT", L("/config/jobs/nightly?release="+worker.ID), nil, nil)
 		b.waitCond("the released key gone", `!document.querySelector('#session-keys tr[data-config-key="jobs/nightly"]') && !!document.querySelector('#session-keys tr[data-config-key="app/leader"]')`)
 	})
 
@@ -110,7 +113,7 @@ func TestConsole_SessionsAndMaintenance(t *testing.T) {
 		if s.Name != "made in the console" || s.TTL != "1h" || s.Behavior != "delete" || s.Node != c.Node(follower).Name {
 			t.Fatalf("created %+v", s)
 		}
-		api.must("PUT", L("/config/tmp/scratch?acquire="+id), `1`, nil)
+		api.idem(t, "PUT", L("/config/tmp/scratch?acquire="+id), `1`, nil)
 		b.waitText("#session-keys", "tmp/scratch")
 		b.click("#session-destroy")
 		b.click("dialog[open] button[value=yes]")
@@ -243,7 +246,7 @@ func TestConsole_SessionsAndMaintenance(t *testing.T) {
 	t.Run("node maintenance through the API shows in the overview", func(t *testing.T) {
 		b.step(t)
 		name := c.Node(other).Name
-		api.must("PUT", c.URL(other, "/maintenance/nodes/"+name), map[string]string{"reason": "kernel upgrade"}, nil)
+		api.idem(t, "PUT", c.URL(other, "/maintenance/nodes/"+name), map[string]string{"reason": "kernel upgrade"}, nil)
 		b.goTo("overview")
 		row := fmt.Sprintf(`tr[data-member=%q] .maint-cell`, name)
 		b.waitText(row, "maintenance", "kernel upgrade", "End maintenance")

@@ -48,6 +48,9 @@ export function badge(m) {
     ' ', h('span', {class: 'maint-reason'}, reason));
 }
 
+// counted says how many instances an answer changed, when it says.
+const counted = (d) => (d && typeof d.instances === 'number' ? ` (${d.instances} instance${d.instances === 1 ? '' : 's'} changed status)` : '');
+
 // start asks for a reason in a dialog and starts the maintenance of t;
 // the API's errors show beside the reason (or at the top of the form).
 export function start(t) {
@@ -65,9 +68,9 @@ export function start(t) {
     ev.preventDefault();
     clearFieldErrors(form);
     try {
-      await request('PUT', maintPath(t), {body: reason.value.trim() ? {reason: reason.value.trim()} : {}});
+      const res = await request('PUT', maintPath(t), {body: reason.value.trim() ? {reason: reason.value.trim()} : {}});
       dlg.close();
-      toast(`Maintenance of ${describe(t)} started.`);
+      toast(`Maintenance of ${describe(t)} started${counted(res.data)}.`);
     } catch (err) {
       showFieldError(form, err);
     }
@@ -81,7 +84,7 @@ export function start(t) {
 export async function end(t, onError) {
   try {
     const res = await request('DELETE', maintPath(t));
-    toast(res.data && res.data.ended === false ? `${describe(t)} was not in maintenance.` : `Maintenance of ${describe(t)} ended.`);
+    toast(res.data && res.data.ended === false ? `${describe(t)} was not in maintenance.` : `Maintenance of ${describe(t)} ended${counted(res.data)}.`);
   } catch (err) {
     onError(err);
   }

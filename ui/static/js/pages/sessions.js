@@ -6,7 +6,7 @@
 //   #/sessions/ID     one session and its keys
 
 import {get, keyPath, liveGet, request} from '../api.js';
-import {clearFieldErrors, confirmDialog, field, fmtTime, formError, h, num, pager, set, showFieldError, splitList, toast} from '../dom.js';
+import {clearFieldErrors, confirmDialog, field, fmtTime, formError, h, keepFocus, num, pager, set, showFieldError, splitList, toast} from '../dom.js';
 import {problem} from '../problem.js';
 
 const ROWS = 100;
@@ -58,7 +58,7 @@ function renderList(main, query, env) {
     const pages = Math.max(1, Math.ceil(rows.length / ROWS));
     state.page = Math.min(state.page, pages - 1);
     const slice = rows.slice(state.page * ROWS, (state.page + 1) * ROWS);
-    set(body,
+    keepFocus(body, () => set(body,
       rows.length === 0 ? h('p', {}, all.length === 0 ? 'No sessions.' : 'No session matches the search.')
         : h('div', {class: 'table-wrap'}, h('table', {id: 'sessions-table'},
           h('caption', {class: 'sr-only'}, 'Sessions'),
@@ -72,10 +72,10 @@ function renderList(main, query, env) {
             h('td', {class: 'hide-narrow'}, s.behavior),
             h('td', {class: 'hide-narrow'}, s.lock_delay),
             h('td', {class: 'hide-narrow'}, h('time', {datetime: s.create_time}, fmtTime(s.create_time))),
-            h('td', {}, h('button', {type: 'button', class: 'secondary', 'aria-label': `Destroy session ${s.name || s.id}`, onclick: async () => {
+            h('td', {}, h('button', {type: 'button', class: 'secondary', 'data-key': `destroy:${s.id}`, 'aria-label': `Destroy session ${s.name || s.id}`, onclick: async () => {
               try { await destroy(s); } catch (e) { set(status, problem(e, `session ${s.id}`)); }
             }}, 'Destroy'))))))),
-      rows.length > ROWS ? pager(rows.length, state.page, ROWS, (p) => { state.page = p; render(); }) : null);
+      rows.length > ROWS ? pager(rows.length, state.page, ROWS, (p) => { state.page = p; render(); }) : null));
   }
   text.addEventListener('input', () => {
     state.q = text.value;
@@ -98,7 +98,7 @@ function renderSession(main, id, env) {
   const keys = h('div', {}, h('p', {class: 'muted'}, 'Loading…'));
   const status = h('div', {});
   let sess = null;
-  set(main, h('p', {}, h('a', {href: '#/sessions'}, '← Sessions')), h('h1', {class: 'mono'}, id), status, info,
+  set(main, h('p', {}, h('a', {href: '#/sessions'}, '← Sessions')), h('h1', {}, 'Session ', h('span', {class: 'mono'}, id)), status, info,
     h('h2', {id: 'session-keys-title'}, 'Keys it holds'), keys);
 
   function renderInfo() {
