@@ -54,7 +54,7 @@ function renderList(main, query, env) {
     if (!all) return;
     const words = splitList(state.q.toLowerCase());
     const rows = all.filter((s) => words.every((w) => `${s.id} ${s.name} ${s.node}`.toLowerCase().includes(w)));
-    set(summary, `${num(all.length)} sessions${env.acl.enabled ? ' that your token may read' : ''}; ${num(rows.length)} shown.`);
+    set(summary, `${num(all.length)} session${all.length === 1 ? '' : 's'}${env.acl.enabled ? ' that your token may read' : ''}; ${num(rows.length)} shown.`);
     const pages = Math.max(1, Math.ceil(rows.length / ROWS));
     state.page = Math.min(state.page, pages - 1);
     const slice = rows.slice(state.page * ROWS, (state.page + 1) * ROWS);
