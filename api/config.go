@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/hashicorp/go-memdb"
 	"github.com/valyala/fasthttp"
@@ -32,7 +33,7 @@ type configRequest struct {
 	Entries []configEntryRequest `json:"entries"`
 }
 
-// GET /config?prefix=P
+// GET /config?prefix=P&session=ID (session: only the keys it holds)
 func (s *Server) listConfig(ctx *fasthttp.RequestCtx, rc *reqCtx) {
 	args := ctx.QueryArgs()
 	lo, e := parseListOpts(args)
@@ -41,10 +42,21 @@ func (s *Server) listConfig(ctx *fasthttp.RequestCtx, rc *reqCtx) {
 		return
 	}
 	prefix := string(args.Peek("prefix"))
+	session := string(args.Peek("session"))
+	if args.Has("session") && !registry.ValidSessionID(session) {
+		writeError(ctx, errInvalid("session", "%q is not a session id", session))
+		return
+	}
 	s.serveRead(ctx, rc, func(tx *registry.Tx, ws memdb.WatchSet) readResult {
 		res := readResult{index: tx.TableIndex(ws, tableConfig)}
 		out := make([]registry.ConfigEntry, 0, min(lo.limit, 64))
-		tx.EachConfig(prefix, lo.after, func(en *registry.ConfigEntry) bool {
+		each := tx.EachConfig
+		if session != "" {
+			each = func(prefix, after string, fn func(*registry.ConfigEntry) bool) {
+				eachHeld(tx, session, prefix, after, fn)
+			}
+		}
+		each(prefix, lo.after, func(en *registry.ConfigEntry) bool {
 			if !rc.canRead(registry.ACLResourceConfig, en.Key) {
 				return true
 			}
@@ -58,6 +70,21 @@ func (s *Server) listConfig(ctx *fasthttp.RequestCtx, rc *reqCtx) {
 		res.body = out
 		return res
 	})
+}
+
+// eachHeld is EachConfig over the keys session holds (the config table's
+// session index, sorted by key): what a session page lists.
+func eachHeld(tx *registry.Tx, session, prefix, after string, fn func(*registry.ConfigEntry) bool) {
+	held := tx.SessionKeys(nil, session)
+	for i := range held {
+		en := &held[i]
+		if !strings.HasPrefix(en.Key, prefix) || (after != "" && en.Key <= after) {
+			continue
+		}
+		if !fn(en) {
+			return
+		}
+	}
 }
 
 // GET /config/{key}

@@ -375,3 +375,78 @@ func TestSessions_JSONShape(t *testing.T) {
 		t.Errorf("Go field name in JSON: %s", r.body)
 	}
 }
+
+// TestConfig_SessionFilter: GET /config?session=ID lists the keys the
+// session holds (with prefix and paging), a blocking query on it wakes
+// when the session ends, and a bad id is a 400 naming "session".
+func TestConfig_SessionFilter(t *testing.T) {
+	h := newHarness(t)
+	a := h.session(map[string]any{"name": "a"})
+	b := h.session(map[string]any{"name": "b"})
+	for _, k := range []string{"app/a", "app/b", "x/c"} {
+		h.lock(k, "acquire", a.ID, `1`)
+	}
+	h.lock("app/d", "acquire", b.ID, `2`)
+	h.must(h.do("PUT", "/config/app/e", `3`), 200, nil)
+	keys := func(r *resp) string {
+		t.Helper()
+		var list []registry.ConfigEntry
+		h.must(r, 200, &list)
+		out := make([]string, 0, len(list))
+		for _, en := range list {
+			out = append(out, en.Key+"@"+en.Session[:4])
+		}
+		return strings.Join(out, " ")
+	}
+	tag := func(s sessionView, k ...string) string {
+		out := make([]string, len(k))
+		for i := range k {
+			out[i] = k[i] + "@" + s.ID[:4]
+		}
+		return strings.Join(out, " ")
+	}
+	cases := []struct {
+		name, query, want, next string
+	}{
+		{"all of a", "session=" + a.ID, tag(a, "app/a", "app/b", "x/c"), ""},
+		{"b", "session=" + b.ID, tag(b, "app/d"), ""},
+		{"with a prefix", "session=" + a.ID + "&prefix=app/", tag(a, "app/a", "app/b"), ""},
+		{"a page", "session=" + a.ID + "&limit=2", tag(a, "app/a", "app/b"), "app/b"},
+		{"the next page", "session=" + a.ID + "&limit=2&after=app/b", tag(a, "x/c"), ""},
+		{"a session that does not exist", "session=0000-nope", "", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := h.do("GET", "/config?"+c.query, nil)
+			if got := keys(r); got != c.want {
+				t.Fatalf("keys %q, want %q", got, c.want)
+			}
+			if got := r.get(HeaderNext); got != c.next {
+				t.Fatalf("next %q, want %q", got, c.next)
+			}
+		})
+	}
+	for _, bad := range []string{"session=", "session=a%20b", "session=-x"} {
+		t.Run("bad "+bad, func(t *testing.T) {
+			if e := h.mustErr(h.do("GET", "/config?"+bad, nil), 400, "invalid"); e.Error.Field != "session" {
+				t.Fatalf("field %q", e.Error.Field)
+			}
+		})
+	}
+
+	t.Run("a blocking query wakes when the session ends", func(t *testing.T) {
+		cur := indexOf(t, h.do("GET", "/config?session="+a.ID, nil))
+		ch := make(chan *resp, 1)
+		go func() { ch <- h.do("GET", fmt.Sprintf("/config?session=%s&index=%d&wait=20s", a.ID, cur), nil) }()
+		waitBlocking(t, h)
+		h.must(h.do("DELETE", "/sessions/"+a.ID, nil), 200, nil)
+		select {
+		case r := <-ch:
+			if got := keys(r); got != "" || indexOf(t, r) <= cur {
+				t.Fatalf("after the destroy: keys %q at index %d (was %d)", got, indexOf(t, r), cur)
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatal("the blocking query did not wake")
+		}
+	})
+}

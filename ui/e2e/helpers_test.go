@@ -187,6 +187,29 @@ func (c *client) must(method, u string, body, out any) {
 	}
 }
 
+// idem sends a write that may be sent twice (an id given, a plain set, a
+// release): a 503 no_leader or 504 outcome_unknown (an election on a
+// loaded machine) sends it again; any other failure fails t.
+func (c *client) idem(t *testing.T, method, u string, body, out any) {
+	t.Helper()
+	var code int
+	var b []byte
+	retry.Run(t, func(r *retry.R) {
+		code, b = c.do(method, u, body)
+		if code == http.StatusServiceUnavailable || code == http.StatusGatewayTimeout {
+			r.Fatalf("%s %s: %d %s", method, u, code, b)
+		}
+	}, retry.Timeout(uiWait))
+	if code/100 != 2 {
+		t.Fatalf("%s %s: %d %s", method, u, code, b)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("%s %s: %v in %s", method, u, err, b)
+		}
+	}
+}
+
 // ---- the browser -------------------------------------------------------------
 
 // browser is one chromium tab on one node's console. It records every
@@ -198,7 +221,8 @@ type browser struct {
 
 	mu         sync.Mutex
 	requests   []string
-	canceled   int // requests the page aborted
+	canceled   int                          // requests the page aborted
+	open       map[network.RequestID]string // requests without an answer yet
 	exceptions []string
 }
 
@@ -218,19 +242,25 @@ func newBrowser(t *testing.T, origin string) *browser {
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
 	t.Cleanup(func() { cancel(); cancelAlloc() })
-	b := &browser{t: t, ctx: ctx, origin: origin}
+	b := &browser{t: t, ctx: ctx, origin: origin, open: map[network.RequestID]string{}}
 	if err := chromedp.Listen(ctx, func(ev any) {
 		switch e := ev.(type) {
 		case *network.EventRequestWillBeSent:
 			b.mu.Lock()
 			b.requests = append(b.requests, e.Request.URL)
+			b.open[e.RequestID] = e.Request.URL
+			b.mu.Unlock()
+		case *network.EventLoadingFinished:
+			b.mu.Lock()
+			delete(b.open, e.RequestID)
 			b.mu.Unlock()
 		case *network.EventLoadingFailed:
+			b.mu.Lock()
+			delete(b.open, e.RequestID)
 			if e.Canceled {
-				b.mu.Lock()
 				b.canceled++
-				b.mu.Unlock()
 			}
+			b.mu.Unlock()
 		case *cdpruntime.EventExceptionThrown:
 			msg := e.ExceptionDetails.Text
 			if e.ExceptionDetails.Exception != nil {
@@ -336,10 +366,22 @@ func (b *browser) waitVisible(sel string) {
 	b.must("wait visible "+sel, err)
 }
 
+// click clicks the element sel matches. A live page may draw its table
+// again between chromium finding the element and clicking it (the routes
+// list does every 2 s, with the metrics poll): the element found is gone
+// ("Could not find node with given id") and the click is tried again on
+// the one that replaced it; nothing was clicked.
 func (b *browser) click(sel string) {
 	b.t.Helper()
-	_, err := run(b, chromedp.Click(chromedp.CSS(sel)))
-	b.must("click "+sel, err)
+	for attempt := 1; ; attempt++ {
+		_, err := run(b, chromedp.Click(chromedp.CSS(sel)))
+		if err != nil && attempt < 5 && strings.Contains(err.Error(), "Could not find node") {
+			b.t.Logf("click %s: %v; again", sel, err)
+			continue
+		}
+		b.must("click "+sel, err)
+		return
+	}
 }
 
 // setValue sets a form control's value and fires input and change, as typing would.
@@ -452,6 +494,26 @@ func (b *browser) counts() (sent, canceled int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return len(b.requests), b.canceled
+}
+
+// waitPending waits until a request whose URL contains every one of
+// parts is in flight (sent, not answered): a blocking query that waits.
+func (b *browser) waitPending(parts ...string) {
+	b.t.Helper()
+	retry.Run(b.t, func(r *retry.R) {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+	next:
+		for _, u := range b.open {
+			for _, p := range parts {
+				if !strings.Contains(u, p) {
+					continue next
+				}
+			}
+			return
+		}
+		r.Fatalf("no request with %q in flight (%d open)", parts, len(b.open))
+	}, retry.Timeout(uiWait), retry.What(fmt.Sprintf("a request with %q in flight", parts)))
 }
 
 // checkSameOrigin fails the test if the page requested anything from

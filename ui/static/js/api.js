@@ -130,7 +130,10 @@ const sleep = (ms, signal) => new Promise((resolve) => {
 export function live(fetcher, {onData, onError, interval} = {}) {
   const stopper = new AbortController();
   let inflight = null;
-  let index = 0;
+  // The index of the last answer; -1 before the first (then the read
+  // does not block). 0 is a real index: a table nothing has written yet
+  // (no session, no maintenance), and index=0 blocks until its first write.
+  let index = -1;
   const onVis = () => { if (document.hidden && inflight) inflight.abort(); };
   document.addEventListener('visibilitychange', onVis);
   (async () => {
@@ -138,7 +141,7 @@ export function live(fetcher, {onData, onError, interval} = {}) {
     while (!stopper.signal.aborted) {
       if (document.hidden) {
         await untilVisible();
-        index = 0;
+        index = -1;
         if (stopper.signal.aborted) return;
       }
       inflight = new AbortController();
@@ -146,12 +149,12 @@ export function live(fetcher, {onData, onError, interval} = {}) {
       stopper.signal.addEventListener('abort', abortInflight, {once: true});
       let gap = interval || 0;
       try {
-        const q = !interval && index > 0 ? {index, wait: BLOCK_WAIT} : {};
+        const q = !interval && index >= 0 ? {index, wait: BLOCK_WAIT} : {};
         const res = await fetcher(q, inflight.signal);
         const t0 = performance.now();
         // An index that goes backwards (a restore, another node) restarts
-        // the watch; 0 would make the next request return at once for ever.
-        index = res.index > 0 && res.index >= index ? res.index : 0;
+        // the watch with a read that does not block.
+        index = res.index >= index ? res.index : -1;
         failures = 0;
         if (!stopper.signal.aborted) onData(res);
         // Leave the browser room after a large answer (10,000 instances):
@@ -160,7 +163,7 @@ export function live(fetcher, {onData, onError, interval} = {}) {
       } catch (e) {
         if (e.name === 'AbortError') continue;
         failures++;
-        index = 0;
+        index = -1;
         if (!stopper.signal.aborted && onError) onError(e);
         gap = Math.max(gap, Math.min(10000, 500 * 2 ** Math.min(failures - 1, 5)));
       } finally {

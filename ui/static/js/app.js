@@ -8,11 +8,12 @@ import {h, set} from './dom.js';
 import overview from './pages/overview.js';
 import services from './pages/services.js';
 import config from './pages/config.js';
+import sessions from './pages/sessions.js';
 import routes from './pages/routes.js';
 import audit from './pages/audit.js';
 import acl from './pages/acl.js';
 
-const pages = [overview, services, config, routes, audit, acl];
+const pages = [overview, services, config, sessions, routes, audit, acl];
 
 // env is what pages may know about the session.
 const env = {

@@ -159,3 +159,15 @@ export function pager(total, page, size, onPage) {
     h('span', {'aria-live': 'polite'}, `${num(from)}–${num(to)} of ${num(total)}`),
     h('button', {type: 'button', class: 'secondary', disabled: page >= pages - 1, onclick: () => onPage(page + 1)}, 'Next'));
 }
+
+// keepFocus runs render (which replaces el's children) and gives the
+// focus back to the control with the same data-key, so a table that a
+// poll redraws every second does not take the focus from a keyboard user.
+export function keepFocus(el, render) {
+  const active = document.activeElement;
+  const key = active && el.contains(active) ? active.dataset.key : undefined;
+  render();
+  if (key === undefined) return;
+  const again = el.querySelector(`[data-key="${CSS.escape(key)}"]`);
+  if (again) again.focus({preventScroll: true});
+}

@@ -7,7 +7,7 @@ import {liveGet, request} from '../api.js';
 import {clearFieldErrors, confirmDialog, field, fmtTime, formError, h, set, showFieldError, splitList, toast} from '../dom.js';
 import {problem} from '../problem.js';
 
-const RESOURCES = ['service', 'config', 'route', 'cluster', 'audit', 'acl'];
+const RESOURCES = ['service', 'config', 'route', 'session', 'cluster', 'audit', 'acl'];
 
 // kinds describe each object list: its path, key, columns and form.
 const kinds = {

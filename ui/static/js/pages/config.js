@@ -33,13 +33,14 @@ function buildTree(keys) {
   return root;
 }
 
-function renderTree(node, selected, openAll) {
+function renderTree(node, selected, openAll, held) {
   return h('ul', {},
     [...node.dirs.entries()].map(([prefix, d]) => h('li', {},
       h('details', {open: openAll || (selected || '').startsWith(prefix)},
         h('summary', {}, `${d.name}/`),
-        renderTree(d, selected, openAll)))),
-    node.keys.map((k) => h('li', {}, h('a', {href: `#/config/${keyPath(k)}`, 'aria-current': k === selected ? 'true' : false}, k.split('/').pop()))));
+        renderTree(d, selected, openAll, held)))),
+    node.keys.map((k) => h('li', {}, h('a', {href: `#/config/${keyPath(k)}`, 'aria-current': k === selected ? 'true' : false}, k.split('/').pop()),
+      held.has(k) ? h('span', {class: 'muted'}, ' (locked)') : null)));
 }
 
 // valueEditor is a labelled JSON textarea that validates as you type.
@@ -79,7 +80,9 @@ function renderKey(panel, key, env) {
   function show() {
     if (editing) return;
     if (!entry) return;
-    const lock = entry.session ? h('p', {class: 'banner'}, `Held by session ${entry.session} (lock index ${entry.lock_index}).`) : null;
+    const lock = entry.session ? h('p', {class: 'banner', id: 'config-lock'}, 'Held as a lock by session ',
+      h('a', {class: 'mono', href: `#/sessions/${encodeURIComponent(entry.session)}`}, entry.session),
+      ` (lock index ${num(entry.lock_index)}).`) : null;
     set(view,
       h('p', {class: 'muted'}, `Version (modify_index) ${num(entry.modify_index)}`),
       lock,
@@ -222,7 +225,7 @@ export default {
       query: {prefix},
       onData: ({data}) => {
         set(count, `${num(data.length)} keys${prefix ? ` under ${prefix}` : ''}${env.acl.enabled ? ' that your token may read' : ''}.`);
-        set(treeBox, data.length ? renderTree(buildTree(data.map((e) => e.key)), key, data.length <= 100) : h('p', {}, 'No keys.'));
+        set(treeBox, data.length ? renderTree(buildTree(data.map((e) => e.key)), key, data.length <= 100, new Set(data.filter((e) => e.session).map((e) => e.key))) : h('p', {}, 'No keys.'));
       },
       onError: (e) => set(treeBox, problem(e, 'the configuration')),
     })];

@@ -4,7 +4,8 @@
 // blocking queries; the autopilot and lag gauges come from /metrics.
 
 import {get, getAll, live, liveGet} from '../api.js';
-import {badge, fmtBytes, fmtDuration, h, num, set} from '../dom.js';
+import {badge, fmtBytes, fmtDuration, h, keepFocus, num, set} from '../dom.js';
+import * as maint from '../maintenance.js';
 import {parse, value} from '../prom.js';
 import {problem} from '../problem.js';
 
@@ -17,6 +18,13 @@ export function gossipTolerance(servers, members) {
   return {voters: voters.length, alive, tolerance: Math.max(0, alive - (Math.floor(voters.length / 2) + 1))};
 }
 
+// maintCell shows a node's maintenance (from GET /maintenance) and its toggle.
+function maintCell(node, records, onError) {
+  const t = {scope: 'node', node};
+  const r = maint.findRecord(records, t);
+  return [r ? maint.badge(r) : h('span', {class: 'muted'}, 'no'), ' ', maint.toggle(t, r, {named: true, onError})];
+}
+
 export default {
   id: 'overview',
   title: 'Overview',
@@ -26,11 +34,12 @@ export default {
     const catalogCard = h('section', {class: 'card', 'aria-labelledby': 'ov-catalog'});
     const auditCard = h('section', {class: 'card', 'aria-labelledby': 'ov-audit'});
     const members = h('div', {});
+    const memberStatus = h('div', {});
     set(main,
       h('h1', {}, 'Overview'),
       h('div', {class: 'cards'}, leaderCard, autopilotCard, catalogCard, auditCard),
       h('h2', {id: 'ov-members'}, 'Members'),
-      members);
+      memberStatus, members);
     const title = (id, text) => h('h2', {id}, text);
     set(leaderCard, title('ov-leader', 'Leader'), h('p', {class: 'muted'}, 'Loading…'));
     set(autopilotCard, title('ov-autopilot', 'Autopilot'), h('p', {class: 'muted'}, 'Loading…'));
@@ -40,6 +49,8 @@ export default {
     let cluster = null; // {status, raft, lastContact, knownLeader}
     let gauges = null; // samples of /metrics, or an error
     let statusCounts = null; // instances by status
+    let sessions = null; // how many, or an error
+    let maintenance = null; // records of GET /maintenance, or an error
 
     function renderCluster() {
       if (!cluster) return;
@@ -56,10 +67,12 @@ export default {
           h('dt', {}, 'Version'), h('dd', {}, st.version || '—')));
 
       const suffrage = new Map(raft.servers.map((s) => [s.id, s.suffrage]));
-      set(members, h('div', {class: 'table-wrap'}, h('table', {'aria-labelledby': 'ov-members'},
-        h('thead', {}, h('tr', {}, ['Name', 'Gossip', 'Raft role', 'Suffrage', 'Last contact', 'Version', 'Admin API', 'Gossip address']
-          .map((c, i) => h('th', {scope: 'col', class: i >= 6 ? 'hide-narrow' : null}, c)))),
-        h('tbody', {}, st.members.map((m) => h('tr', {},
+      const records = Array.isArray(maintenance) ? maintenance : null;
+      const onMaintError = (e) => set(memberStatus, problem(e, 'maintenance'));
+      keepFocus(members, () => set(members, h('div', {class: 'table-wrap'}, h('table', {'aria-labelledby': 'ov-members', id: 'ov-members-table'},
+        h('thead', {}, h('tr', {}, ['Name', 'Gossip', 'Raft role', 'Suffrage', 'Last contact', 'Version', 'Maintenance', 'Admin API', 'Gossip address']
+          .map((c, i) => h('th', {scope: 'col', class: i >= 7 ? 'hide-narrow' : null}, c)))),
+        h('tbody', {}, st.members.map((m) => h('tr', {'data-member': m.name},
           h('th', {scope: 'row'}, m.name, m.name === st.node ? h('span', {class: 'muted'}, ' (this node)') : null),
           h('td', {}, badge(m.status)),
           h('td', {}, m.raft || '—'),
@@ -67,8 +80,10 @@ export default {
           h('td', {}, m.name !== st.node ? h('span', {class: 'muted', title: 'Each node knows only its own contact with the leader'}, 'on that node')
             : m.raft === 'leader' ? 'is the leader' : fmtDuration(lastContact)),
           h('td', {}, m.version || '—'),
+          h('td', {class: 'maint-cell'}, records ? maintCell(m.name, records, onMaintError) : '—'),
           h('td', {class: 'hide-narrow mono'}, m.http_addr || '—'),
-          h('td', {class: 'hide-narrow mono'}, m.address || '—')))))));
+          h('td', {class: 'hide-narrow mono'}, m.address || '—')))))),
+      maintenance instanceof Error ? maint.note(maintenance) : null));
 
       const est = gossipTolerance(raft.servers, st.members);
       const healthy = gauges && !(gauges instanceof Error) ? value(gauges, 'nexus_autopilot_healthy') : undefined;
@@ -89,10 +104,13 @@ export default {
       set(catalogCard, title('ov-catalog', 'Catalog'), h('dl', {class: 'kv'},
         h('dt', {}, 'Services'), h('dd', {id: 'ov-services'}, num(st.services)),
         h('dt', {}, 'Instances'), h('dd', {}, num(st.instances), statusCounts instanceof Error ? null : statusCounts
-          ? h('span', {}, ' — ', ['passing', 'warning', 'critical'].map((s) => [badge(`${num(statusCounts[s])} ${s}`, s), ' ']))
+          ? h('span', {}, ' — ', ['passing', 'warning', 'critical'].map((s) => [badge(`${num(statusCounts[s])} ${s}`, s), ' ']),
+            statusCounts.maintenance ? badge(`${num(statusCounts.maintenance)} in maintenance`, 'warning') : null)
           : null),
         h('dt', {}, 'Routes'), h('dd', {}, num(st.routes)),
-        h('dt', {}, 'Config keys'), h('dd', {}, num(st.config_entries))),
+        h('dt', {}, 'Config keys'), h('dd', {}, num(st.config_entries)),
+        h('dt', {}, 'Sessions'), h('dd', {id: 'ov-sessions'}, sessions === null ? '…' : sessions instanceof Error ? h('span', {class: 'muted'}, sessions.status === 403 ? 'not allowed' : sessions.message)
+          : h('a', {href: '#/sessions'}, num(sessions)))),
       statusCounts instanceof Error ? h('p', {class: 'muted'}, `Instances by status: ${statusCounts.status === 403 ? 'not allowed' : statusCounts.message}`) : null);
     }
 
@@ -116,12 +134,28 @@ export default {
 
     stops.push(live((q, signal) => getAll('/services', {query: q, signal}), {
       onData: ({data}) => {
-        const c = {passing: 0, warning: 0, critical: 0};
-        for (const s of data) for (const i of s.instances) c[i.status in c ? i.status : 'critical']++;
+        const c = {passing: 0, warning: 0, critical: 0, maintenance: 0};
+        for (const s of data) {
+          for (const i of s.instances) {
+            c[i.status in c ? i.status : 'critical']++;
+            if (i.maintenance) c.maintenance++;
+          }
+        }
         statusCounts = c;
         renderCluster();
       },
       onError: (e) => { statusCounts = e; renderCluster(); },
+    }));
+
+    stops.push(liveGet('/sessions', {
+      all: true,
+      onData: ({data}) => { sessions = data.length; renderCluster(); },
+      onError: (e) => { sessions = e; renderCluster(); },
+    }));
+
+    stops.push(maint.watch({
+      onData: ({data}) => { maintenance = data || []; set(memberStatus); renderCluster(); },
+      onError: (e) => { maintenance = e; renderCluster(); },
     }));
 
     stops.push(live((q, signal) => get('/metrics', {signal, text: true}), {

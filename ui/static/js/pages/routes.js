@@ -7,7 +7,7 @@
 //   #/routes/ID       edit
 
 import {get, getAll, live, liveGet, request} from '../api.js';
-import {clearFieldErrors, confirmDialog, field, formError, h, num, set, showFieldError, splitList, tags, toast} from '../dom.js';
+import {clearFieldErrors, confirmDialog, field, formError, h, keepFocus, num, set, showFieldError, splitList, tags, toast} from '../dom.js';
 import {parse} from '../prom.js';
 import {problem} from '../problem.js';
 
@@ -170,7 +170,8 @@ function renderList(main, env) {
       const x = rate.get(r.id);
       return x ? f(x) : h('span', {class: 'muted'}, '—');
     };
-    set(body, list.length === 0 ? h('p', {}, 'No routes yet.') : h('div', {class: 'table-wrap'}, h('table', {id: 'routes-table'},
+    // The rates redraw the table every 2 s: a focused button keeps the focus.
+    keepFocus(body, () => set(body, list.length === 0 ? h('p', {}, 'No routes yet.') : h('div', {class: 'table-wrap'}, h('table', {id: 'routes-table'},
       h('caption', {class: 'sr-only'}, 'Gateway routes'),
       h('thead', {}, h('tr', {}, ['Route', 'Paths', 'Hosts', 'Methods', 'Service', 'Balancer', 'Requests/s', '5xx'].map((c, i) =>
         h('th', {scope: 'col', class: i >= 6 ? 'num' : i === 2 || i === 5 ? 'hide-narrow' : null}, c)), h('th', {scope: 'col'}, h('span', {class: 'sr-only'}, 'Actions')))),
@@ -183,10 +184,10 @@ function renderList(main, env) {
         h('td', {class: 'hide-narrow'}, r.load_balancer),
         h('td', {class: 'num rate'}, cell(r, (x) => x.rps.toFixed(1))),
         h('td', {class: 'num rate'}, cell(r, (x) => `${(100 * x.errorRate).toFixed(1)} %`)),
-        h('td', {}, h('button', {type: 'button', class: 'secondary', 'aria-label': `Delete route ${r.id}`, onclick: async () => {
+        h('td', {}, h('button', {type: 'button', class: 'secondary', 'data-key': `delete:${r.id}`, 'aria-label': `Delete route ${r.id}`, onclick: async () => {
           if (!(await confirmDialog(`Delete route ${r.id}?`))) return;
           try { await request('DELETE', `/gateway/routes/${encodeURIComponent(r.id)}`); toast(`Deleted route ${r.id}.`); } catch (e) { body.prepend(problem(e, `route ${r.id}`)); }
-        }}, 'Delete'))))))));
+        }}, 'Delete')))))))));
   }
 
   const stops = [

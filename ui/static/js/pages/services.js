@@ -10,8 +10,9 @@
 // instances stay responsive; filters run on the data in memory.
 
 import {getAll, liveGet, request} from '../api.js';
-import {badge, clearFieldErrors, confirmDialog, field, formError, h, num, pager, set, showFieldError, splitList, tags, toast} from '../dom.js';
+import {badge, clearFieldErrors, confirmDialog, field, fmtTime, formError, h, keepFocus, num, pager, set, showFieldError, splitList, tags, toast} from '../dom.js';
 import {problem} from '../problem.js';
+import * as maint from '../maintenance.js';
 
 const ROWS = 100;
 const STATUSES = ['passing', 'warning', 'critical'];
@@ -37,7 +38,7 @@ function matcher(q) {
 }
 
 function instanceText(i) {
-  return [i.id, i.address, i.port, i.node, output(i), ...(i.tags || []),
+  return [i.id, i.address, i.port, i.node, output(i), i.maintenance ? `maintenance ${i.maintenance.reason}` : '', ...(i.tags || []),
     ...Object.entries(i.metadata || {}).map(([k, v]) => `${k}=${v}`)].join(' ').toLowerCase();
 }
 
@@ -136,6 +137,10 @@ function renderList(main, query, env) {
 function renderService(main, name, query, env) {
   const state = {q: query.get('q') || '', status: query.get('status') || '', tag: query.get('tag') || '', page: 0};
   let svc = null;
+  let records = null; // GET /maintenance, or an error
+  const target = {scope: 'service', service: name};
+  const maintBox = h('div', {id: 'service-maintenance'});
+  const maintButton = h('span', {});
   const text = h('input', {type: 'search', name: 'q', value: state.q, placeholder: 'id, address, node, output…'});
   const status = statusSelect('status', state.status);
   const tag = h('input', {type: 'text', name: 'tag', value: state.tag});
@@ -151,14 +156,25 @@ function renderService(main, name, query, env) {
   }}, 'Deregister the service');
   set(main, h('p', {}, h('a', {href: '#/services'}, '← Services')),
     h('div', {class: 'toolbar'}, h('h1', {}, name), h('span', {class: 'spacer'}),
-      h('button', {type: 'button', class: 'secondary', onclick: () => openRegister(env, svc)}, 'Register an instance'), deregister),
-    head, filterBar([['Search', text], ['Status', status], ['Tag', tag]]), body);
+      maintButton, h('button', {type: 'button', class: 'secondary', onclick: () => openRegister(env, svc)}, 'Register an instance'), deregister),
+    head, maintBox, filterBar([['Search', text], ['Status', status], ['Tag', tag]]), body);
+
+  function renderMaint() {
+    if (records instanceof Error) { set(maintButton); set(maintBox, maint.note(records)); return; }
+    if (!records) return;
+    const r = maint.findRecord(records, target);
+    keepFocus(maintButton, () => set(maintButton, maint.toggle(target, r, {onError: (e) => set(maintBox, problem(e, `maintenance of ${name}`))})));
+    set(maintBox, r ? h('div', {class: 'banner warn'}, h('strong', {}, `${name} is in maintenance`),
+      ` since ${fmtTime(r.since)}${r.actor ? ` (${r.actor})` : ''}: ${r.reason || 'no reason given'}. Its instances are critical and left out of discovery, the gateway and DNS.`) : null);
+  }
 
   function render() {
     if (!svc) return;
     const s = summarize(svc);
+    const inMaint = s.instances.filter((i) => i.maintenance).length;
     set(head, h('p', {}, `Type ${s.type} · `, badge(s.worst), ` · ${num(s.instances.length)} instances: `,
-      `${num(s.counts.passing)} passing, ${num(s.counts.warning)} warning, ${num(s.counts.critical)} critical`));
+      `${num(s.counts.passing)} passing, ${num(s.counts.warning)} warning, ${num(s.counts.critical)} critical`,
+      inMaint ? ` (${num(inMaint)} in maintenance)` : ''));
     const match = matcher(state.q);
     const rows = s.instances.filter((i) => (!state.status || i.status === state.status)
       && (!state.tag || (i.tags || []).includes(state.tag)) && (!state.q || match(instanceText(i))));
@@ -172,7 +188,7 @@ function renderService(main, name, query, env) {
           .map((c, i) => h('th', {scope: 'col', class: i >= 5 ? 'hide-narrow' : null}, c)))),
         h('tbody', {}, slice.map((i) => h('tr', {'data-instance': i.id},
           h('th', {scope: 'row'}, h('a', {href: `#/services/${encodeURIComponent(name)}/${encodeURIComponent(i.id)}`}, i.id)),
-          h('td', {class: 'status'}, badge(i.status)),
+          h('td', {class: 'status'}, badge(i.status), i.maintenance ? [' ', maint.badge(i.maintenance)] : null),
           h('td', {class: 'output mono'}, output(i) || h('span', {class: 'muted'}, '—')),
           h('td', {}, i.node),
           h('td', {class: 'mono'}, `${i.address}:${i.port}`),
@@ -190,59 +206,102 @@ function renderService(main, name, query, env) {
   tag.addEventListener('input', onInput);
   status.addEventListener('change', onInput);
 
-  return liveGet(`/services/${encodeURIComponent(name)}`, {
+  const stops = [liveGet(`/services/${encodeURIComponent(name)}`, {
     onData: ({data}) => { svc = data; render(); },
     onError: (e) => {
       svc = null;
       set(head, e.status === 404 ? h('div', {class: 'banner warn', role: 'alert'}, `Service ${name} is not registered (any more).`) : problem(e, `service ${name}`));
       set(body);
     },
-  });
+  }), maint.watch({
+    onData: ({data}) => { records = data || []; renderMaint(); },
+    onError: (e) => { records = e; renderMaint(); },
+  })];
+  return () => stops.forEach((s) => s());
 }
 
 // ---- one instance -----------------------------------------------------------
 
 function renderInstance(main, name, id, env) {
   const body = h('div', {}, h('p', {class: 'muted'}, 'Loading…'));
+  const status = h('div', {});
   const svcHref = `#/services/${encodeURIComponent(name)}`;
-  set(main, h('p', {}, h('a', {href: '#/services'}, 'Services'), ' / ', h('a', {href: svcHref}, name)), h('h1', {}, id), body);
-  return liveGet(`/services/${encodeURIComponent(name)}`, {
+  const target = {scope: 'instance', service: name, id};
+  let inst = null;
+  let records = null; // GET /maintenance, or an error
+  set(main, h('p', {}, h('a', {href: '#/services'}, 'Services'), ' / ', h('a', {href: svcHref}, name)), h('h1', {}, id), status, body);
+
+  // maintenance is the instance's maintenance state and its toggle.
+  function maintenance(i) {
+    const m = i.maintenance;
+    const from = m && m.scope !== 'instance'
+      ? h('p', {}, `It comes from its ${m.scope === 'node' ? `node ${i.node}` : `service ${name}`}: end it `,
+        m.scope === 'node' ? h('a', {href: '#/overview'}, 'on the overview') : h('a', {href: svcHref}, 'on the service\'s page'), '.')
+      : null;
+    const onError = (e) => set(status, problem(e, `maintenance of ${id}`));
+    return [h('h2', {}, 'Maintenance'),
+      m ? h('dl', {class: 'kv', id: 'instance-maintenance'},
+        h('dt', {}, 'State'), h('dd', {}, maint.badge(m)),
+        h('dt', {}, 'Scope'), h('dd', {}, m.scope === 'node' ? `node ${i.node}` : m.scope === 'service' ? `service ${name}` : 'this instance'),
+        h('dt', {}, 'Since'), h('dd', {}, h('time', {datetime: m.since}, fmtTime(m.since))),
+        h('dt', {}, 'Its checks say'), h('dd', {}, badge(m.check_status)))
+        : h('p', {id: 'instance-maintenance'}, 'Not in maintenance.'),
+      from,
+      records instanceof Error ? maint.note(records)
+        : records ? h('div', {class: 'actions'}, maint.toggle(target, maint.findRecord(records, target), {onError})) : null];
+  }
+
+  function render() {
+    if (!inst) return;
+    const i = inst;
+    const del = h('button', {type: 'button', class: 'danger', onclick: async () => {
+      if (!(await confirmDialog(`Deregister instance ${id} of ${name}?`, 'Deregister'))) return;
+      try {
+        await request('DELETE', `/services/${encodeURIComponent(name)}/instances/${encodeURIComponent(id)}`);
+        toast(`Deregistered ${id}.`);
+        env.go(svcHref);
+      } catch (e) { set(status, problem(e, `instance ${id}`)); }
+    }}, 'Deregister');
+    keepFocus(body, () => set(body,
+      h('dl', {class: 'kv'},
+        h('dt', {}, 'Status'), h('dd', {id: 'instance-status'}, badge(i.status), i.maintenance ? [' ', maint.badge(i.maintenance)] : null),
+        h('dt', {}, 'Service'), h('dd', {}, `${i.service} (${i.type})`),
+        h('dt', {}, 'Address'), h('dd', {class: 'mono'}, `${i.address}:${i.port}`),
+        h('dt', {}, 'Owner node'), h('dd', {}, i.node),
+        h('dt', {}, 'Tags'), h('dd', {}, tags(i.tags).length ? tags(i.tags) : '—'),
+        h('dt', {}, 'Metadata'), h('dd', {class: 'mono'}, Object.keys(i.metadata || {}).length ? Object.entries(i.metadata).map(([k, v]) => h('div', {}, `${k}=${v}`)) : '—'),
+        h('dt', {}, 'Depends on'), h('dd', {}, (i.depends_on || []).join(', ') || '—'),
+        h('dt', {}, 'Deregister critical after'), h('dd', {}, i.deregister_critical_after || '—'),
+        h('dt', {}, 'Indexes'), h('dd', {}, `created ${i.create_index}, modified ${i.modify_index}`)),
+      maintenance(i),
+      h('h2', {}, 'Checks'),
+      (i.checks || []).length === 0 ? h('p', {}, 'No checks: the instance is passing while registered.')
+        : h('div', {class: 'table-wrap'}, h('table', {},
+          h('thead', {}, h('tr', {}, ['Kind', 'Target', 'Interval / TTL', 'Status', 'Output'].map((c) => h('th', {scope: 'col'}, c)))),
+          h('tbody', {}, i.checks.map((c) => h('tr', {},
+            h('td', {}, c.kind), h('td', {class: 'mono'}, c.http || c.tcp || '—'),
+            h('td', {}, c.ttl || [c.interval, c.timeout && `timeout ${c.timeout}`].filter(Boolean).join(', ') || '—'),
+            h('td', {}, badge(c.status)), h('td', {class: 'mono'}, c.output || '—')))))),
+      h('h2', {}, 'As the API returns it'),
+      h('pre', {}, JSON.stringify(i, null, 2)),
+      h('div', {class: 'actions'}, del)));
+  }
+
+  const stops = [liveGet(`/services/${encodeURIComponent(name)}`, {
     onData: ({data}) => {
-      const i = data.instances.find((x) => x.id === id);
-      if (!i) { set(body, h('div', {class: 'banner warn', role: 'alert'}, `Instance ${id} of ${name} is not registered (any more).`)); return; }
-      const del = h('button', {type: 'button', class: 'danger', onclick: async () => {
-        if (!(await confirmDialog(`Deregister instance ${id} of ${name}?`, 'Deregister'))) return;
-        try {
-          await request('DELETE', `/services/${encodeURIComponent(name)}/instances/${encodeURIComponent(id)}`);
-          toast(`Deregistered ${id}.`);
-          env.go(svcHref);
-        } catch (e) { body.prepend(problem(e, `instance ${id}`)); }
-      }}, 'Deregister');
-      set(body,
-        h('dl', {class: 'kv'},
-          h('dt', {}, 'Status'), h('dd', {id: 'instance-status'}, badge(i.status)),
-          h('dt', {}, 'Service'), h('dd', {}, `${i.service} (${i.type})`),
-          h('dt', {}, 'Address'), h('dd', {class: 'mono'}, `${i.address}:${i.port}`),
-          h('dt', {}, 'Owner node'), h('dd', {}, i.node),
-          h('dt', {}, 'Tags'), h('dd', {}, tags(i.tags).length ? tags(i.tags) : '—'),
-          h('dt', {}, 'Metadata'), h('dd', {class: 'mono'}, Object.keys(i.metadata || {}).length ? Object.entries(i.metadata).map(([k, v]) => h('div', {}, `${k}=${v}`)) : '—'),
-          h('dt', {}, 'Depends on'), h('dd', {}, (i.depends_on || []).join(', ') || '—'),
-          h('dt', {}, 'Deregister critical after'), h('dd', {}, i.deregister_critical_after || '—'),
-          h('dt', {}, 'Indexes'), h('dd', {}, `created ${i.create_index}, modified ${i.modify_index}`)),
-        h('h2', {}, 'Checks'),
-        (i.checks || []).length === 0 ? h('p', {}, 'No checks: the instance is passing while registered.')
-          : h('div', {class: 'table-wrap'}, h('table', {},
-            h('thead', {}, h('tr', {}, ['Kind', 'Target', 'Interval / TTL', 'Status', 'Output'].map((c) => h('th', {scope: 'col'}, c)))),
-            h('tbody', {}, i.checks.map((c) => h('tr', {},
-              h('td', {}, c.kind), h('td', {class: 'mono'}, c.http || c.tcp || '—'),
-              h('td', {}, c.ttl || [c.interval, c.timeout && `timeout ${c.timeout}`].filter(Boolean).join(', ') || '—'),
-              h('td', {}, badge(c.status)), h('td', {class: 'mono'}, c.output || '—')))))),
-        h('h2', {}, 'As the API returns it'),
-        h('pre', {}, JSON.stringify(i, null, 2)),
-        h('div', {class: 'actions'}, del));
+      inst = data.instances.find((x) => x.id === id) || null;
+      if (!inst) { set(body, h('div', {class: 'banner warn', role: 'alert'}, `Instance ${id} of ${name} is not registered (any more).`)); return; }
+      render();
     },
-    onError: (e) => set(body, e.status === 404 ? h('div', {class: 'banner warn', role: 'alert'}, `Service ${name} is not registered (any more).`) : problem(e, `service ${name}`)),
-  });
+    onError: (e) => {
+      inst = null;
+      set(body, e.status === 404 ? h('div', {class: 'banner warn', role: 'alert'}, `Service ${name} is not registered (any more).`) : problem(e, `service ${name}`));
+    },
+  }), maint.watch({
+    onData: ({data}) => { records = data || []; render(); },
+    onError: (e) => { records = e; render(); },
+  })];
+  return () => stops.forEach((s) => s());
 }
 
 // ---- register -----------------------------------------------------------------
