@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"runtime"
 	"strconv"
 	"strings"
@@ -130,6 +131,10 @@ func benchAB(ctx context.Context, cfg abConfig) (*ABReport, error) {
 			return nil, err
 		}
 	}
+	knownArgs, err := argsFilter(ctx, base)
+	if err != nil {
+		return nil, err
+	}
 	host, _ := os.Hostname()
 	rep := &ABReport{Machine: fmt.Sprintf("%s, %d CPUs, %s", host, runtime.NumCPU(), started.UTC().Format("2006-01-02")),
 		Base: cfg.base, Candidate: cfg.candidate, Rounds: cfg.rounds, Started: started.UTC()}
@@ -145,7 +150,7 @@ func benchAB(ctx context.Context, cfg abConfig) (*ABReport, error) {
 			rc := cfg.raft
 			rc.nexus = cfg.candidate
 			if which == "A" {
-				rc.nexus = base
+				rc.nexus, rc.args = base, knownArgs
 			}
 			progress("round %d/%d: %s (%s)", round+1, cfg.rounds, which, rc.nexus)
 			r, err := benchRaft(ctx, rc)
@@ -223,6 +228,37 @@ func (r *ABReport) summarize() {
 		return median(v)
 	}
 	r.Failover = [2]float64{fo(r.RoundsA), fo(r.RoundsB)}
+}
+
+// argsFilter returns an Args rewrite that drops the flags (and their
+// values) that binary's `agent --help` does not list: a baseline built
+// from an earlier commit lacks the flags added since (--dns-addr).
+func argsFilter(ctx context.Context, binary string) (func(int, []string) []string, error) {
+	out, _ := exec.CommandContext(ctx, binary, "agent", "--help").CombinedOutput()
+	known := map[string]bool{}
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 0 && strings.HasPrefix(f[0], "-") {
+			known["--"+strings.TrimLeft(strings.TrimRight(f[0], ","), "-")] = true
+		}
+	}
+	if len(known) == 0 {
+		return nil, fmt.Errorf("%s agent --help lists no flags:\n%s", binary, out)
+	}
+	return func(_ int, args []string) []string {
+		var kept []string
+		for i := 0; i < len(args); i++ {
+			if strings.HasPrefix(args[i], "--") && !known[args[i]] {
+				progress("baseline %s: dropping %s (unknown to it)", binary, args[i])
+				if i+1 < len(args) && !strings.HasPrefix(args[i+1], "--") {
+					i++
+				}
+				continue
+			}
+			kept = append(kept, args[i])
+		}
+		return kept
+	}, nil
 }
 
 func formatAB(r *ABReport) string {

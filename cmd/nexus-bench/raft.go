@@ -27,6 +27,9 @@ type raftConfig struct {
 	failoverRounds int
 	out            string
 	clusterFlags
+	// args, when set, rewrites a node's agent arguments (an older
+	// baseline binary that lacks some flags: ab-raft).
+	args func(i int, args []string) []string
 }
 
 // stringList is a repeatable string flag.
@@ -86,6 +89,7 @@ func benchRaft(ctx context.Context, cfg raftConfig) (rep *Report, err error) {
 		maxClients = max(maxClients, n)
 	}
 	opts := cfg.options(cfg.nexus)
+	opts.Args = cfg.args
 	c, err := startCluster(ctx, opts, cfg.verbose)
 	if err != nil {
 		return nil, err
