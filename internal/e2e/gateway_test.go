@@ -6,9 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"sort"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -56,13 +54,7 @@ func (g *gatewayClient) get(i int, path string) (int, string, error) {
 
 // startEcho starts an upstream on 127.0.0.1 answering "echo <path>".
 func startEcho(t *testing.T) (string, int) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.WriteString(w, "echo "+r.URL.Path)
-	}))
-	t.Cleanup(srv.Close)
-	host, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
-	p, _ := strconv.Atoi(port)
-	return host, p
+	return "127.0.0.1", startNamedEcho(t, "echo")
 }
 
 // TestGatewayRouteFromLeaderServedByFollowerAndSurvivesLeaderKill adds a
