@@ -128,10 +128,10 @@ func (n *Node) applyLocal(ctx context.Context, cmd []byte) (*command.Result, err
 	return res, nil
 }
 
-// Forwarded applies a write that a follower forwarded (peerproto's
+// Forwarded applies a write that the follower from forwarded (peerproto's
 // PathForward). Only a leader takes it, and only when the body is signed
 // with the cluster secret.
-func (n *Node) Forwarded(ctx context.Context, mac string, cmd []byte) (*command.Result, error) {
+func (n *Node) Forwarded(ctx context.Context, mac, from string, cmd []byte) (*command.Result, error) {
 	if _, secret := n.cfg.Hooks.Identity(); !peerproto.Verify(secret, mac, cmd) {
 		return nil, ErrBadMAC
 	}
@@ -140,41 +140,15 @@ func (n *Node) Forwarded(ctx context.Context, mac string, cmd []byte) (*command.
 	}
 	res, err := n.applyLocal(ctx, cmd)
 	if err == nil {
-		n.nudgeCommit(res.Index)
+		n.tellCommit(from, res.Index)
 	}
 	return res, err
-}
-
-// nudgeCommit makes the commit of a forwarded write known to the followers
-// at once. The follower that forwarded it answers its client only once it
-// has applied the write itself (read-your-writes), and hashicorp/raft tells
-// followers about a commit only with its next AppendEntries: with no later
-// entry in the log that is the CommitTimeout tick (5-10 ms by default), which
-// a lone client writing through a follower paid on every write. A no-op
-// appended now is such an entry. When later entries are already in the log
-// (concurrent writers) they carry the commit, and nothing is added. The
-// no-op is not waited for (only counted once applied); if it cannot be
-// enqueued within a millisecond (a busy leader has later entries coming
-// anyway) it is skipped.
-func (n *Node) nudgeCommit(index uint64) {
-	if n.raft.LastIndex() != index {
-		return
-	}
-	// A no-op command rather than raft.Barrier: a barrier never reaches the
-	// FSM, so a follower's applied index would stop short of the commit
-	// index that read-index rounds hand out.
-	f := n.raft.Apply(n.cfg.Hooks.Noop(), time.Millisecond)
-	go func() {
-		if f.Error() == nil {
-			n.m.commitNudges.Inc()
-		}
-	}()
 }
 
 // forward sends cmd, signed with secret, to the leader's admin API, and
 // answers once this node has applied it too (read-your-writes).
 func (n *Node) forward(ctx context.Context, leader memberState, secret string, cmd []byte) (*command.Result, error) {
-	res, err := n.peers.Forward(ctx, leader.Meta.HTTPAddr, secret, cmd, n.cfg.ApplyTimeout+time.Second)
+	res, err := n.peers.Forward(ctx, leader.Meta.HTTPAddr, secret, n.cfg.Node, cmd, n.cfg.ApplyTimeout+time.Second)
 	if err != nil {
 		return nil, err
 	}

@@ -112,6 +112,7 @@ type Node struct {
 	logger *slog.Logger
 	raft   *raft.Raft
 	trans  *raft.NetworkTransport
+	logs   raft.LogStore // the log store behind its cache
 	ml     *memberlist.Memberlist
 	gossip *gossip
 	peers  *peerproto.Client
@@ -245,7 +246,18 @@ func (n *Node) startRaft() error {
 		return err
 	}
 	n.trans = trans
-	r, err := raft.NewRaft(rc, n.cfg.FSM, n.cfg.DataDir.Store, n.cfg.DataDir.Store, n.cfg.DataDir.Snapshots, trans)
+	// The leader reads every entry back from the log store to replicate
+	// it (setupAppendEntries): from bbolt, a read transaction and a
+	// msgpack decode per entry per follower, 8% of a busy leader's CPU
+	// (docs/benchmarks.md). The latest entries are kept in memory, as
+	// Consul does.
+	logs, err := raft.NewLogCache(logCacheEntries, n.cfg.DataDir.Store)
+	if err != nil {
+		trans.Close()
+		return fmt.Errorf("raft log cache: %w", err)
+	}
+	n.logs = logs
+	r, err := raft.NewRaft(rc, n.cfg.FSM, logs, n.cfg.DataDir.Store, n.cfg.DataDir.Snapshots, trans)
 	if err != nil {
 		trans.Close()
 		return fmt.Errorf("raft: %w", err)
@@ -257,6 +269,10 @@ func (n *Node) startRaft() error {
 // newTransport is Raft's network transport: plain TCP, or mutual TLS when
 // cfg.RaftTLS is set. Both pool up to 8 connections per peer and use a 10 s
 // I/O timeout.
+// logCacheEntries is how many of the latest log entries the leader keeps
+// in memory for replication: four full AppendEntries (MaxAppendEntries).
+const logCacheEntries = 1024
+
 func (n *Node) newTransport(bind string, adv *net.TCPAddr, logger hclog.Logger) (*raft.NetworkTransport, error) {
 	const maxPool, timeout = 8, 10 * time.Second
 	if n.cfg.RaftTLS == nil {

@@ -223,13 +223,15 @@ func (n *Node) Contact() (bool, time.Duration) {
 func (n *Node) Done() <-chan struct{} { return n.stopCh }
 
 type metrics struct {
-	consistentReads *prometheus.HistogramVec
-	readIndexRounds prometheus.Counter
-	commitNudges    prometheus.Counter
-	noLeaderRetries prometheus.Counter
-	leaderChanges   prometheus.Counter
-	applyLatency    *prometheus.HistogramVec
-	duties          *prometheus.GaugeVec
+	consistentReads     *prometheus.HistogramVec
+	readIndexRounds     prometheus.Counter
+	commitNudges        prometheus.Counter
+	commitNotices       *prometheus.CounterVec
+	commitNoticeSeconds prometheus.Histogram
+	noLeaderRetries     prometheus.Counter
+	leaderChanges       prometheus.Counter
+	applyLatency        *prometheus.HistogramVec
+	duties              *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer, n *Node) *metrics {
@@ -253,11 +255,19 @@ func newMetrics(reg prometheus.Registerer, n *Node) *metrics {
 	m.commitNudges = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "nexus_raft_commit_nudges_total", Help: "No-op entries the leader appended after a lone forwarded write so that followers learn its commit at once.",
 	})
+	m.commitNotices = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "nexus_raft_commit_notices_total",
+		Help: "Commit notices (an AppendEntries with no entries) the leader sent to the follower that forwarded a lone write, by result: delivered, refused, failed (then a no-op entry is appended instead).",
+	}, []string{"result"})
+	m.commitNoticeSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "nexus_raft_commit_notice_seconds", Help: "Round trip of a delivered commit notice.",
+		Buckets: []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1},
+	})
 	m.noLeaderRetries = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "nexus_write_no_leader_retries_total",
 		Help: "Writes tried again because the node they went to was no longer leader or unreachable, before anything was dispatched (an election).",
 	})
-	reg.MustRegister(m.leaderChanges, m.duties, m.applyLatency, m.consistentReads, m.readIndexRounds, m.commitNudges, m.noLeaderRetries, &memberStatusCollector{
+	reg.MustRegister(m.leaderChanges, m.duties, m.applyLatency, m.consistentReads, m.readIndexRounds, m.commitNudges, m.commitNotices, m.commitNoticeSeconds, m.noLeaderRetries, &memberStatusCollector{
 		n:    n,
 		desc: prometheus.NewDesc("nexus_gossip_members", "Gossip members by status (alive, suspect, failed, left), as this node sees them.", []string{"status"}, nil),
 	})

@@ -106,6 +106,8 @@ type request struct {
 	// secret, when set, signs body (HeaderMAC).
 	secret  string
 	headers map[string]string
+	// from, when set, is HeaderForwardFrom.
+	from string
 }
 
 // answer is a peer's answer.
@@ -136,6 +138,9 @@ func (c *Client) exchange(ctx context.Context, addr string, r request, timeout t
 	if r.secret != "" {
 		req.Header.Set(HeaderMAC, Sign(r.secret, r.body))
 	}
+	if r.from != "" {
+		req.Header.Set(HeaderForwardFrom, r.from)
+	}
 	if r.body != nil {
 		req.Header.SetContentType(r.contentType)
 		req.SetBodyRaw(r.body)
@@ -165,16 +170,17 @@ type forwardAnswer struct {
 	Value json.RawMessage `json:"value,omitempty"`
 }
 
-// Forward sends a write, signed with secret, to the leader at addr and
+// Forward sends a write, signed with secret, from this node (its name,
+// HeaderForwardFrom) to the leader at addr and
 // returns the leader's result (Result.Value is raw JSON). The error is
 // command.ErrNoLeader when the write surely was not applied: it never left
 // this node, or the leader refused it before applying (503: not the
 // leader; 403: not signed with the cluster secret). Anything else is
 // command.ErrOutcomeUnknown: the answer was lost, or the leader answered
 // 504 or an unexpected status.
-func (c *Client) Forward(ctx context.Context, addr, secret string, cmd []byte, timeout time.Duration) (*command.Result, error) {
+func (c *Client) Forward(ctx context.Context, addr, secret, from string, cmd []byte, timeout time.Duration) (*command.Result, error) {
 	ans, err := c.exchange(ctx, addr, request{method: fasthttp.MethodPost, path: PathForward, body: cmd,
-		contentType: "application/octet-stream", secret: secret}, timeout)
+		contentType: "application/octet-stream", secret: secret, from: from}, timeout)
 	if err != nil {
 		if errors.Is(err, ErrNotSent) {
 			return nil, fmt.Errorf("%w: forwarding to %s: %v", command.ErrNoLeader, addr, err)

@@ -74,6 +74,11 @@ const (
 	// HeaderHeartbeatForwarded marks a heartbeat passed on to the owner
 	// node, which never passes it on again.
 	HeaderHeartbeatForwarded = "X-Nexus-Heartbeat-Forwarded"
+	// HeaderForwardFrom names the node (its Raft server ID) that forwarded
+	// a write, so that the leader can tell it of the write's commit at once
+	// (cluster/commitnotice.go). Absent from older builds: the leader then
+	// falls back to a no-op entry.
+	HeaderForwardFrom = "X-Nexus-Forward-From"
 	// HeaderIndex is the admin API's X-Nexus-Index: the Raft index an
 	// answer reflects (a relayed operation's index).
 	HeaderIndex = "X-Nexus-Index"

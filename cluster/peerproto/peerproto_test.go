@@ -26,13 +26,15 @@ type node struct {
 	readErr    error
 	keyringErr error
 	got        []byte
+	from       string
 }
 
-func (n *node) Forwarded(_ context.Context, mac string, cmd []byte) (*command.Result, error) {
+func (n *node) Forwarded(_ context.Context, mac, from string, cmd []byte) (*command.Result, error) {
 	if !peerproto.Verify(secret, mac, cmd) {
 		return nil, peerproto.ErrBadMAC
 	}
 	n.got = cmd
+	n.from = from
 	return n.forwardRes, n.forwardErr
 }
 
@@ -146,7 +148,7 @@ func TestForwardOutcomes(t *testing.T) {
 			}
 			n := &node{forwardRes: tc.res, forwardErr: tc.err}
 			addr, c := start(t, n)
-			res, err := c.Forward(context.Background(), addr, tc.secret, []byte("cmd"), time.Second)
+			res, err := c.Forward(context.Background(), addr, tc.secret, "n2", []byte("cmd"), time.Second)
 			if tc.outcome != nil {
 				if !errors.Is(err, tc.outcome) || res != nil {
 					t.Fatalf("Forward = %+v, %v; want %v", res, err, tc.outcome)
@@ -158,6 +160,9 @@ func TestForwardOutcomes(t *testing.T) {
 			}
 			if err != nil || res.Index != tc.res.Index || res.Created != tc.res.Created || string(n.got) != "cmd" {
 				t.Fatalf("Forward = %+v, %v (node got %q)", res, err, n.got)
+			}
+			if n.from != "n2" {
+				t.Fatalf("the leader was told the write came from %q, want n2 (%s)", n.from, peerproto.HeaderForwardFrom)
 			}
 			if tc.wantBody != "" {
 				raw, _ := res.Value.(json.RawMessage)
@@ -184,7 +189,7 @@ func TestForwardNotSent(t *testing.T) {
 	ln.Close()
 	c := peerproto.NewClient(peerproto.Config{})
 	defer c.Close()
-	if _, err := c.Forward(context.Background(), addr, secret, []byte("cmd"), time.Second); !errors.Is(err, command.ErrNoLeader) {
+	if _, err := c.Forward(context.Background(), addr, secret, "n2", []byte("cmd"), time.Second); !errors.Is(err, command.ErrNoLeader) {
 		t.Fatalf("Forward to a closed port: %v", err)
 	}
 	if _, err := c.Relay(context.Background(), addr, peerproto.Relay{Method: "DELETE", Path: peerproto.PeerPath("n2")}, time.Second); !errors.Is(err, command.ErrNoLeader) {

@@ -16,8 +16,9 @@ import (
 // Node is what the handlers need from this node; cluster.Node implements
 // it. The MAC checks are the node's: only it knows the cluster secret.
 type Node interface {
-	// Forwarded applies a write a follower forwarded (leader only).
-	Forwarded(ctx context.Context, mac string, cmd []byte) (*command.Result, error)
+	// Forwarded applies a write the follower from forwarded (leader
+	// only); from is empty when the follower did not say.
+	Forwarded(ctx context.Context, mac, from string, cmd []byte) (*command.Result, error)
 	// ForwardedReadIndex answers a follower's read-index request (leader
 	// only).
 	ForwardedReadIndex(ctx context.Context, mac string, nonce []byte) (uint64, error)
@@ -91,7 +92,7 @@ func (s *Service) forward(ctx *fasthttp.RequestCtx, mac string) uint64 {
 	// fasthttp's reused body buffer.
 	cmd := bytes.Clone(ctx.PostBody())
 	fctx, cancel := context.WithTimeout(context.Background(), s.timeout)
-	res, err := s.node.Forwarded(fctx, mac, cmd)
+	res, err := s.node.Forwarded(fctx, mac, string(ctx.Request.Header.Peek(HeaderForwardFrom)), cmd)
 	cancel()
 	if err == nil && res == nil {
 		err = errors.New("the forwarded write returned no result")
