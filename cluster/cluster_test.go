@@ -19,6 +19,7 @@ import (
 	"github.com/nexus/nexus/cluster"
 	"github.com/nexus/nexus/fsm"
 	"github.com/nexus/nexus/fsm/command"
+	"github.com/nexus/nexus/internal/metrictest"
 	"github.com/nexus/nexus/internal/retry"
 	"github.com/nexus/nexus/registry"
 	"github.com/nexus/nexus/storage"
@@ -289,7 +290,7 @@ func TestForwardedWriteDoesNotWaitForCommitTimeout(t *testing.T) {
 	if median := sorted[len(sorted)/2]; median >= commitTimeout*6/10 {
 		t.Fatalf("writes through a follower took %v (median %v): they waited for the CommitTimeout tick (%v)", took, median, commitTimeout)
 	}
-	delivered := labeledCounterValue(t, nodes[leader].metrics, "nexus_raft_commit_notices_total", "result", "delivered")
+	delivered := metrictest.Value(t, nodes[leader].metrics, "nexus_raft_commit_notices_total", map[string]string{"result": "delivered"})
 	nudges := counterValue(t, nodes[leader].metrics, "nexus_raft_commit_nudges_total")
 	t.Logf("commit notices delivered %v, no-op nudges %v", delivered, nudges)
 	if delivered < 1 {
@@ -298,28 +299,6 @@ func TestForwardedWriteDoesNotWaitForCommitTimeout(t *testing.T) {
 	if nudges >= delivered {
 		t.Fatalf("%v no-op entries for %v commit notices: the notices did not replace them", nudges, delivered)
 	}
-}
-
-// labeledCounterValue reads the counter of name whose label has value.
-func labeledCounterValue(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, lp := range m.GetLabel() {
-				if lp.GetName() == label && lp.GetValue() == value {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return 0
 }
 
 func TestDataDirOfAnotherNodeIsRefused(t *testing.T) {
