@@ -116,7 +116,7 @@ jepsen-short: build
 bench-gateway: build
 	@command -v wrk >/dev/null 2>&1 && (command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx) || \
 		(apt-get update && apt-get install -y wrk nginx)
-	$(BIN)/nexus-bench gateway --nexus $(NEXUS) --duration 10s --rounds 3
+	$(BIN)/nexus-bench gateway --nexus $(NEXUS) --duration 10s --rounds 5
 	$(GO) test -run '^$$' -bench 'HotPath|Proxy|Match|Allow' -benchmem ./gateway/ ./gateway/router/ ./gateway/ratelimit/
 
 ## bench-security: the cost of security, interleaved rounds, medians: config

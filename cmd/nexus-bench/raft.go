@@ -52,6 +52,9 @@ func parseRaftFlags(args []string) (raftConfig, error) {
 	if err := parseFlags(fs, args, &cfg.nexus); err != nil {
 		return cfg, err
 	}
+	if err := cfg.clusterFlags.validate(); err != nil {
+		return cfg, err
+	}
 	if cfg.duration <= 0 {
 		return cfg, errors.New("--duration must be positive")
 	}
@@ -89,7 +92,7 @@ func benchRaft(ctx context.Context, cfg raftConfig) (rep *Report, err error) {
 		maxClients = max(maxClients, n)
 	}
 	opts := cfg.options(cfg.nexus)
-	opts.Args = cfg.args
+	opts.Args = chain(opts.Args, cfg.args)
 	c, err := startCluster(ctx, opts, cfg.verbose)
 	if err != nil {
 		return nil, err
@@ -138,7 +141,7 @@ func benchRaft(ctx context.Context, cfg raftConfig) (rep *Report, err error) {
 	for _, target := range []struct {
 		name string
 		idx  int
-	}{{"leader", leaderIdx}, {"follower", (leaderIdx + 1) % c.N()}} {
+	}{{"leader", leaderIdx}, {"follower", (leaderIdx + 1) % b.voters()}} {
 		r := b.writePhaseTo(ctx, "config write via "+target.name, 1, target.idx)
 		progress("%s, 1 client: %.1f/s p50 %s p99 %s errors %d", r.Phase, r.OpsPerSec, fmtMs(r.P50Ms), fmtMs(r.P99Ms), r.Errors)
 		rep.Phases = append(rep.Phases, r)
@@ -166,6 +169,15 @@ func benchRaft(ctx context.Context, cfg raftConfig) (rep *Report, err error) {
 	}
 	if ctx.Err() != nil {
 		return rep, ctx.Err()
+	}
+
+	// (c') both again on the read replicas only (--non-voters).
+	if replicas := b.replicas(); len(replicas) > 0 {
+		for _, q := range []struct{ phase, query string }{{"local read on read replicas", ""}, {"consistent read on read replicas", "?consistent"}} {
+			r := b.readPhaseOn(ctx, q.phase, cfg.readClients, readKeys, q.query, replicas)
+			progress("%s, %d clients: %.1f/s p50 %s p99 %s errors %d", q.phase, r.Clients, r.OpsPerSec, fmtMs(r.P50Ms), fmtMs(r.P99Ms), r.Errors)
+			rep.Phases = append(rep.Phases, r)
+		}
 	}
 
 	// (d) failover.
@@ -420,10 +432,31 @@ func (b *bench) populate(ctx context.Context, count, clients int) ([]string, err
 }
 
 func (b *bench) readPhase(ctx context.Context, phase string, n int, keys []string, query string) PhaseResult {
+	all := make([]int, len(b.urls))
+	for i := range all {
+		all[i] = i
+	}
+	return b.readPhaseOn(ctx, phase, n, keys, query, all)
+}
+
+// readPhaseOn reads keys from the nodes given, spread over them.
+func (b *bench) readPhaseOn(ctx context.Context, phase string, n int, keys []string, query string, nodes []int) PhaseResult {
 	return b.load(ctx, phase, n, func(w, seq int) (string, string, []byte) {
 		k := keys[(w*7919+seq)%len(keys)]
-		return http.MethodGet, b.urls[w%len(b.urls)] + "/config/" + k + query, nil
+		return http.MethodGet, b.urls[nodes[w%len(nodes)]] + "/config/" + k + query, nil
 	})
+}
+
+// voters is the number of voting nodes (the first ones).
+func (b *bench) voters() int { return b.c.N() - b.cfg.nonVoters }
+
+// replicas are the indexes of the read replicas (--non-voters).
+func (b *bench) replicas() []int {
+	var r []int
+	for i := b.voters(); i < b.c.N(); i++ {
+		r = append(r, i)
+	}
+	return r
 }
 
 // consistentSupported probes GET /config/{key}?consistent; 400 or 404 (the

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/nexus/nexus/internal/proccluster"
@@ -82,6 +83,9 @@ type clusterFlags struct {
 	gatewayPort int
 	verbose     bool
 	agentArgs   []string
+	// voters and nonVoters size the cluster: voters nodes bootstrap it,
+	// the nonVoters after them run with --non-voter (read replicas).
+	voters, nonVoters int
 }
 
 // register adds the flags to fs with ports from base (raft base, gossip
@@ -94,16 +98,60 @@ func (c *clusterFlags) register(fs *flag.FlagSet, base int) {
 	fs.IntVar(&c.httpPort, "http-port", base+200, "admin API port of every node")
 	fs.IntVar(&c.gatewayPort, "gateway-port", base-220, "gateway port of every node")
 	fs.BoolVar(&c.verbose, "verbose", false, "log cluster events to stderr")
+	fs.IntVar(&c.voters, "voters", 3, "voting nodes (3, 5, 7, ...)")
+	fs.IntVar(&c.nonVoters, "non-voters", 0, "read replicas started with --non-voter after the voters")
 	fs.Var((*stringList)(&c.agentArgs), "agent-arg", "extra argument for every nexus agent (repeatable), e.g. --agent-arg=--raft-heartbeat-timeout=300ms")
 }
 
-// options are the proccluster options of a 3-node cluster of binary.
+// options are the proccluster options of the cluster of binary: --voters
+// voting nodes (3 by default) that bootstrap it, then --non-voters read
+// replicas.
 func (c *clusterFlags) options(binary string) proccluster.Options {
-	return proccluster.Options{
-		ExtraArgs: c.agentArgs, Binary: binary, Nodes: 3, BaseIP: c.baseIP, Dir: c.dir,
+	voters := c.voters
+	if voters <= 0 {
+		voters = 3
+	}
+	o := proccluster.Options{
+		ExtraArgs: c.agentArgs, Binary: binary, Nodes: voters + c.nonVoters, BaseIP: c.baseIP, Dir: c.dir,
 		RaftPort: c.raftPort, GossipPort: c.gossipPort, HTTPPort: c.httpPort, GatewayPort: c.gatewayPort,
 		StartTimeout: 60 * time.Second,
 	}
+	if c.nonVoters > 0 {
+		o.Args = func(i int, args []string) []string {
+			for j := range args {
+				if args[j] == "--bootstrap-expect" && j+1 < len(args) {
+					args[j+1] = strconv.Itoa(voters)
+				}
+			}
+			if i >= voters {
+				args = append(args, "--non-voter")
+			}
+			return args
+		}
+	}
+	return o
+}
+
+// validate checks the cluster's size.
+func (c *clusterFlags) validate() error {
+	if c.voters < 1 || c.nonVoters < 0 {
+		return errors.New("--voters must be >= 1 and --non-voters >= 0")
+	}
+	if c.voters+c.nonVoters > 40 {
+		return errors.New("--voters + --non-voters must be <= 40 (one loopback address each, from .11)")
+	}
+	return nil
+}
+
+// chain runs a, then b, on a node's arguments (either may be nil).
+func chain(a, b func(int, []string) []string) func(int, []string) []string {
+	if a == nil || b == nil {
+		if a == nil {
+			return b
+		}
+		return a
+	}
+	return func(i int, args []string) []string { return b(i, a(i, args)) }
 }
 
 // parseFlags parses args into fs and checks what every cluster benchmark

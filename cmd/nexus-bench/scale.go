@@ -65,6 +65,9 @@ func parseScaleFlags(args []string) (scaleConfig, error) {
 	if err := parseFlags(fs, args, &cfg.nexus); err != nil {
 		return cfg, err
 	}
+	if err := cfg.clusterFlags.validate(); err != nil {
+		return cfg, err
+	}
 	for name, v := range map[string]int{"--instances": cfg.instances, "--clients": cfg.clients, "--config-keys": cfg.configKeys,
 		"--routes": cfg.routes, "--route-clients": cfg.routeClients, "--watchers": cfg.watchers, "--watch-writes": cfg.watchRate,
 		"--gateway-conns": cfg.gatewayConns, "--propagations": cfg.propagations, "--gateway-rounds": cfg.gatewayRounds} {
