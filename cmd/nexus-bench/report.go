@@ -117,16 +117,23 @@ func (c *clusterFlags) options(binary string) proccluster.Options {
 		StartTimeout: 60 * time.Second,
 	}
 	if c.nonVoters > 0 {
+		// A read replica never bootstraps: it takes no --bootstrap-expect.
 		o.Args = func(i int, args []string) []string {
-			for j := range args {
+			out := make([]string, 0, len(args)+1)
+			for j := 0; j < len(args); j++ {
 				if args[j] == "--bootstrap-expect" && j+1 < len(args) {
-					args[j+1] = strconv.Itoa(voters)
+					if i < voters {
+						out = append(out, args[j], strconv.Itoa(voters))
+					}
+					j++
+					continue
 				}
+				out = append(out, args[j])
 			}
 			if i >= voters {
-				args = append(args, "--non-voter")
+				out = append(out, "--non-voter")
 			}
-			return args
+			return out
 		}
 	}
 	return o

@@ -46,8 +46,13 @@ func TestClusterSize(t *testing.T) {
 				if o.Args != nil {
 					args = o.Args(i, args)
 				}
-				if got := args[slices.Index(args, "--bootstrap-expect")+1]; got != tc.expect {
-					t.Fatalf("node %d: --bootstrap-expect %s, want %s", i, got, tc.expect)
+				at := slices.Index(args, "--bootstrap-expect")
+				if slices.Contains(tc.replicas, i) {
+					if at >= 0 {
+						t.Fatalf("read replica %d has --bootstrap-expect: %v", i, args)
+					}
+				} else if at < 0 || args[at+1] != tc.expect {
+					t.Fatalf("node %d: %v, want --bootstrap-expect %s", i, args, tc.expect)
 				}
 				if nv := slices.Contains(args, "--non-voter"); nv != slices.Contains(tc.replicas, i) {
 					t.Fatalf("node %d: --non-voter %v, want %v (%v)", i, nv, !nv, args)
