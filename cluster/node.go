@@ -112,7 +112,7 @@ type Node struct {
 	logger *slog.Logger
 	raft   *raft.Raft
 	trans  *raft.NetworkTransport
-	logs   raft.LogStore // the log store behind its cache
+	logs   raft.LogStore // Raft's log store: the bbolt store behind an in-memory cache
 	ml     *memberlist.Memberlist
 	gossip *gossip
 	peers  *peerproto.Client
@@ -266,13 +266,13 @@ func (n *Node) startRaft() error {
 	return nil
 }
 
-// newTransport is Raft's network transport: plain TCP, or mutual TLS when
-// cfg.RaftTLS is set. Both pool up to 8 connections per peer and use a 10 s
-// I/O timeout.
 // logCacheEntries is how many of the latest log entries the leader keeps
 // in memory for replication: four full AppendEntries (MaxAppendEntries).
 const logCacheEntries = 1024
 
+// newTransport is Raft's network transport: plain TCP, or mutual TLS when
+// cfg.RaftTLS is set. Both pool up to 8 connections per peer and use a 10 s
+// I/O timeout.
 func (n *Node) newTransport(bind string, adv *net.TCPAddr, logger hclog.Logger) (*raft.NetworkTransport, error) {
 	const maxPool, timeout = 8, 10 * time.Second
 	if n.cfg.RaftTLS == nil {

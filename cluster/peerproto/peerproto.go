@@ -6,7 +6,7 @@
 // /internal/ (Service). rqlite's cluster.Service and Client are the model.
 //
 //	path                      method  who calls          authenticated by
-//	/internal/forward         POST    follower → leader  MAC of the body
+//	/internal/forward         POST    follower → leader  MAC of the body (+ HeaderForwardFrom)
 //	/internal/read-index      POST    follower → leader  MAC of the nonce
 //	/internal/raft-stats      GET     leader → server    (read only)
 //	/internal/keyring         POST    node → node        MAC of the body
