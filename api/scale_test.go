@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -180,5 +181,58 @@ func TestBlockingWakesOnlyItsWatchers(t *testing.T) {
 	}
 	if got := h.srv.wakeupCount() - before; got != float64(len(kinds)) {
 		t.Fatalf("%v wakeups, want %d", got, len(kinds))
+	}
+}
+
+// TestServicesPageEndsAtInstanceBudget: a page of GET /services ends at
+// its limit of services or once it holds PageInstances instances, and the
+// cursor still walks every service exactly once.
+func TestServicesPageEndsAtInstanceBudget(t *testing.T) {
+	h := newHarness(t)
+	h.fill(3 * PageInstances) // 1,500 services of 2 instances
+	cases := []struct {
+		query     string
+		wantFirst int // services on the first page
+	}{
+		{"", PageInstances / 2},
+		{"limit=10", 10},
+		{"limit=10000", PageInstances / 2},
+	}
+	for _, c := range cases {
+		seen, pages, after := 0, 0, ""
+		for {
+			uri := "/services?" + c.query
+			if after != "" {
+				uri += "&after=" + after
+			}
+			r := h.do("GET", uri, nil)
+			h.must(r, 200, nil)
+			var page []struct {
+				Name      string `json:"name"`
+				Instances []any  `json:"instances"`
+			}
+			if err := json.Unmarshal(r.body, &page); err != nil {
+				t.Fatal(err)
+			}
+			if pages == 0 && len(page) != c.wantFirst {
+				t.Errorf("%s: first page has %d services, want %d", uri, len(page), c.wantFirst)
+			}
+			for i, s := range page {
+				if want := fmt.Sprintf("svc-%05d", seen+i); s.Name != want || len(s.Instances) != 2 {
+					t.Fatalf("%s: item %d is %s with %d instances, want %s with 2", uri, i, s.Name, len(s.Instances), want)
+				}
+			}
+			seen += len(page)
+			pages++
+			if after = r.get(HeaderNext); after == "" {
+				break
+			}
+			if pages > 200 {
+				t.Fatalf("%s: too many pages", c.query)
+			}
+		}
+		if seen != 3*PageInstances/2 {
+			t.Errorf("%s: walked %d services, want %d", c.query, seen, 3*PageInstances/2)
+		}
 	}
 }

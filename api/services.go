@@ -96,15 +96,18 @@ func (s *Server) listServices(ctx *fasthttp.RequestCtx, rc *reqCtx) {
 		// catalog.
 		res := readResult{index: tx.TableIndex(ws, tableServices)}
 		out := make([]serviceView, 0, min(lo.limit, 64))
+		held := 0 // instances on the page
 		tx.EachService(lo.after, func(svc *registry.Service) bool {
 			if !rc.canRead(registry.ACLResourceService, svc.Name) {
 				return true
 			}
-			if len(out) == lo.limit {
+			if len(out) == lo.limit || held >= PageInstances {
 				res.next = out[len(out)-1].Name
 				return false
 			}
-			out = append(out, newServiceView(tx, svc))
+			v := newServiceView(tx, svc)
+			held += len(v.Instances)
+			out = append(out, v)
 			return true
 		})
 		res.body = out
