@@ -82,6 +82,11 @@ type Agent struct {
 	reg     *prometheus.Registry
 	version string
 
+	// startup times the parts of build, for the start line: a slow
+	// start (a large snapshot to restore, a large catalog) says where its
+	// time went.
+	startup startupSteps
+
 	dd        *storage.DataDir
 	store     *registry.Store
 	codec     *command.Codec
@@ -153,11 +158,13 @@ func (a *Agent) build(opts Options) error {
 	cfg, logger := a.cfg, a.logger
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))
-	dd, err := storage.Open(cfg.DataDir, cfg.Node, opts.LogOutput)
+	a.startup.begin()
+	dd, err := storage.Open(cfg.DataDir, cfg.Node, storage.Options{LogStore: cfg.RaftLogStore, LogOutput: opts.LogOutput})
 	if err != nil {
 		return err
 	}
 	a.dd = dd
+	a.startup.done("data_dir")
 	a.store = registry.NewStore()
 	a.codec = command.NewCodec()
 	sessMetrics, err := session.NewMetrics(a.reg, a.store)
@@ -199,6 +206,7 @@ func (a *Agent) build(opts Options) error {
 		return err
 	}
 	a.node = node
+	a.startup.done("raft_and_gossip") // includes restoring the latest snapshot
 
 	// Leader duties: the autopilot promotes new servers and removes dead
 	// ones, the health leader acts on failed and departed nodes, the
@@ -258,6 +266,7 @@ func (a *Agent) build(opts Options) error {
 		return fmt.Errorf("admin API on %s: %w", cfg.HTTPAddr, err)
 	}
 	a.adminAddr = ln.Addr()
+	a.startup.done("api")
 	go func() {
 		if err := a.srv.Serve(ln); err != nil {
 			a.finish(fmt.Errorf("admin API: %w", err))
@@ -268,6 +277,7 @@ func (a *Agent) build(opts Options) error {
 		return err
 	}
 	a.gw, a.gwAddr = gw, gwAddr
+	a.startup.done("gateway")
 	// DNS interface (dns/): answers from the local replica.
 	if a.dns, err = startDNS(cfg, a.store, node, a.reg, logger); err != nil {
 		return err
@@ -287,6 +297,7 @@ func (a *Agent) build(opts Options) error {
 		duties = append(duties, opts.Duties(node)...)
 	}
 	node.Start(duties...)
+	a.startup.done("start")
 	healthCtx, stopHealth := context.WithCancel(context.Background())
 	a.stopHealth, a.healthDone = stopHealth, make(chan struct{})
 	go func() {
@@ -302,7 +313,7 @@ func (a *Agent) serve() {
 	a.logger.Info("nexus agent started", "version", a.version, "http_addr", cfg.HTTPAddr, "raft_addr", cfg.RaftAddr(),
 		"gossip_addr", cfg.GossipAddr(), "data_dir", cfg.DataDir, "bootstrap_expect", cfg.BootstrapExpect, "dev", cfg.Dev,
 		"tls", cfg.TLS(), "gateway_tls", cfg.GatewayTLS(), "gossip_encrypted", cfg.Encrypt != "", "raft_tls", a.sec.raftTLS != nil,
-		"gomaxprocs", runtime.GOMAXPROCS(0))
+		"raft_log_store", a.dd.LogStore, "gomaxprocs", runtime.GOMAXPROCS(0), slog.Group("startup", a.startup.attrs...))
 	if cfg.TLS() && a.sec.raftTLS == nil {
 		a.logger.Warn("Raft traffic is not encrypted: set tls_ca_file or tls_client_ca_file (the cluster CA) for mutual TLS on raft_port")
 	}
@@ -469,4 +480,19 @@ func newMetricsRegistry() *prometheus.Registry {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	return reg
+}
+
+// startupSteps records how long each part of an agent's start took.
+type startupSteps struct {
+	last  time.Time
+	attrs []any
+}
+
+func (s *startupSteps) begin() { s.last = time.Now() }
+
+// done closes the step called name.
+func (s *startupSteps) done(name string) {
+	now := time.Now()
+	s.attrs = append(s.attrs, slog.Duration(name, now.Sub(s.last)))
+	s.last = now
 }

@@ -51,7 +51,7 @@ func TestAgentStartReadyShutdown(t *testing.T) {
 	if err := a.Shutdown(context.Background()); err != nil {
 		t.Fatalf("second Shutdown: %v", err)
 	}
-	dd, err := storage.Open(dir, "n1", io.Discard)
+	dd, err := storage.Open(dir, "n1", storage.Options{})
 	if err != nil {
 		t.Fatalf("the data dir is still locked: %v", err)
 	}

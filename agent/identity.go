@@ -27,6 +27,11 @@ func Hooks(codec *command.Codec, store *registry.Store, node string) cluster.Hoo
 			return b
 		},
 		Identity: ident.get,
+		StateObjects: func() uint64 {
+			tx := store.ReadTxn()
+			defer tx.Abort()
+			return tx.Objects()
+		},
 	}
 }
 

@@ -186,7 +186,7 @@ func TestRecoverRefusals(t *testing.T) {
 	}
 
 	empty := t.TempDir()
-	dd, err := storage.Open(empty, "n9", io.Discard)
+	dd, err := storage.Open(empty, "n9", storage.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

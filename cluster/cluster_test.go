@@ -303,12 +303,12 @@ func TestForwardedWriteDoesNotWaitForCommitTimeout(t *testing.T) {
 
 func TestDataDirOfAnotherNodeIsRefused(t *testing.T) {
 	dir := t.TempDir()
-	dd, err := storage.Open(dir, "n1", io.Discard)
+	dd, err := storage.Open(dir, "n1", storage.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	dd.Close()
-	_, err = storage.Open(dir, "n2", io.Discard)
+	_, err = storage.Open(dir, "n2", storage.Options{})
 	if !errors.Is(err, storage.ErrForeignDataDir) {
 		t.Fatalf("open by another node: %v, want ErrForeignDataDir", err)
 	}
@@ -367,4 +367,48 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	t.Fatalf("no counter %s", name)
 	return 0
+}
+
+// TestSnapshotThresholdFollowsState: once the state holds more than four
+// objects per entry of the configured threshold, the node snapshots after
+// a quarter of its objects in entries (snapshotpolicy.go), and shows it in
+// nexus_raft_snapshot_threshold.
+func TestSnapshotThresholdFollowsState(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a node")
+	}
+	pp := agenttest.NewPorts(t)
+	n := startNodeOpts(t, "a", pp.Node(), 1, nil, nodeOpts{args: []string{"--raft-snapshot-threshold=100"}})
+	defer n.stop()
+	threshold := func() float64 {
+		return metrictest.Value(t, n.metrics, "nexus_raft_snapshot_threshold", nil)
+	}
+	retry.Run(t, retry.Cond("a leader and the configured threshold", func() bool {
+		return n.node.Ready() && threshold() == 100
+	}), retry.Timeout(20*time.Second))
+	ops := make([]command.ConfigOp, 2000)
+	for i := range ops {
+		ops[i] = command.ConfigOp{Key: fmt.Sprintf("k/%04d", i), Value: []byte(`"v"`)}
+	}
+	cmd, err := command.NewCodec().Encode(command.TypeConfigSet, &command.ConfigSet{
+		Meta: command.Meta{Actor: "test", Time: time.Now().UnixNano()}, Entries: ops,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := n.node.Apply(ctx, cmd); err != nil {
+		t.Fatal(err)
+	}
+	tx := n.store.ReadTxn()
+	objects := tx.Objects()
+	tx.Abort()
+	if objects < 2000 {
+		t.Fatalf("state counts %d objects after 2,000 keys", objects)
+	}
+	want := float64(objects / 4)
+	retry.Run(t, retry.Cond(fmt.Sprintf("threshold %v for %d objects", want, objects), func() bool {
+		return threshold() == want
+	}), retry.Timeout(20*time.Second))
 }

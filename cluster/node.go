@@ -45,6 +45,10 @@ type Hooks struct {
 	ClusterInit func(clusterID, secret string) []byte
 	// Identity returns the applied cluster id and forwarding secret, or "".
 	Identity func() (clusterID, secret string)
+	// StateObjects counts the objects a snapshot encodes (services,
+	// instances, keys, routes, audit records...): the snapshot threshold
+	// follows it (snapshotpolicy.go). Nil keeps the configured threshold.
+	StateObjects func() uint64
 }
 
 // Config of a node.
@@ -193,7 +197,8 @@ func (n *Node) Start(duties ...Duty) {
 	for _, d := range duties {
 		n.m.duties.WithLabelValues(d.Name()).Set(0)
 	}
-	n.wg.Add(4)
+	n.wg.Add(5)
+	go n.snapshotPolicyLoop()
 	go n.reconnectLoop(5 * time.Second)
 	go n.joinLoop()
 	go n.bootstrapLoop()

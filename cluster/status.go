@@ -229,6 +229,7 @@ type metrics struct {
 	commitNotices       *prometheus.CounterVec
 	commitNoticeSeconds prometheus.Histogram
 	noLeaderRetries     prometheus.Counter
+	snapshotThreshold   prometheus.Gauge
 	leaderChanges       prometheus.Counter
 	applyLatency        *prometheus.HistogramVec
 	duties              *prometheus.GaugeVec
@@ -267,10 +268,15 @@ func newMetrics(reg prometheus.Registerer, n *Node) *metrics {
 		Name: "nexus_write_no_leader_retries_total",
 		Help: "Writes tried again because the node they went to was no longer leader or unreachable, before anything was dispatched (an election).",
 	})
-	reg.MustRegister(m.leaderChanges, m.duties, m.applyLatency, m.consistentReads, m.readIndexRounds, m.commitNudges, m.commitNotices, m.commitNoticeSeconds, m.noLeaderRetries, &memberStatusCollector{
-		n:    n,
-		desc: prometheus.NewDesc("nexus_gossip_members", "Gossip members by status (alive, suspect, failed, left), as this node sees them.", []string{"status"}, nil),
+	m.snapshotThreshold = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "nexus_raft_snapshot_threshold",
+		Help: "Log entries after which this node snapshots: the configured threshold, or a quarter of the objects in its state when that is more.",
 	})
+	reg.MustRegister(m.leaderChanges, m.duties, m.applyLatency, m.consistentReads, m.readIndexRounds, m.commitNudges, m.commitNotices, m.commitNoticeSeconds, m.noLeaderRetries,
+		m.snapshotThreshold, &memberStatusCollector{
+			n:    n,
+			desc: prometheus.NewDesc("nexus_gossip_members", "Gossip members by status (alive, suspect, failed, left), as this node sees them.", []string{"status"}, nil),
+		})
 	return m
 }
 

@@ -133,6 +133,15 @@ func (tx *Tx) Counts() (services, instances, config, routes int) {
 	return int(c.Services), int(c.Instances), int(c.Config), int(c.Routes)
 }
 
+// Objects returns how many objects a snapshot of the state encodes, as
+// far as they are counted in O(1): services, instances, config entries,
+// routes and audit records (sessions, ACLs and the rest are few).
+func (tx *Tx) Objects() uint64 {
+	c := tx.counts()
+	n := c.Services + c.Instances + c.Config + c.Routes + max(tx.AuditState(nil).Records, 0)
+	return uint64(max(n, 0))
+}
+
 // StatusCounts returns the number of instances passing, warning and
 // critical, in O(1).
 func (tx *Tx) StatusCounts() (passing, warning, critical int) {

@@ -1,6 +1,6 @@
 // Package storage owns the data directory of a node: its identity files, the
-// lock that keeps two agents off one directory, the raft-boltdb log and stable
-// store and the file snapshot store.
+// lock that keeps two agents off one directory, the Raft log and stable store
+// (raft-boltdb, or raft-wal by choice) and the file snapshot store.
 package storage
 
 import (
@@ -15,6 +15,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	wal "github.com/hashicorp/raft-wal"
+	"github.com/hashicorp/raft-wal/metadb"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -25,6 +27,7 @@ const (
 	lockFile      = "LOCK"
 	raftDir       = "raft"
 	raftDBFile    = "raft.db"
+	raftWALDir    = "wal"
 	snapshotsDir  = "snapshots"
 	snapshotsKept = 3
 )
@@ -32,19 +35,64 @@ const (
 // ErrForeignDataDir is returned when a data dir belongs to another node.
 var ErrForeignDataDir = errors.New("data dir belongs to another node")
 
+// ErrLogStoreMismatch is returned when a data dir holds a Raft log in
+// another store than the one asked for.
+var ErrLogStoreMismatch = errors.New("data dir holds another Raft log store")
+
+// Raft log stores.
+const (
+	// LogStoreBoltDB is raft-boltdb/v2 on bbolt: the default.
+	LogStoreBoltDB = "boltdb"
+	// LogStoreWAL is raft-wal: segment files appended with one fsync per
+	// append (bbolt makes two), and the stable store in its own small
+	// bbolt file.
+	LogStoreWAL = "wal"
+)
+
+// Options of Open.
+type Options struct {
+	// LogStore is the Raft log store of a new data dir (LogStoreBoltDB
+	// when empty). A data dir that already holds a log must be opened
+	// with its own store.
+	LogStore string
+	// LogOutput receives the stores' own warnings.
+	LogOutput io.Writer
+}
+
+// RaftStore is the Raft log and stable store of a data dir.
+type RaftStore interface {
+	raft.LogStore
+	raft.StableStore
+	io.Closer
+}
+
 // DataDir is an opened, locked data directory.
 type DataDir struct {
 	path string
 	lock *os.File
-	// Store is the Raft log and stable store (raft-boltdb/v2 on bbolt).
-	Store *raftboltdb.BoltStore
+	// Store is the Raft log and stable store.
+	Store RaftStore
+	// LogStore names it (LogStoreBoltDB or LogStoreWAL).
+	LogStore string
 	// Snapshots is the file snapshot store.
 	Snapshots *raft.FileSnapshotStore
 }
 
 // Open creates or opens dir for node. It refuses a dir that another agent
-// holds or that another node name wrote.
-func Open(dir, node string, logOutput io.Writer) (*DataDir, error) {
+// holds, that another node name wrote, or whose Raft log is in another
+// store than o.LogStore.
+func Open(dir, node string, o Options) (*DataDir, error) {
+	want := o.LogStore
+	if want == "" {
+		want = LogStoreBoltDB
+	}
+	if want != LogStoreBoltDB && want != LogStoreWAL {
+		return nil, fmt.Errorf("data dir %s: unknown Raft log store %q (boltdb or wal)", dir, want)
+	}
+	logOutput := o.LogOutput
+	if logOutput == nil {
+		logOutput = io.Discard
+	}
 	if err := os.MkdirAll(filepath.Join(dir, raftDir), 0o700); err != nil {
 		return nil, fmt.Errorf("data dir %s: %w", dir, err)
 	}
@@ -61,15 +109,23 @@ func Open(dir, node string, logOutput io.Writer) (*DataDir, error) {
 		d.Close()
 		return nil, err
 	}
-	store, err := raftboltdb.New(raftboltdb.Options{
-		Path:        filepath.Join(dir, raftDir, raftDBFile),
-		BoltOptions: &bolt.Options{Timeout: 0, NoFreelistSync: true},
-	})
+	have, err := existingLogStore(dir)
+	if err != nil {
+		d.Close()
+		return nil, err
+	}
+	if have != "" && have != want {
+		d.Close()
+		return nil, fmt.Errorf("%w: %s holds a %s Raft log, not %s: start it with --raft-log-store=%s, or move the node to %s "+
+			"by leaving the cluster, emptying the data dir and joining again (it gets the state from the leader)",
+			ErrLogStoreMismatch, dir, have, want, have, want)
+	}
+	store, err := openLogStore(dir, want, logOutput)
 	if err != nil {
 		d.Close()
 		return nil, fmt.Errorf("data dir %s: raft store: %w", dir, err)
 	}
-	d.Store = store
+	d.Store, d.LogStore = store, want
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(dir, raftDir), snapshotsKept, hclog.New(&hclog.LoggerOptions{Name: "snapshots", Output: logOutput, JSONFormat: true, Level: hclog.Warn}))
 	if err != nil {
 		d.Close()
@@ -78,6 +134,58 @@ func Open(dir, node string, logOutput io.Writer) (*DataDir, error) {
 	d.Snapshots = snaps
 	return d, nil
 }
+
+// existingLogStore names the Raft log store dir holds, or "" for none.
+func existingLogStore(dir string) (string, error) {
+	_, errDB := os.Stat(filepath.Join(dir, raftDir, raftDBFile))
+	entries, errWAL := os.ReadDir(filepath.Join(dir, raftDir, raftWALDir))
+	hasDB := errDB == nil
+	hasWAL := errWAL == nil && len(entries) > 0
+	switch {
+	case hasDB && hasWAL:
+		return "", fmt.Errorf("data dir %s holds both a boltdb and a wal Raft log (%s, %s): remove the one the node did not run with",
+			dir, filepath.Join(raftDir, raftDBFile), filepath.Join(raftDir, raftWALDir))
+	case hasDB:
+		return LogStoreBoltDB, nil
+	case hasWAL:
+		return LogStoreWAL, nil
+	}
+	return "", nil
+}
+
+// openLogStore opens (creating it if needed) the Raft store of kind.
+func openLogStore(dir, kind string, logOutput io.Writer) (RaftStore, error) {
+	if kind == LogStoreWAL {
+		p := filepath.Join(dir, raftDir, raftWALDir)
+		if err := os.MkdirAll(p, 0o700); err != nil {
+			return nil, err
+		}
+		// raft-wal v0.4.0's Close leaves its meta store open, and with it
+		// the bbolt file lock: a reopen in the same process (a restart in
+		// tests, offline tools) would wait for it for ever. The store is
+		// made here and closed after the WAL.
+		meta := &metadb.BoltMetaDB{}
+		w, err := wal.Open(p, wal.WithMetaStore(meta), wal.WithLogger(hclog.New(&hclog.LoggerOptions{
+			Name: "raft-wal", Output: logOutput, JSONFormat: true, Level: hclog.Warn,
+		})))
+		if err != nil {
+			return nil, errors.Join(err, meta.Close())
+		}
+		return &walStore{WAL: w, meta: meta}, nil
+	}
+	return raftboltdb.New(raftboltdb.Options{
+		Path:        filepath.Join(dir, raftDir, raftDBFile),
+		BoltOptions: &bolt.Options{Timeout: 0, NoFreelistSync: true},
+	})
+}
+
+// walStore is raft-wal with the meta store it leaves open (openLogStore).
+type walStore struct {
+	*wal.WAL
+	meta *metadb.BoltMetaDB
+}
+
+func (s *walStore) Close() error { return errors.Join(s.WAL.Close(), s.meta.Close()) }
 
 // Path returns the directory.
 func (d *DataDir) Path() string { return d.path }

@@ -39,10 +39,15 @@ func OpenExisting(dir string, logOutput io.Writer) (*DataDir, string, error) {
 	if node == "" {
 		return nil, "", fmt.Errorf("%w: %s has an empty %s file", ErrNotDataDir, dir, nodeIDFile)
 	}
-	if _, err := os.Stat(filepath.Join(dir, raftDir, raftDBFile)); err != nil {
-		return nil, "", fmt.Errorf("%w: %s has no Raft store %s (%v)", ErrNotDataDir, dir, filepath.Join(raftDir, raftDBFile), err)
+	kind, err := existingLogStore(dir)
+	if err != nil {
+		return nil, "", err
 	}
-	d, err := Open(dir, node, logOutput)
+	if kind == "" {
+		return nil, "", fmt.Errorf("%w: %s has no Raft store (%s or %s)", ErrNotDataDir, dir,
+			filepath.Join(raftDir, raftDBFile), filepath.Join(raftDir, raftWALDir))
+	}
+	d, err := Open(dir, node, Options{LogStore: kind, LogOutput: logOutput})
 	if err != nil {
 		return nil, "", err
 	}

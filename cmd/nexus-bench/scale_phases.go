@@ -131,15 +131,28 @@ func (b *scaleBench) paced(ctx context.Context, rate int, d time.Duration, op fu
 // services: those writes must wake none of them and cost them no CPU.
 func (b *scaleBench) watch(ctx context.Context) error {
 	svcs := b.services()
-	w := min(b.cfg.watchers, svcs/2)
+	w := min(b.cfg.watchers, svcs)
 	if !b.cfg.only["register"] {
 		return errors.New("needs the register phase (the watched services)")
 	}
-	// Unrelated writes: re-registrations of instances of unwatched services.
-	unwatched := (svcs - w) * 10
+	// Unrelated writes: registrations of instances of services no watcher
+	// watches: those after the watched ones, and past the catalog (new
+	// services, then their re-registrations) when every service is
+	// watched, as at the full size (10,000 watchers on 10,000 services).
+	unwatched := max((svcs-w)*10, 10000)
 	write := func(i int) scaleOp {
 		k := w*10 + i%unwatched
 		return scaleOp{http.MethodPost, b.urls[i%len(b.urls)] + "/services/register", registration(k), http.StatusOK}
+	}
+	// Those past the catalog exist first (a first registration answers
+	// 201, the measured ones re-register: 200).
+	if past := w*10 + unwatched - b.cfg.instances; past > 0 {
+		res := b.runCount(ctx, fmt.Sprintf("register %d instances of unwatched services", past), past, b.cfg.clients, func(i int) scaleOp {
+			return scaleOp{http.MethodPost, b.urls[i%len(b.urls)] + "/services/register", registration(b.cfg.instances + i), http.StatusCreated}
+		})
+		if res.Errors > 0 {
+			return fmt.Errorf("registering the unwatched services: %s", res.errorText())
+		}
 	}
 	cpu0, err := b.cpuAll()
 	if err != nil {

@@ -16,7 +16,7 @@ import (
 func TestRecoverCommandRefusals(t *testing.T) {
 	plain := t.TempDir()
 	held := t.TempDir()
-	dd, err := storage.Open(held, "n1", io.Discard)
+	dd, err := storage.Open(held, "n1", storage.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

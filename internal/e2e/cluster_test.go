@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -17,8 +19,26 @@ import (
 // are visible everywhere, a kill -9 of the leader under write load elects a
 // new leader among the survivors, the killed node rejoins and catches up, and
 // no acknowledged write is lost on any node.
+//
+// It runs once per Raft log store (--raft-log-store): raft-boltdb, the
+// default, and raft-wal.
 func TestThreeNodeKillLeader(t *testing.T) {
-	c := startCluster(t, baseOptions(t))
+	for _, store := range []struct{ name, file string }{{"boltdb", "raft.db"}, {"wal", "wal"}} {
+		t.Run(store.name, func(t *testing.T) {
+			o := baseOptions(t)
+			o.ExtraArgs = append(o.ExtraArgs, "--raft-log-store="+store.name)
+			c := startCluster(t, o)
+			for _, i := range all(c) {
+				if _, err := os.Stat(filepath.Join(c.Node(i).DataDir, "raft", store.file)); err != nil {
+					t.Fatalf("%s runs without its %s log store: %v", c.Node(i).Name, store.name, err)
+				}
+			}
+			threeNodeKillLeader(t, c)
+		})
+	}
+}
+
+func threeNodeKillLeader(t *testing.T, c *proccluster.Cluster) {
 	a := newAPI(t, c)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()

@@ -62,6 +62,7 @@ type Config struct {
 	RaftCommitTimeout      time.Duration
 	RaftSnapshotThreshold  uint64
 	RaftSnapshotInterval   time.Duration
+	RaftLogStore           string // boltdb|wal: the Raft log store of a new data dir
 
 	MaxBodyBytes int           // limit on admin API request bodies
 	ApplyTimeout time.Duration // bound on waiting for a Raft write
@@ -169,6 +170,7 @@ const (
 	defaultCommit           = 5 * time.Millisecond
 	defaultSnapshotThresh   = 8192
 	defaultSnapshotInterval = 30 * time.Second
+	defaultRaftLogStore     = "boltdb"
 	defaultMaxBodyBytes     = 1 << 20
 	defaultApplyTimeout     = 10 * time.Second
 	// A server must be healthy this long before it becomes a voter.
@@ -197,6 +199,7 @@ func defaults() *Config {
 		RaftCommitTimeout:      defaultCommit,
 		RaftSnapshotThreshold:  defaultSnapshotThresh,
 		RaftSnapshotInterval:   defaultSnapshotInterval,
+		RaftLogStore:           defaultRaftLogStore,
 		MaxBodyBytes:           defaultMaxBodyBytes,
 		ApplyTimeout:           defaultApplyTimeout,
 
@@ -330,6 +333,7 @@ func Load(args []string, getenv func(string) string, readFile func(string) ([]by
 	c.LogLevel = strings.ToLower(strings.TrimSpace(c.LogLevel))
 	c.LogFormat = strings.ToLower(strings.TrimSpace(c.LogFormat))
 	c.GatewaySocketIO = strings.ToLower(strings.TrimSpace(c.GatewaySocketIO))
+	c.RaftLogStore = strings.ToLower(strings.TrimSpace(c.RaftLogStore))
 
 	if err := c.Validate(); err != nil {
 		var se *SettingError

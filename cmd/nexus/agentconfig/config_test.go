@@ -85,6 +85,7 @@ func TestDefaults(t *testing.T) {
 		RaftCommitTimeout:      5 * time.Millisecond,
 		RaftSnapshotThreshold:  8192,
 		RaftSnapshotInterval:   30 * time.Second,
+		RaftLogStore:           "boltdb",
 		MaxBodyBytes:           1 << 20,
 		ApplyTimeout:           10 * time.Second,
 
@@ -306,6 +307,7 @@ raft_leader_lease_timeout: 500ms
 raft_commit_timeout: 10ms
 raft_snapshot_threshold: 100
 raft_snapshot_interval: 1m
+raft_log_store: WAL
 max_body_bytes: 65536
 apply_timeout: 3s
 autopilot_stabilization_time: 2s
@@ -336,7 +338,7 @@ acl:
 		ConfigFile: "/c.yaml", PostgresURL: "postgres://u:p@db:5432/nexus", GatewayAccessLog: true, GatewaySocketIO: "plain",
 		LogLevel: "warn", LogFormat: "text", EnableDebug: true, RaftHeartbeatTimeout: time.Second, RaftElectionTimeout: 2 * time.Second,
 		RaftLeaderLeaseTimeout: 500 * time.Millisecond, RaftCommitTimeout: 10 * time.Millisecond,
-		RaftSnapshotThreshold: 100, RaftSnapshotInterval: time.Minute, MaxBodyBytes: 65536, ApplyTimeout: 3 * time.Second,
+		RaftSnapshotThreshold: 100, RaftSnapshotInterval: time.Minute, RaftLogStore: "wal", MaxBodyBytes: 65536, ApplyTimeout: 3 * time.Second,
 		AutopilotStabilizationTime: 2 * time.Second, AutopilotDeadServerGrace: 90 * time.Second, AutopilotMinQuorum: 2,
 		DNSAddr: "10.0.0.1:53", DNSDomain: "consul", DNSServiceTTL: 10 * time.Second, DNSRecursors: []string{"10.0.0.53:53", "[fd00::53]:5353"},
 		ACLEnabled: true, ACLMetricsPublic: true, ACLJWTSecretFile: "/etc/nexus/jwt.key", ACLJWTExpiry: 30 * time.Minute,
@@ -581,6 +583,7 @@ func TestValidationErrors(t *testing.T) {
 		{"commit above heartbeat", []string{"--raft-commit-timeout", "501ms"}, nil, "raft_commit_timeout", "must not exceed raft_heartbeat_timeout"},
 		{"snapshot threshold zero", []string{"--raft-snapshot-threshold", "0"}, nil, "raft_snapshot_threshold", "at least 1"},
 		{"snapshot interval zero", []string{"--raft-snapshot-interval", "0s"}, nil, "raft_snapshot_interval", "must be positive"},
+		{"unknown log store", []string{"--raft-log-store", "rocksdb"}, nil, "raft_log_store", "rocksdb"},
 		{"max body low", []string{"--max-body-bytes", "1023"}, nil, "max_body_bytes", `"1023" is out of range 1024..67108864`},
 		{"max body high", []string{"--max-body-bytes", "65MiB"}, nil, "max_body_bytes", "out of range"},
 		{"apply timeout zero", []string{"--apply-timeout", "0s"}, nil, "apply_timeout", "must be positive"},

@@ -45,6 +45,7 @@ type fileSettings struct {
 	RaftCommitTimeout      yaml.Node `yaml:"raft_commit_timeout"`
 	RaftSnapshotThreshold  yaml.Node `yaml:"raft_snapshot_threshold"`
 	RaftSnapshotInterval   yaml.Node `yaml:"raft_snapshot_interval"`
+	RaftLogStore           yaml.Node `yaml:"raft_log_store"`
 	MaxBodyBytes           yaml.Node `yaml:"max_body_bytes"`
 	ApplyTimeout           yaml.Node `yaml:"apply_timeout"`
 

@@ -109,6 +109,8 @@ func settingsTable() []setting {
 			field: func(c *Config) any { return &c.RaftSnapshotThreshold }},
 		{key: "raft_snapshot_interval", kind: kindDuration, arg: "DURATION", usage: "how often Raft checks whether to snapshot", def: d(defaultSnapshotInterval),
 			field: func(c *Config) any { return &c.RaftSnapshotInterval }},
+		{key: "raft_log_store", arg: "STORE", usage: "Raft log store of a new data dir: boltdb (raft-boltdb, the default) or wal (raft-wal: one fsync per append, faster writes; docs/operations.md); an existing data dir keeps its own", def: defaultRaftLogStore,
+			field: func(c *Config) any { return &c.RaftLogStore }},
 		{key: "max_body_bytes", kind: kindBytes, arg: "BYTES", usage: "largest admin API request body, 1KiB..64MiB (plain bytes, or a KiB/MiB suffix)", def: "1MiB",
 			field: func(c *Config) any { return &c.MaxBodyBytes }},
 		{key: "apply_timeout", kind: kindDuration, arg: "DURATION", usage: "bound on waiting for a Raft write", def: d(defaultApplyTimeout),

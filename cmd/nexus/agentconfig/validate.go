@@ -99,6 +99,9 @@ func (c *Config) Validate() error {
 	if err := checkEnum("log_format", c.LogFormat, "json", "text"); err != nil {
 		return err
 	}
+	if err := checkEnum("raft_log_store", c.RaftLogStore, "boltdb", "wal"); err != nil {
+		return err
+	}
 	if err := checkEnum("gateway_socket_io", c.GatewaySocketIO, "raw", "plain"); err != nil {
 		return err
 	}

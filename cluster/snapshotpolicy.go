@@ -1,0 +1,97 @@
+package cluster
+
+import (
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// A snapshot of this FSM encodes the whole state: its cost grows with the
+// catalog (1,000,000 config keys: ~13 s of CPU and 350 MiB per snapshot on
+// the reference machine), while Raft's SnapshotThreshold counts log
+// entries. With a fixed threshold of 8,192 entries a node under 2,000
+// writes/s snapshotted every 30 s, spent ~40% of a core encoding, and the
+// CPU it took from the Raft loop cost leader elections and 504s
+// (docs/benchmarks.md, "Snapshots at size"). Like Redis's
+// auto-aof-rewrite-percentage, the threshold follows the state: a node
+// snapshots once the entries since its last snapshot number a quarter of
+// the objects it holds (never fewer than the configured threshold), so the
+// snapshot cost per write stays constant at any size. The log between
+// snapshots grows with the state in proportion, which is what a restart
+// replays after loading the snapshot.
+const (
+	// snapshotObjectsPerEntry: one log entry between snapshots per this
+	// many objects of state.
+	snapshotObjectsPerEntry = 4
+	// snapshotPolicyEvery is how often the state size is looked at.
+	snapshotPolicyEvery = 5 * time.Second
+)
+
+// snapshotThreshold is the snapshot threshold for a state of objects
+// objects, at least base.
+func snapshotThreshold(base, objects uint64) uint64 {
+	return max(base, objects/snapshotObjectsPerEntry)
+}
+
+// thresholdChanged reports whether the threshold in force should move to
+// want: by more than an eighth, so that a state growing by a few objects
+// does not reload Raft's configuration every few seconds; always back to
+// the floor.
+func thresholdChanged(cur, want, base uint64) bool {
+	if want == cur {
+		return false
+	}
+	if want == base {
+		return true
+	}
+	diff := max(want, cur) - min(want, cur)
+	return diff > cur/8
+}
+
+// snapshotPolicyLoop keeps Raft's snapshot threshold at snapshotThreshold
+// of the state's size (Hooks.StateObjects). Without that hook the
+// configured threshold stays.
+func (n *Node) snapshotPolicyLoop() {
+	defer n.wg.Done()
+	if n.cfg.Hooks.StateObjects == nil {
+		return
+	}
+	tick := time.NewTicker(snapshotPolicyEvery)
+	defer tick.Stop()
+	for {
+		n.applySnapshotPolicy()
+		select {
+		case <-n.stopCh:
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// applySnapshotPolicy sets the threshold once for the current state size.
+func (n *Node) applySnapshotPolicy() {
+	base := n.snapshotBase()
+	rc := n.raft.ReloadableConfig()
+	objects := n.cfg.Hooks.StateObjects()
+	want := snapshotThreshold(base, objects)
+	n.m.snapshotThreshold.Set(float64(rc.SnapshotThreshold))
+	if !thresholdChanged(rc.SnapshotThreshold, want, base) {
+		return
+	}
+	prev := rc.SnapshotThreshold
+	rc.SnapshotThreshold = want
+	if err := n.raft.ReloadConfig(rc); err != nil {
+		n.logger.Warn("could not change the snapshot threshold", "threshold", want, "error", err)
+		return
+	}
+	n.m.snapshotThreshold.Set(float64(want))
+	n.logger.Info("snapshot threshold follows the state size", "objects", objects, "threshold", want, "was", prev)
+}
+
+// snapshotBase is the configured threshold (Raft's default when unset).
+func (n *Node) snapshotBase() uint64 {
+	if n.cfg.SnapshotThreshold > 0 {
+		return n.cfg.SnapshotThreshold
+	}
+	return raft.DefaultConfig().SnapshotThreshold
+}
