@@ -147,6 +147,14 @@ func (c *clusterFlags) validate() error {
 	if c.voters+c.nonVoters > 40 {
 		return errors.New("--voters + --non-voters must be <= 40 (one loopback address each, from .11)")
 	}
+	// A benchmark starts from empty data dirs: an agent started on the
+	// data of an earlier run would measure re-registrations of an existing
+	// catalog (answered 200, not 201) and a log to replay.
+	if c.dir != "" {
+		if entries, err := os.ReadDir(c.dir); err == nil && len(entries) > 0 {
+			return fmt.Errorf("--dir %s is not empty (data of an earlier run?): remove it or name another", c.dir)
+		}
+	}
 	return nil
 }
 

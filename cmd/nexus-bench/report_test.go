@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -10,6 +12,10 @@ import (
 // the voters with --non-voter, and every node expects only the voters.
 func TestClusterSize(t *testing.T) {
 	std := func() []string { return []string{"agent", "--node", "nX", "--bootstrap-expect", "3", "--join", "a"} }
+	empty, nonEmpty := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(nonEmpty, "node1"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		args     []string
 		nodes    int
@@ -24,6 +30,8 @@ func TestClusterSize(t *testing.T) {
 		{args: []string{"--voters", "0"}, err: "--voters"},
 		{args: []string{"--non-voters", "-1"}, err: "--voters"},
 		{args: []string{"--voters", "30", "--non-voters", "11"}, err: "40"},
+		{args: []string{"--dir", nonEmpty}, err: "not empty"},
+		{args: []string{"--dir", empty}, nodes: 3, expect: "3"},
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {

@@ -166,7 +166,7 @@ const (
 	defaultGatewaySocketIO  = "raw"
 	defaultHeartbeat        = 300 * time.Millisecond
 	defaultElection         = 300 * time.Millisecond
-	defaultLeaderLease      = 150 * time.Millisecond
+	defaultLeaderLease      = 300 * time.Millisecond
 	defaultCommit           = 5 * time.Millisecond
 	defaultSnapshotThresh   = 8192
 	defaultSnapshotInterval = 30 * time.Second
@@ -310,6 +310,11 @@ func Load(args []string, getenv func(string) string, readFile func(string) ([]by
 	}
 	if !set["autopilot_min_quorum"] {
 		c.AutopilotMinQuorum = c.BootstrapExpect
+	}
+	// The lease defaults to the heartbeat timeout (300ms), never above it:
+	// a shorter heartbeat set alone brings the lease down with it.
+	if !set["raft_leader_lease_timeout"] && c.RaftLeaderLeaseTimeout > c.RaftHeartbeatTimeout {
+		c.RaftLeaderLeaseTimeout = c.RaftHeartbeatTimeout
 	}
 	if !set["advertise"] {
 		c.Advertise = c.Bind

@@ -81,7 +81,7 @@ func TestDefaults(t *testing.T) {
 		GatewaySocketIO:        "raw",
 		RaftHeartbeatTimeout:   300 * time.Millisecond,
 		RaftElectionTimeout:    300 * time.Millisecond,
-		RaftLeaderLeaseTimeout: 150 * time.Millisecond,
+		RaftLeaderLeaseTimeout: 300 * time.Millisecond,
 		RaftCommitTimeout:      5 * time.Millisecond,
 		RaftSnapshotThreshold:  8192,
 		RaftSnapshotInterval:   30 * time.Second,
@@ -577,6 +577,7 @@ func TestValidationErrors(t *testing.T) {
 		{"election below heartbeat", []string{"--raft-heartbeat-timeout", "1s"}, nil, "raft_election_timeout", "raft_heartbeat_timeout"},
 		{"lease zero", []string{"--raft-leader-lease-timeout", "0s"}, nil, "raft_leader_lease_timeout", "must be positive"},
 		{"lease above heartbeat", []string{"--raft-leader-lease-timeout", "600ms"}, nil, "raft_leader_lease_timeout", "must not exceed raft_heartbeat_timeout"},
+		{"lease above a lowered heartbeat", []string{"--raft-heartbeat-timeout", "200ms", "--raft-leader-lease-timeout", "300ms"}, nil, "raft_leader_lease_timeout", "must not exceed raft_heartbeat_timeout"},
 		{"read replica bootstraps", []string{"--non-voter", "--bootstrap-expect", "3"}, nil, "non_voter", "never bootstraps"},
 		{"read replica dev", []string{"--non-voter", "--dev"}, nil, "non_voter", "never bootstraps"},
 		{"commit zero", []string{"--raft-commit-timeout", "0s"}, nil, "raft_commit_timeout", "must be positive"},
@@ -948,5 +949,25 @@ func TestAutopilotMinQuorumDefault(t *testing.T) {
 				t.Errorf("AutopilotMinQuorum = %d, want %d", c.AutopilotMinQuorum, tt.want)
 			}
 		})
+	}
+}
+
+// TestLeaseFollowsALowerHeartbeat: the lease defaults to 300ms but never
+// above the heartbeat timeout, so lowering the heartbeat alone is valid.
+func TestLeaseFollowsALowerHeartbeat(t *testing.T) {
+	cases := []struct {
+		args  []string
+		lease time.Duration
+	}{
+		{nil, 300 * time.Millisecond},
+		{[]string{"--raft-heartbeat-timeout", "200ms", "--raft-election-timeout", "200ms"}, 200 * time.Millisecond},
+		{[]string{"--raft-heartbeat-timeout", "1s", "--raft-election-timeout", "1s"}, 300 * time.Millisecond},
+		{[]string{"--raft-heartbeat-timeout", "200ms", "--raft-election-timeout", "200ms", "--raft-leader-lease-timeout", "100ms"}, 100 * time.Millisecond},
+	}
+	for _, c := range cases {
+		got := mustLoad(t, &fakeOS{}, append([]string{"--data-dir", "/d"}, c.args...)...)
+		if got.RaftLeaderLeaseTimeout != c.lease {
+			t.Errorf("%v: lease %v, want %v", c.args, got.RaftLeaderLeaseTimeout, c.lease)
+		}
 	}
 }
