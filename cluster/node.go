@@ -138,6 +138,10 @@ type Node struct {
 	leaving     bool
 	stopped     bool
 	termStarted uint64 // set once the leader's barrier of its term applied
+
+	// snapBase is the configured snapshot threshold (Raft's default when
+	// unset): the floor of snapshotpolicy.go.
+	snapBase uint64
 }
 
 // New opens Raft and gossip: it returns once both listen. Start runs the
@@ -232,6 +236,7 @@ func (n *Node) startRaft() error {
 	if n.cfg.SnapshotInterval > 0 {
 		rc.SnapshotInterval = n.cfg.SnapshotInterval
 	}
+	n.snapBase = rc.SnapshotThreshold
 	// Concurrency is what fills batches: let the leader take many applies
 	// into one append and one fsync.
 	rc.BatchApplyCh = true

@@ -1,10 +1,6 @@
 package cluster
 
-import (
-	"time"
-
-	"github.com/hashicorp/raft"
-)
+import "time"
 
 // A snapshot of this FSM encodes the whole state: its cost grows with the
 // catalog (1,000,000 config keys: ~13 s of CPU and 350 MiB per snapshot on
@@ -12,7 +8,7 @@ import (
 // entries. With a fixed threshold of 8,192 entries a node under 2,000
 // writes/s snapshotted every 30 s, spent ~40% of a core encoding, and the
 // CPU it took from the Raft loop cost leader elections and 504s
-// (docs/benchmarks.md, "Snapshots at size"). Like Redis's
+// (docs/benchmarks.md, "Full-size run"). Like Redis's
 // auto-aof-rewrite-percentage, the threshold follows the state: a node
 // snapshots once the entries since its last snapshot number a quarter of
 // the objects it holds (never fewer than the configured threshold), so the
@@ -70,7 +66,7 @@ func (n *Node) snapshotPolicyLoop() {
 
 // applySnapshotPolicy sets the threshold once for the current state size.
 func (n *Node) applySnapshotPolicy() {
-	base := n.snapshotBase()
+	base := n.snapBase
 	rc := n.raft.ReloadableConfig()
 	objects := n.cfg.Hooks.StateObjects()
 	want := snapshotThreshold(base, objects)
@@ -86,12 +82,4 @@ func (n *Node) applySnapshotPolicy() {
 	}
 	n.m.snapshotThreshold.Set(float64(want))
 	n.logger.Info("snapshot threshold follows the state size", "objects", objects, "threshold", want, "was", prev)
-}
-
-// snapshotBase is the configured threshold (Raft's default when unset).
-func (n *Node) snapshotBase() uint64 {
-	if n.cfg.SnapshotThreshold > 0 {
-		return n.cfg.SnapshotThreshold
-	}
-	return raft.DefaultConfig().SnapshotThreshold
 }
