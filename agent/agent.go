@@ -21,6 +21,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -171,7 +172,16 @@ func (a *Agent) build(opts Options) error {
 	if err != nil {
 		return err
 	}
-	a.machine = fsm.New(fsm.Deps{Store: a.store, Codec: a.codec, Logger: logger.With("component", "fsm"), OnApply: sessMetrics.ObserveApply})
+	// The snapshot format follows what every Raft server reads (known
+	// once the node runs; format 1 until then).
+	var formats atomic.Pointer[cluster.Node]
+	a.machine = fsm.New(fsm.Deps{Store: a.store, Codec: a.codec, Logger: logger.With("component", "fsm"), OnApply: sessMetrics.ObserveApply,
+		SnapshotFormat: func() int {
+			if n := formats.Load(); n != nil {
+				return n.SnapshotFormat()
+			}
+			return fsm.SnapshotFormat1
+		}})
 	if a.sec, err = newAgentSecurity(cfg); err != nil {
 		return err
 	}
@@ -191,8 +201,8 @@ func (a *Agent) build(opts Options) error {
 		HeartbeatTimeout: cfg.RaftHeartbeatTimeout, ElectionTimeout: cfg.RaftElectionTimeout,
 		LeaderLeaseTimeout: cfg.RaftLeaderLeaseTimeout, CommitTimeout: cfg.RaftCommitTimeout,
 		SnapshotThreshold: cfg.RaftSnapshotThreshold, SnapshotInterval: cfg.RaftSnapshotInterval,
-		ApplyTimeout: cfg.ApplyTimeout,
-		DataDir:      dd, FSM: a.machine,
+		ApplyTimeout: cfg.ApplyTimeout, SnapshotFormat: fsm.LatestSnapshotFormat,
+		DataDir: dd, FSM: a.machine,
 		Hooks:  Hooks(a.codec, a.store, cfg.Node),
 		Logger: logger.With("component", "cluster"), LogLevel: level, LogOutput: opts.LogOutput,
 		Registerer: a.reg,
@@ -206,6 +216,7 @@ func (a *Agent) build(opts Options) error {
 		return err
 	}
 	a.node = node
+	formats.Store(node)
 	a.startup.done("raft_and_gossip") // includes restoring the latest snapshot
 
 	// Leader duties: the autopilot promotes new servers and removes dead

@@ -22,7 +22,7 @@ func (a *clusterAdapter) Snapshot(w io.Writer) (uint64, error) {
 // RestoreSnapshot validates the snapshot, gives it this cluster's identity,
 // and restores it through Raft (on a follower: through the leader).
 func (a *clusterAdapter) RestoreSnapshot(ctx context.Context, data []byte, relay api.Relay) (uint64, error) {
-	prepared, lastIndex, err := prepareRestore(a.codec, a.machine.Store(), data)
+	prepared, lastIndex, err := prepareRestore(a.codec, a.machine.Store(), data, a.node.SnapshotFormat)
 	if err != nil {
 		return 0, &cluster.OpError{Code: command.CodeInvalidSnapshot, Msg: "invalid snapshot: " + err.Error()}
 	}
@@ -37,9 +37,10 @@ func (a *clusterAdapter) RestoreSnapshot(ctx context.Context, data []byte, relay
 // cluster's): a snapshot of cluster A restored into cluster B must not turn
 // B's nodes into members of A (their data dirs and gossip carry B's id).
 // Everything else is kept as is, indexes included. It returns the bytes
-// and the index the snapshot's header records.
-func prepareRestore(codec *command.Codec, store *registry.Store, data []byte) ([]byte, uint64, error) {
-	scratch := fsm.New(fsm.Deps{Store: registry.NewStore(), Codec: codec})
+// and the index the snapshot's header records. A rewrite is in the format
+// format picks (what every Raft server reads).
+func prepareRestore(codec *command.Codec, store *registry.Store, data []byte, format func() int) ([]byte, uint64, error) {
+	scratch := fsm.New(fsm.Deps{Store: registry.NewStore(), Codec: codec, SnapshotFormat: format})
 	if err := scratch.Restore(io.NopCloser(bytes.NewReader(data))); err != nil {
 		return nil, 0, err
 	}

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"reflect"
 	"testing"
@@ -77,41 +78,50 @@ func TestPrepareRestore(t *testing.T) {
 		{name: "truncated", target: "cluster-b", data: snap[:len(snap)/2], invalid: true},
 		{name: "empty", target: "cluster-b", data: nil, invalid: true},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			target := machineWith(t, codec, tt.target, "b-only")
-			out, idx, err := prepareRestore(codec, target.Store(), tt.data)
-			if tt.invalid {
-				if err == nil {
-					t.Fatal("invalid snapshot accepted")
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if idx != wantIndex {
-				t.Errorf("index %d, want %d", idx, wantIndex)
-			}
-			if tt.unchanged != bytes.Equal(out, tt.data) {
-				t.Errorf("bytes unchanged = %v, want %v", bytes.Equal(out, tt.data), tt.unchanged)
-			}
-			got, _ := restored(t, codec, out)
-			tx := target.Store().ReadTxn()
-			targetID := tx.ClusterMeta()
-			tx.Abort()
-			wantID := want.Cluster
-			if targetID != nil {
-				wantID = targetID
-			}
-			if got.Cluster == nil || *got.Cluster != *wantID {
-				t.Errorf("identity %+v, want %+v", got.Cluster, wantID)
-			}
-			g, w := *got, *want
-			g.Cluster, w.Cluster = nil, nil
-			if !reflect.DeepEqual(g, w) {
-				t.Errorf("state differs:\n got %+v\nwant %+v", g, w)
-			}
-		})
+	for _, format := range []int{fsm.SnapshotFormat1, fsm.SnapshotFormat2} {
+		for _, tt := range tests {
+			t.Run(fmt.Sprintf("%s/format=%d", tt.name, format), func(t *testing.T) {
+				prepareRestoreCase(t, codec, tt.target, tt.data, tt.invalid, tt.unchanged, format, want, wantIndex)
+			})
+		}
+	}
+}
+
+func prepareRestoreCase(t *testing.T, codec *command.Codec, target string, data []byte, invalid, unchanged bool, format int, want *registry.Dump, wantIndex uint64) {
+	m := machineWith(t, codec, target, "b-only")
+	out, idx, err := prepareRestore(codec, m.Store(), data, func() int { return format })
+	if invalid {
+		if err == nil {
+			t.Fatal("invalid snapshot accepted")
+		}
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if idx != wantIndex {
+		t.Errorf("index %d, want %d", idx, wantIndex)
+	}
+	if unchanged != bytes.Equal(out, data) {
+		t.Errorf("bytes unchanged = %v, want %v", bytes.Equal(out, data), unchanged)
+	}
+	if !unchanged && !bytes.HasPrefix(out, []byte(fmt.Sprintf("NEXUS-SNAPSHOT-%d\n", format))) {
+		t.Errorf("rewritten as %q..., want format %d", out[:16], format)
+	}
+	got, _ := restored(t, codec, out)
+	tx := m.Store().ReadTxn()
+	targetID := tx.ClusterMeta()
+	tx.Abort()
+	wantID := want.Cluster
+	if targetID != nil {
+		wantID = targetID
+	}
+	if got.Cluster == nil || *got.Cluster != *wantID {
+		t.Errorf("identity %+v, want %+v", got.Cluster, wantID)
+	}
+	g, w := *got, *want
+	g.Cluster, w.Cluster = nil, nil
+	if !reflect.DeepEqual(g, w) {
+		t.Errorf("state differs:\n got %+v\nwant %+v", g, w)
 	}
 }

@@ -130,3 +130,30 @@ func (n *Node) lacking(t command.Type) []string {
 	sort.Strings(out)
 	return out
 }
+
+// SnapshotFormat is the snapshot format this node may write: the highest
+// one that every server of the Raft configuration reads, as gossiped
+// (nodeMeta.Snapshot). A Raft snapshot is sent as is to a follower that
+// needs it, so one server of an older build, or one gossip has not seen,
+// keeps the cluster on format 1.
+func (n *Node) SnapshotFormat() int {
+	format := max(n.cfg.SnapshotFormat, 1)
+	if n.gossip == nil {
+		return 1
+	}
+	cfg, err := n.configuration()
+	if err != nil {
+		return 1
+	}
+	for _, s := range cfg.Servers {
+		if string(s.ID) == n.cfg.Node {
+			continue
+		}
+		m, ok := n.gossip.member(string(s.ID))
+		if !ok {
+			return 1
+		}
+		format = min(format, max(m.Meta.Snapshot, 1))
+	}
+	return format
+}

@@ -46,6 +46,9 @@ func TestFeatureGateRefusesUntilEveryServerKnowsTheType(t *testing.T) {
 		regs[i] = prometheus.NewRegistry()
 		return startNodeOpts(t, names[i], ps[i], 3, join, nodeOpts{dir: dirs[i], reg: regs[i], tune: func(c *cluster.Config) {
 			c.Gates, c.Commands = gates, known
+			if known != nil { // an older build gossips no snapshot format
+				c.SnapshotFormat = 0
+			}
 		}})
 	}
 	nodes := []*testNode{start(0, nil), start(1, nil), start(2, &old)}
@@ -106,6 +109,12 @@ func TestFeatureGateRefusesUntilEveryServerKnowsTheType(t *testing.T) {
 	if v := metricValue(t, regs[0], "nexus_feature_available", "fixture"); v != 0 {
 		t.Fatalf("available on a: %v", v)
 	}
+	// Snapshots stay in format 1 while c (gossiping none) might need one.
+	for _, n := range nodes {
+		if f := n.node.SnapshotFormat(); f != 1 {
+			t.Fatalf("snapshot format on %s with an older c: %d, want 1", n.name, f)
+		}
+	}
 
 	// c is upgraded: stopped and started again with this build's types.
 	nodes[2].stop()
@@ -116,6 +125,13 @@ func TestFeatureGateRefusesUntilEveryServerKnowsTheType(t *testing.T) {
 			r.Fatalf("gated write after the upgrade: %v %+v", err, res)
 		}
 	}, retry.Timeout(20*time.Second), retry.What("the gate to open"))
+	retry.Run(t, func(r *retry.R) {
+		for _, n := range nodes {
+			if f := n.node.SnapshotFormat(); f != 2 {
+				r.Fatalf("snapshot format on %s: %d, want 2", n.name, f)
+			}
+		}
+	}, retry.Timeout(20*time.Second), retry.What("every node to write snapshot format 2"))
 	if v := metricValue(t, regs[1], "nexus_feature_available", "fixture"); v != 1 {
 		t.Fatalf("available on b after the upgrade: %v", v)
 	}

@@ -37,6 +37,9 @@ type nodeMeta struct {
 	Commands string `json:"cmds,omitempty"`
 	// NonVoter: a read replica (Config.NonVoter).
 	NonVoter bool `json:"nv,omitempty"`
+	// Snapshot is the highest snapshot format the node reads
+	// (Config.SnapshotFormat; absent in older builds: format 1).
+	Snapshot int `json:"snap,omitempty"`
 }
 
 // Member statuses (package member). Gossip (memberlist's event delegate)
@@ -84,7 +87,7 @@ func (n *Node) startGossip() error {
 	g.meta = nodeMeta{
 		Role: "server", RaftAddr: n.raftAddr(), HTTPAddr: n.cfg.HTTPAddr, Gateway: n.cfg.GatewayAddr,
 		Version: n.cfg.Version, ClusterID: n.cfg.DataDir.ClusterID(), HasState: n.hasState(), Expect: n.cfg.BootstrapExpect,
-		Commands: n.feat.known.String(), NonVoter: n.cfg.NonVoter,
+		Commands: n.feat.known.String(), NonVoter: n.cfg.NonVoter, Snapshot: n.cfg.SnapshotFormat,
 	}
 	n.gossip = g
 

@@ -108,6 +108,10 @@ type Config struct {
 	// Commands are the command types this node gossips that it decodes
 	// (nil: command.KnownTypes(); tests set an older build's).
 	Commands *command.TypeSet
+	// SnapshotFormat is the highest snapshot format this node's FSM
+	// reads, gossiped so that no node writes a format another server
+	// cannot restore (Node.SnapshotFormat). 0 gossips none (format 1).
+	SnapshotFormat int
 }
 
 // Node is one member of the cluster.

@@ -5,11 +5,9 @@
 package fsm
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -27,6 +25,10 @@ type Deps struct {
 	Logger *slog.Logger
 	// OnApply, when set, is called after each applied command (metrics).
 	OnApply func(t command.Type, r *command.Result)
+	// SnapshotFormat, when set, picks the format of each snapshot
+	// (snapshot.go): the latest only once every Raft server reads it.
+	// Unset: LatestSnapshotFormat.
+	SnapshotFormat func() int
 }
 
 // FSM implements raft.BatchingFSM over the registry store.
@@ -35,6 +37,8 @@ type FSM struct {
 	codec   *command.Codec
 	logger  *slog.Logger
 	onApply func(command.Type, *command.Result)
+
+	snapshotFormat func() int
 
 	applied atomic.Uint64
 	term    atomic.Uint64 // Raft term of the last applied entry (snapshot header)
@@ -49,7 +53,7 @@ func New(deps Deps) *FSM {
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &FSM{store: deps.Store, codec: deps.Codec, logger: deps.Logger, onApply: deps.OnApply, advance: make(chan struct{})}
+	return &FSM{store: deps.Store, codec: deps.Codec, logger: deps.Logger, onApply: deps.OnApply, snapshotFormat: deps.SnapshotFormat, advance: make(chan struct{})}
 }
 
 // Store returns the state store the FSM writes.
@@ -385,83 +389,3 @@ type (
 		Records   int64             `json:"records"`
 	}
 )
-
-// snapshotMagic starts every snapshot; the digit is the format version.
-const snapshotMagic = "NEXUS-SNAPSHOT-1\n"
-
-type snapshotHeader struct {
-	LastIndex uint64 `msgpack:"last_index"`
-	// Term is the Raft term of the entry at LastIndex (0 in snapshots of
-	// builds before it was recorded; older builds ignore the field).
-	Term uint64 `msgpack:"term,omitempty"`
-}
-
-// Snapshot captures an MVCC view; Persist encodes it off the apply path.
-func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
-	return &snapshot{tx: f.store.ReadTxn(), codec: f.codec, index: f.applied.Load(), term: f.term.Load()}, nil
-}
-
-type snapshot struct {
-	tx    *registry.Tx
-	codec *command.Codec
-	index uint64
-	term  uint64
-}
-
-func (s *snapshot) Persist(sink raft.SnapshotSink) error {
-	if err := s.write(sink); err != nil {
-		_ = sink.Cancel()
-		return err
-	}
-	return sink.Close()
-}
-
-// write writes the snapshot bytes: magic, header, then the state dump.
-func (s *snapshot) write(w io.Writer) error {
-	bw := bufio.NewWriter(w)
-	if _, err := bw.WriteString(snapshotMagic); err != nil {
-		return err
-	}
-	if err := s.codec.EncodeValue(bw, snapshotHeader{LastIndex: s.index, Term: s.term}); err != nil {
-		return err
-	}
-	if err := s.codec.EncodeValue(bw, s.tx.Dump()); err != nil {
-		return err
-	}
-	return bw.Flush()
-}
-
-func (s *snapshot) Release() { s.tx.Abort() }
-
-// WriteSnapshot writes the current state as snapshot bytes (for tests and
-// for the snapshot API).
-func (f *FSM) WriteSnapshot(w io.Writer) error {
-	s := &snapshot{tx: f.store.ReadTxn(), codec: f.codec, index: f.applied.Load(), term: f.term.Load()}
-	defer s.Release()
-	return s.write(w)
-}
-
-// Restore replaces the state with a snapshot.
-func (f *FSM) Restore(rc io.ReadCloser) error {
-	defer rc.Close()
-	br := bufio.NewReader(rc)
-	magic := make([]byte, len(snapshotMagic))
-	if _, err := io.ReadFull(br, magic); err != nil || string(magic) != snapshotMagic {
-		return fmt.Errorf("fsm: not a nexus snapshot (bad header)")
-	}
-	var hdr snapshotHeader
-	if err := f.codec.DecodeValue(br, &hdr); err != nil {
-		return fmt.Errorf("fsm: snapshot header: %w", err)
-	}
-	var dump registry.Dump
-	if err := f.codec.DecodeValue(br, &dump); err != nil {
-		return fmt.Errorf("fsm: snapshot body: %w", err)
-	}
-	if err := f.store.Restore(func(tx *registry.Tx) error { return tx.Load(&dump) }); err != nil {
-		return fmt.Errorf("fsm: restore: %w", err)
-	}
-	f.term.Store(hdr.Term)
-	f.setApplied(hdr.LastIndex)
-	f.logger.Info("restored snapshot", "last_index", hdr.LastIndex, "services", len(dump.Services), "instances", len(dump.Instances), "config", len(dump.Config), "routes", len(dump.Routes), "sessions", len(dump.Sessions))
-	return nil
-}

@@ -25,6 +25,11 @@ func mustNewFSM(t testing.TB) *fsm.FSM {
 	return fsm.New(fsm.Deps{Store: registry.NewStore(), Codec: command.NewCodec()})
 }
 
+// fsmWritingFormat returns an FSM whose snapshots are in format.
+func fsmWritingFormat(format int) *fsm.FSM {
+	return fsm.New(fsm.Deps{Store: registry.NewStore(), Codec: command.NewCodec(), SnapshotFormat: func() int { return format }})
+}
+
 func u64(n uint64) *uint64 { return &n }
 func intp(n int) *int      { return &n }
 
@@ -408,7 +413,7 @@ func TestFSM_PersistErrorCancelsSink(t *testing.T) {
 
 func TestFSM_RestoreRefusesGarbage(t *testing.T) {
 	t.Parallel()
-	good := mustNewFSM(t)
+	good := fsmWritingFormat(fsm.SnapshotFormat1)
 	good.ApplyBatch(buildLogs(t))
 	valid := snapshotBytes(t, good)
 	const magic = "NEXUS-SNAPSHOT-1\n"
@@ -444,28 +449,36 @@ func TestFSM_RestoreRefusesGarbage(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			f := mustNewFSM(t)
-			logs := buildLogs(t)
-			f.ApplyBatch(logs[:5])
-			before := snapshotBytes(t, f)
-			abandon := f.Store().AbandonCh()
 			rc := &trackingCloser{Reader: bytes.NewReader(tc.data)}
-			if err := f.Restore(rc); err == nil {
+			if err := refusedRestore(t, rc); err == nil {
 				t.Fatal("Restore accepted garbage")
 			}
 			if !rc.closed {
 				t.Error("Restore did not close its reader")
 			}
-			if !bytes.Equal(snapshotBytes(t, f), before) || f.AppliedIndex() != 5 {
-				t.Error("a refused restore changed the state")
-			}
-			select {
-			case <-abandon:
-				t.Error("a refused restore woke watchers")
-			default:
-			}
 		})
 	}
+}
+
+// refusedRestore restores rc into an FSM that applied five entries,
+// checks that the restore changed nothing (state, applied index, no
+// watcher woken) and returns its error.
+func refusedRestore(t *testing.T, rc io.ReadCloser) error {
+	t.Helper()
+	f := mustNewFSM(t)
+	f.ApplyBatch(buildLogs(t)[:5])
+	before := snapshotBytes(t, f)
+	abandon := f.Store().AbandonCh()
+	err := f.Restore(rc)
+	if !bytes.Equal(snapshotBytes(t, f), before) || f.AppliedIndex() != 5 {
+		t.Error("a refused restore changed the state")
+	}
+	select {
+	case <-abandon:
+		t.Error("a refused restore woke watchers")
+	default:
+	}
+	return err
 }
 
 type trackingCloser struct {

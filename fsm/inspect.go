@@ -1,13 +1,9 @@
 package fsm
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
-	"fmt"
 	"io"
 	"reflect"
-	"strconv"
 	"strings"
 
 	"github.com/nexus/nexus/fsm/command"
@@ -60,57 +56,15 @@ var ErrBadSnapshot = errors.New("not a valid nexus snapshot")
 // into a scratch store. A truncated or corrupt file is an error wrapping
 // ErrBadSnapshot that says which part failed.
 func Inspect(r io.Reader, codec *command.Codec) (*SnapshotInfo, error) {
-	cr := &countingReader{r: r}
-	br := bufio.NewReader(cr)
-	info := &SnapshotInfo{}
-	magic := make([]byte, len(snapshotMagic))
-	n, err := io.ReadFull(br, magic)
-	switch {
-	case n == 0 && (err == io.EOF || err == io.ErrUnexpectedEOF):
-		return nil, fmt.Errorf("%w: the file is empty", ErrBadSnapshot)
-	case err != nil && err != io.ErrUnexpectedEOF:
-		return nil, fmt.Errorf("%w: %v", ErrBadSnapshot, err)
-	}
-	format, ok := parseMagic(magic[:n])
-	if !ok {
-		return nil, fmt.Errorf("%w: the file does not start with %q", ErrBadSnapshot, strings.TrimSpace(snapshotMagic))
-	}
-	info.Format = format
-	var hdr snapshotHeader
-	if err := codec.DecodeValue(br, &hdr); err != nil {
-		return nil, fmt.Errorf("%w: header (truncated or corrupt): %v", ErrBadSnapshot, err)
-	}
-	info.Index, info.Term = hdr.LastIndex, hdr.Term
-	var dump registry.Dump
-	if err := codec.DecodeValue(br, &dump); err != nil {
-		return nil, fmt.Errorf("%w: state (truncated or corrupt) after %d bytes: %v", ErrBadSnapshot, cr.n-int64(br.Buffered()), err)
-	}
-	rest, err := io.Copy(io.Discard, br)
+	c, err := restoreInto(registry.NewStore(), codec, r)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadSnapshot, err)
+		return nil, err
 	}
-	if rest > 0 {
-		return nil, fmt.Errorf("%w: %d unexpected bytes after the state", ErrBadSnapshot, rest)
+	info := &SnapshotInfo{Format: c.format, Index: c.header.LastIndex, Term: c.header.Term, Size: c.size, Counts: c.counts}
+	if c.cluster != nil {
+		info.ClusterID = c.cluster.ClusterID
 	}
-	if err := registry.NewStore().Restore(func(tx *registry.Tx) error { return tx.Load(&dump) }); err != nil {
-		return nil, fmt.Errorf("%w: the state does not load: %v", ErrBadSnapshot, err)
-	}
-	info.Size = cr.n
-	if dump.Cluster != nil {
-		info.ClusterID = dump.Cluster.ClusterID
-	}
-	info.Counts = dumpCounts(&dump)
 	return info, nil
-}
-
-// parseMagic accepts this build's magic (the only format it restores).
-func parseMagic(b []byte) (int, bool) {
-	if !bytes.Equal(b, []byte(snapshotMagic)) {
-		return 0, false
-	}
-	v := strings.TrimSuffix(strings.TrimPrefix(snapshotMagic, "NEXUS-SNAPSHOT-"), "\n")
-	n, err := strconv.Atoi(v)
-	return n, err == nil
 }
 
 // internalKind reports a table of the dump that is bookkeeping, not

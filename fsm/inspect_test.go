@@ -3,6 +3,7 @@ package fsm_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -15,7 +16,13 @@ import (
 // returns the FSM and its snapshot bytes.
 func realSnapshot(t *testing.T) (*fsm.FSM, []byte) {
 	t.Helper()
-	f := mustNewFSM(t)
+	return realSnapshotIn(t, fsm.LatestSnapshotFormat)
+}
+
+// realSnapshotIn is realSnapshot in the given format.
+func realSnapshotIn(t *testing.T, format int) (*fsm.FSM, []byte) {
+	t.Helper()
+	f := fsmWritingFormat(format)
 	logs := buildLogs(t)
 	for _, l := range logs[len(logs)-5:] {
 		l.Term = 3
@@ -25,13 +32,19 @@ func realSnapshot(t *testing.T) (*fsm.FSM, []byte) {
 }
 
 func TestInspect_RealSnapshot(t *testing.T) {
-	f, b := realSnapshot(t)
+	for _, format := range []int{fsm.SnapshotFormat1, fsm.SnapshotFormat2} {
+		t.Run(fmt.Sprintf("format=%d", format), func(t *testing.T) { inspectRealSnapshot(t, format) })
+	}
+}
+
+func inspectRealSnapshot(t *testing.T, format int) {
+	f, b := realSnapshotIn(t, format)
 	info, err := fsm.Inspect(bytes.NewReader(b), command.NewCodec())
 	if err != nil {
 		t.Fatalf("Inspect: %v", err)
 	}
-	if info.Format != 1 || info.Index != f.AppliedIndex() || info.Term != 3 || info.Size != int64(len(b)) || info.ClusterID != "c-1" {
-		t.Fatalf("info = %+v; want format 1, index %d, term 3, size %d, cluster c-1", info, f.AppliedIndex(), len(b))
+	if info.Format != format || info.Index != f.AppliedIndex() || info.Term != 3 || info.Size != int64(len(b)) || info.ClusterID != "c-1" {
+		t.Fatalf("info = %+v; want format %d, index %d, term 3, size %d, cluster c-1", info, format, f.AppliedIndex(), len(b))
 	}
 	tx := f.Store().ReadTxn()
 	defer tx.Abort()

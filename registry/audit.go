@@ -494,22 +494,6 @@ func (tx *Tx) AuditList(ws memdb.WatchSet, f AuditFilter) []AuditRecord {
 	return out
 }
 
-// dumpAudit adds the backlog and its state to a snapshot dump.
-func (tx *Tx) dumpAudit(d *Dump) {
-	if raw, err := tx.txn.First(tableAuditState, "id", auditStateKey); err == nil && raw != nil {
-		s := *raw.(*AuditState)
-		d.AuditState = &s
-		d.Audit = sized[AuditRecord](s.Records)
-	}
-	it, err := tx.txn.Get(tableAudit, "id")
-	if err != nil {
-		return
-	}
-	for raw := it.Next(); raw != nil; raw = it.Next() {
-		d.Audit = append(d.Audit, *raw.(*AuditRecord))
-	}
-}
-
 // loadAudit restores the backlog and its state from a dump.
 func (tx *Tx) loadAudit(d *Dump) error {
 	for i := range d.Audit {

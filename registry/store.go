@@ -923,30 +923,64 @@ func (tx *Tx) Dump() *Dump {
 	// again and again while it grows (and peak at twice its size). An
 	// empty table stays a nil slice, as before.
 	c := tx.counts()
-	d := &Dump{Services: sized[Service](c.Services), Instances: sized[Instance](c.Instances),
-		Config: sized[ConfigEntry](c.Config), Routes: sized[Route](c.Routes), Cluster: tx.ClusterMeta()}
-	each := func(table string, fn func(raw any)) {
-		it, err := tx.txn.Get(table, "id")
-		if err != nil {
-			return
-		}
-		for raw := it.Next(); raw != nil; raw = it.Next() {
-			fn(raw)
-		}
+	d := tx.DumpSmall()
+	d.Instances, d.Config = sized[Instance](c.Instances), sized[ConfigEntry](c.Config)
+	if d.AuditState != nil {
+		d.Audit = sized[AuditRecord](d.AuditState.Records)
 	}
-	each(tableServices, func(raw any) { d.Services = append(d.Services, *raw.(*Service)) })
-	each(tableInstances, func(raw any) { d.Instances = append(d.Instances, *raw.(*Instance)) })
-	each(tableConfig, func(raw any) { d.Config = append(d.Config, *raw.(*ConfigEntry)) })
-	each(tableRoutes, func(raw any) { d.Routes = append(d.Routes, *raw.(*Route)) })
-	each(tableIndex, func(raw any) {
-		e := raw.(*indexEntry)
+	_ = tx.EachInstance(func(in *Instance) error { d.Instances = append(d.Instances, *in); return nil })
+	_ = tx.EachConfigEntry(func(e *ConfigEntry) error { d.Config = append(d.Config, *e); return nil })
+	_ = tx.EachAuditRecord(func(r *AuditRecord) error { d.Audit = append(d.Audit, *r); return nil })
+	return d
+}
+
+// DumpSmall copies the state except the three tables that grow to
+// hundreds of thousands of rows (instances, config entries, audit
+// records), which a snapshot streams with EachInstance, EachConfigEntry
+// and EachAuditRecord instead of holding a copy of them.
+func (tx *Tx) DumpSmall() *Dump {
+	c := tx.counts()
+	d := &Dump{Services: sized[Service](c.Services), Routes: sized[Route](c.Routes), Cluster: tx.ClusterMeta()}
+	_ = each(tx, tableServices, func(s *Service) error { d.Services = append(d.Services, *s); return nil })
+	_ = each(tx, tableRoutes, func(r *Route) error { d.Routes = append(d.Routes, *r); return nil })
+	_ = each(tx, tableIndex, func(e *indexEntry) error {
 		d.Indexes = append(d.Indexes, IndexValue{Key: e.Key, Value: e.Value})
+		return nil
 	})
-	tx.dumpAudit(d)
+	if raw, err := tx.txn.First(tableAuditState, "id", auditStateKey); err == nil && raw != nil {
+		s := *raw.(*AuditState)
+		d.AuditState = &s
+	}
 	tx.dumpACL(d)
 	tx.dumpSessions(d)
 	tx.dumpMaintenance(d)
 	return d
+}
+
+// EachInstance calls fn for every instance in (service, id) order and
+// stops at its first error. fn must not keep or change the instance.
+func (tx *Tx) EachInstance(fn func(*Instance) error) error { return each(tx, tableInstances, fn) }
+
+// EachConfigEntry calls fn for every config entry in key order and stops
+// at its first error. fn must not keep or change the entry.
+func (tx *Tx) EachConfigEntry(fn func(*ConfigEntry) error) error { return each(tx, tableConfig, fn) }
+
+// EachAuditRecord calls fn for every record of the audit backlog in key
+// order and stops at its first error. fn must not keep or change it.
+func (tx *Tx) EachAuditRecord(fn func(*AuditRecord) error) error { return each(tx, tableAudit, fn) }
+
+// each walks table by its id index.
+func each[T any](tx *Tx, table string, fn func(*T) error) error {
+	it, err := tx.txn.Get(table, "id")
+	if err != nil {
+		return err
+	}
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		if err := fn(raw.(*T)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // sized returns a slice with room for n elements, nil for none.
@@ -957,7 +991,9 @@ func sized[T any](n int64) []T {
 	return make([]T, 0, n)
 }
 
-// Load writes a dump into an empty transaction (used by Restore).
+// Load writes a dump into an empty transaction (used by Restore). A
+// restore may load a dump in parts, one Load each (snapshot format 2
+// loads the instances, config entries and audit records in chunks).
 func (tx *Tx) Load(d *Dump) error {
 	for i := range d.Services {
 		if err := tx.txn.Insert(tableServices, &d.Services[i]); err != nil {

@@ -1,10 +1,8 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nexus/nexus/fsm"
 	"github.com/nexus/nexus/fsm/command"
 	"github.com/nexus/nexus/registry"
 )
@@ -23,32 +22,18 @@ import (
 // cluster).
 func snapshotState(t *testing.T, b []byte) (uint64, *registry.ClusterMeta, []byte) {
 	t.Helper()
-	br := bufio.NewReader(bytes.NewReader(b))
-	magic, err := br.ReadString('\n')
-	if err != nil || magic != "NEXUS-SNAPSHOT-1\n" {
-		t.Fatalf("not a snapshot: %q %v", magic, err)
-	}
 	codec := command.NewCodec()
-	var hdr struct {
-		LastIndex uint64 `msgpack:"last_index"`
-	}
-	if err := codec.DecodeValue(br, &hdr); err != nil {
-		t.Fatalf("snapshot header: %v", err)
-	}
-	var d registry.Dump
-	if err := codec.DecodeValue(br, &d); err != nil {
-		t.Fatalf("snapshot body: %v", err)
-	}
-	if rest, _ := io.ReadAll(br); len(rest) != 0 {
-		t.Fatalf("%d bytes after the snapshot body", len(rest))
+	idx, d, err := fsm.DecodeSnapshot(bytes.NewReader(b), codec)
+	if err != nil {
+		t.Fatalf("not a snapshot: %v", err)
 	}
 	id := d.Cluster
 	d.Cluster = nil
 	var buf bytes.Buffer
-	if err := codec.EncodeValue(&buf, &d); err != nil {
+	if err := codec.EncodeValue(&buf, d); err != nil {
 		t.Fatal(err)
 	}
-	return hdr.LastIndex, id, buf.Bytes()
+	return idx, id, buf.Bytes()
 }
 
 func (a *api) getOK(ctx context.Context, t *testing.T, i int, path string) []byte {

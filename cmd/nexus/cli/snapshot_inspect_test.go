@@ -63,7 +63,7 @@ func TestSnapshotInspect(t *testing.T) {
 		{
 			name: "table",
 			args: []string{"snapshot", "inspect", snap},
-			stdout: "File:    " + snap + "\nFormat:  1\nIndex:   " + strconv.FormatUint(idx, 10) + "\nTerm:    4\nSize:    " + strconv.Itoa(size) + " bytes\nCluster: c-42\n\n" +
+			stdout: "File:    " + snap + "\nFormat:  2\nIndex:   " + strconv.FormatUint(idx, 10) + "\nTerm:    4\nSize:    " + strconv.Itoa(size) + " bytes\nCluster: c-42\n\n" +
 				"KIND                              COUNT\nservices                          1\ninstances                         2\nconfig keys                       3\n" +
 				"routes                            0\naudit records (not yet archived)  7\nACL tokens                        0\nACL policies                      0\nACL roles                         0\n" +
 				"sessions                          0\nkeys in lock delay                0\nmaintenance records               0\n",
@@ -86,7 +86,7 @@ func TestSnapshotInspect(t *testing.T) {
 			args:   []string{"snapshot", "inspect", "-"},
 			stdin:  "{}",
 			code:   1,
-			stderr: []string{"Error: -: not a valid nexus snapshot: the file does not start with \"NEXUS-SNAPSHOT-1\""},
+			stderr: []string{"Error: -: not a valid nexus snapshot: the file does not start with \"NEXUS-SNAPSHOT-1\" or \"NEXUS-SNAPSHOT-2\""},
 		},
 		{
 			name:   "missing file",
