@@ -1,7 +1,6 @@
 package registry
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 
@@ -10,7 +9,6 @@ import (
 
 // Tables of the audit backlog.
 const (
-	tableAudit      = "audit"
 	tableAuditState = "audit_state"
 	auditStateKey   = "audit"
 )
@@ -92,25 +90,6 @@ func (k AuditKey) Less(o AuditKey) bool {
 func (k AuditKey) IsZero() bool { return k.Index == 0 && k.Position == 0 }
 
 func (k AuditKey) String() string { return fmt.Sprintf("%d-%d", k.Index, k.Position) }
-
-// bytes is the memdb key: 12 big-endian bytes, so byte order is key order.
-// bytes is the key in the audit table's radix tree: the big-endian index
-// and position spelled one nibble per byte. The order is the same as with
-// whole bytes, but a tree node then has at most 16 children instead of 256:
-// keys are sequential, so every append (and every eviction) copies the path
-// to the newest (oldest) leaf, and copying 16-edge nodes instead of
-// 256-edge ones cut the allocation per audited write from 27-32 KB to
-// 15-19 KB and Apply's time by ~20% (BenchmarkApplyConfigSet in fsm).
-func (k AuditKey) bytes() []byte {
-	var raw [12]byte
-	binary.BigEndian.PutUint64(raw[:], k.Index)
-	binary.BigEndian.PutUint32(raw[8:], k.Position)
-	b := make([]byte, 2*len(raw))
-	for i, c := range raw {
-		b[2*i], b[2*i+1] = c>>4, c&0x0f
-	}
-	return b
-}
 
 // AuditRecord is one change of the replicated state, as Apply saw it.
 // Before and After are JSON documents (nil for none).
@@ -221,33 +200,15 @@ func (s *AuditState) over() bool {
 	return s.Records > s.Settings.MaxRecords || s.Bytes > s.Settings.MaxBytes
 }
 
-// auditKeyIndex indexes AuditRecord by its key.
-type auditKeyIndex struct{}
-
-func (auditKeyIndex) FromObject(raw any) (bool, []byte, error) {
-	r, ok := raw.(*AuditRecord)
-	if !ok {
-		return false, nil, fmt.Errorf("audit index: %T is not an audit record", raw)
-	}
-	return true, r.Key().bytes(), nil
-}
-
-func (auditKeyIndex) FromArgs(args ...any) ([]byte, error) {
-	if len(args) != 1 {
-		return nil, fmt.Errorf("audit index: one AuditKey argument expected, got %d", len(args))
-	}
-	k, ok := args[0].(AuditKey)
-	if !ok {
-		return nil, fmt.Errorf("audit index: %T is not an AuditKey", args[0])
-	}
-	return k.bytes(), nil
+// auditRow is the row of the audit state table: the replicated state and
+// the version of the backlog that goes with it (auditlog.go).
+type auditRow struct {
+	AuditState
+	log auditLog
 }
 
 func auditTables() map[string]*memdb.TableSchema {
 	return map[string]*memdb.TableSchema{
-		tableAudit: {Name: tableAudit, Indexes: map[string]*memdb.IndexSchema{
-			"id": {Name: "id", Unique: true, Indexer: auditKeyIndex{}},
-		}},
 		tableAuditState: {Name: tableAuditState, Indexes: map[string]*memdb.IndexSchema{
 			"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Key"}},
 		}},
@@ -257,18 +218,24 @@ func auditTables() map[string]*memdb.TableSchema {
 // AuditState returns a copy of the backlog state (defaults before the first
 // record or setting) and adds its watch to ws.
 func (tx *Tx) AuditState(ws memdb.WatchSet) AuditState {
+	return tx.auditRow(ws).AuditState
+}
+
+// auditRow returns a copy of the audit row (the state and the backlog's
+// version) and adds its watch to ws.
+func (tx *Tx) auditRow(ws memdb.WatchSet) auditRow {
 	ch, raw, err := tx.txn.FirstWatch(tableAuditState, "id", auditStateKey)
 	if err == nil {
 		ws.Add(ch)
 	}
 	if err != nil || raw == nil {
-		return AuditState{Key: auditStateKey, Settings: DefaultAuditSettings()}
+		return auditRow{AuditState: AuditState{Key: auditStateKey, Settings: DefaultAuditSettings()}}
 	}
-	return *raw.(*AuditState)
+	return *raw.(*auditRow)
 }
 
-func (tx *Tx) putAuditState(s AuditState) error {
-	return tx.txn.Insert(tableAuditState, &s)
+func (tx *Tx) putAuditRow(row auditRow) error {
+	return tx.txn.Insert(tableAuditState, &row)
 }
 
 // AuditAdmit decides whether a write may add audit records: a user write
@@ -296,17 +263,13 @@ func (tx *Tx) AppendAudit(recs []AuditRecord) (dropped, evicted int, err error) 
 	if len(recs) == 0 {
 		return 0, 0, nil
 	}
-	s := tx.AuditState(nil)
+	row := tx.auditRow(nil)
+	s := &row.AuditState
 	for i := range recs {
 		r := recs[i]
-		if raw, err := tx.txn.First(tableAudit, "id", r.Key()); err != nil {
-			return 0, 0, err
-		} else if raw != nil {
+		if old := row.log.put(r); old != nil {
 			s.Records--
-			s.Bytes -= raw.(*AuditRecord).Size()
-		}
-		if err := tx.txn.Insert(tableAudit, &r); err != nil {
-			return 0, 0, err
+			s.Bytes -= old.Size()
 		}
 		if s.Last.Less(r.Key()) {
 			s.Last = r.Key()
@@ -314,33 +277,21 @@ func (tx *Tx) AppendAudit(recs []AuditRecord) (dropped, evicted int, err error) 
 		s.Records++
 		s.Bytes += r.Size()
 	}
-	dropped, evicted, err = tx.enforceAuditBounds(&s)
-	if err != nil {
-		return 0, 0, err
-	}
-	return dropped, evicted, tx.putAuditState(s)
+	dropped, evicted = enforceAuditBounds(&row)
+	return dropped, evicted, tx.putAuditRow(row)
 }
 
 // enforceAuditBounds removes the oldest records while the backlog is over
 // a bound, unless it is archiving with on_full reject (then records wait;
 // only system writes can push it over).
-func (tx *Tx) enforceAuditBounds(s *AuditState) (dropped, evicted int, err error) {
+func enforceAuditBounds(row *auditRow) (dropped, evicted int) {
+	s := &row.AuditState
 	archiving := s.Archiving()
 	if archiving && s.Settings.OnFull == OnFullReject {
-		return 0, 0, nil
+		return 0, 0
 	}
-	for s.over() && s.Records > 0 {
-		raw, err := tx.txn.First(tableAudit, "id")
-		if err != nil {
-			return 0, 0, err
-		}
-		if raw == nil {
-			break
-		}
-		r := raw.(*AuditRecord)
-		if err := tx.txn.Delete(tableAudit, r); err != nil {
-			return 0, 0, err
-		}
+	for s.over() && row.log.Len() > 0 {
+		r := row.log.pop()
 		s.Records--
 		s.Bytes -= r.Size()
 		if archiving {
@@ -351,35 +302,23 @@ func (tx *Tx) enforceAuditBounds(s *AuditState) (dropped, evicted int, err error
 			s.Evicted++
 		}
 	}
-	return dropped, evicted, nil
+	return dropped, evicted
 }
 
 // SetAuditWatermark moves the watermark forward to k (never back) and trims
 // every record at or below it. attach marks an archiver as attached. It
 // returns whether anything changed.
 func (tx *Tx) SetAuditWatermark(k AuditKey, attach bool) (bool, error) {
-	s := tx.AuditState(nil)
+	row := tx.auditRow(nil)
+	s := &row.AuditState
 	changed := false
 	if attach && !s.Attached {
 		s.Attached, changed = true, true
 	}
 	if s.Watermark.Less(k) {
 		s.Watermark, changed = k, true
-		for {
-			raw, err := tx.txn.First(tableAudit, "id")
-			if err != nil {
-				return false, err
-			}
-			if raw == nil {
-				break
-			}
-			r := raw.(*AuditRecord)
-			if k.Less(r.Key()) {
-				break
-			}
-			if err := tx.txn.Delete(tableAudit, r); err != nil {
-				return false, err
-			}
+		for row.log.Len() > 0 && !k.Less(row.log.at(0).Key()) {
+			r := row.log.pop()
 			s.Records--
 			s.Bytes -= r.Size()
 		}
@@ -388,7 +327,7 @@ func (tx *Tx) SetAuditWatermark(k AuditKey, attach bool) (bool, error) {
 		return false, nil
 	}
 	s.ModifyIndex = tx.index
-	return true, tx.putAuditState(s)
+	return true, tx.putAuditRow(row)
 }
 
 // SetAuditSettings applies a validated patch and returns the settings
@@ -398,7 +337,8 @@ func (tx *Tx) SetAuditSettings(p AuditSettingsPatch) (before, after AuditSetting
 	if e := p.Validate(); e != nil {
 		return before, after, 0, 0, e
 	}
-	s := tx.AuditState(nil)
+	row := tx.auditRow(nil)
+	s := &row.AuditState
 	before = s.Settings
 	if p.MaxRecords != nil {
 		s.Settings.MaxRecords = *p.MaxRecords
@@ -413,11 +353,8 @@ func (tx *Tx) SetAuditSettings(p AuditSettingsPatch) (before, after AuditSetting
 		s.Settings.Archive = *p.Archive
 	}
 	s.ModifyIndex = tx.index
-	dropped, evicted, err := tx.enforceAuditBounds(&s)
-	if err != nil {
-		return before, after, 0, 0, internal(err)
-	}
-	if err := tx.putAuditState(s); err != nil {
+	dropped, evicted = enforceAuditBounds(&row)
+	if err := tx.putAuditRow(row); err != nil {
 		return before, after, 0, 0, internal(err)
 	}
 	return before, s.Settings, dropped, evicted, nil
@@ -427,19 +364,17 @@ func (tx *Tx) SetAuditSettings(p AuditSettingsPatch) (before, after AuditSetting
 // archiver reads it). It watches the backlog state (which moves on every
 // append) through ws.
 func (tx *Tx) AuditBacklog(ws memdb.WatchSet, after AuditKey, limit int) []AuditRecord {
-	tx.AuditState(ws)
-	it, err := tx.txn.LowerBound(tableAudit, "id", after)
-	if err != nil {
-		return nil
-	}
+	row := tx.auditRow(ws)
 	var out []AuditRecord
-	for raw := it.Next(); raw != nil && len(out) < limit; raw = it.Next() {
-		r := raw.(*AuditRecord)
-		if !after.Less(r.Key()) {
-			continue
+	row.log.each(row.log.search(after), func(r *AuditRecord) bool {
+		if len(out) >= limit {
+			return false
 		}
-		out = append(out, *r)
-	}
+		if after.Less(r.Key()) {
+			out = append(out, *r)
+		}
+		return true
+	})
 	return out
 }
 
@@ -470,41 +405,50 @@ func (f *AuditFilter) Match(r *AuditRecord) bool {
 // first, below the cursor. It watches the backlog state (which moves on
 // every append) through ws.
 func (tx *Tx) AuditList(ws memdb.WatchSet, f AuditFilter) []AuditRecord {
-	tx.AuditState(ws)
-	var it memdb.ResultIterator
-	var err error
-	if f.Before.IsZero() {
-		it, err = tx.txn.GetReverse(tableAudit, "id")
-	} else {
-		it, err = tx.txn.ReverseLowerBound(tableAudit, "id", f.Before)
-	}
-	if err != nil {
-		return nil
+	row := tx.auditRow(ws)
+	end := row.log.Len()
+	if !f.Before.IsZero() {
+		end = row.log.search(f.Before)
 	}
 	out := []AuditRecord{}
-	for raw := it.Next(); raw != nil && len(out) < f.Limit; raw = it.Next() {
-		r := raw.(*AuditRecord)
-		if !f.Before.IsZero() && !r.Key().Less(f.Before) {
-			continue
+	row.log.eachReverse(end, func(r *AuditRecord) bool {
+		if len(out) >= f.Limit {
+			return false
 		}
 		if f.Match(r) {
 			out = append(out, *r)
 		}
-	}
+		return true
+	})
 	return out
 }
 
-// loadAudit restores the backlog and its state from a dump.
+// eachAuditRecord calls fn for every record of the backlog, oldest first,
+// until fn returns an error.
+func (tx *Tx) eachAuditRecord(fn func(*AuditRecord) error) error {
+	row := tx.auditRow(nil)
+	var err error
+	row.log.each(0, func(r *AuditRecord) bool {
+		err = fn(r)
+		return err == nil
+	})
+	return err
+}
+
+// loadAudit restores the backlog and its state from a dump, or a part of
+// one: records are added to those already loaded, the state replaces the
+// one loaded so far.
 func (tx *Tx) loadAudit(d *Dump) error {
+	if len(d.Audit) == 0 && d.AuditState == nil {
+		return nil
+	}
+	row := tx.auditRow(nil)
 	for i := range d.Audit {
-		if err := tx.txn.Insert(tableAudit, &d.Audit[i]); err != nil {
-			return err
-		}
+		row.log.put(d.Audit[i])
 	}
 	if d.AuditState != nil {
-		s := *d.AuditState
-		s.Key = auditStateKey
-		return tx.putAuditState(s)
+		row.AuditState = *d.AuditState
+		row.Key = auditStateKey
 	}
-	return nil
+	return tx.putAuditRow(row)
 }

@@ -77,7 +77,7 @@ func (s *Store) publish(index uint64, mc memdb.Changes) {
 	out := make([]Change, 0, len(mc))
 	for _, c := range mc {
 		switch c.Table {
-		case tableAudit, tableAuditState, tableIndex, tableCounts, tableMeta:
+		case tableAuditState, tableIndex, tableCounts, tableMeta:
 			continue
 		}
 		out = append(out, Change{Before: c.Before, After: c.After})

@@ -948,7 +948,7 @@ func (tx *Tx) DumpSmall() *Dump {
 		return nil
 	})
 	if raw, err := tx.txn.First(tableAuditState, "id", auditStateKey); err == nil && raw != nil {
-		s := *raw.(*AuditState)
+		s := raw.(*auditRow).AuditState
 		d.AuditState = &s
 	}
 	tx.dumpACL(d)
@@ -967,7 +967,7 @@ func (tx *Tx) EachConfigEntry(fn func(*ConfigEntry) error) error { return each(t
 
 // EachAuditRecord calls fn for every record of the audit backlog in key
 // order and stops at its first error. fn must not keep or change it.
-func (tx *Tx) EachAuditRecord(fn func(*AuditRecord) error) error { return each(tx, tableAudit, fn) }
+func (tx *Tx) EachAuditRecord(fn func(*AuditRecord) error) error { return tx.eachAuditRecord(fn) }
 
 // each walks table by its id index.
 func each[T any](tx *Tx, table string, fn func(*T) error) error {
