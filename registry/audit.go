@@ -210,7 +210,7 @@ type auditRow struct {
 func auditTables() map[string]*memdb.TableSchema {
 	return map[string]*memdb.TableSchema{
 		tableAuditState: {Name: tableAuditState, Indexes: map[string]*memdb.IndexSchema{
-			"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Key"}},
+			"id": {Name: "id", Unique: true, Indexer: byString(func(r *auditRow) string { return r.Key })},
 		}},
 	}
 }

@@ -29,7 +29,7 @@ type catalogCounts struct {
 
 func countsTable() *memdb.TableSchema {
 	return &memdb.TableSchema{Name: tableCounts, Indexes: map[string]*memdb.IndexSchema{
-		"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Key"}},
+		"id": {Name: "id", Unique: true, Indexer: byString(func(c *catalogCounts) string { return c.Key })},
 	}}
 }
 

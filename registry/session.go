@@ -129,7 +129,7 @@ func sessionTables() map[string]*memdb.TableSchema {
 
 // configSessionIndex is the config table's index of held keys by session.
 func configSessionIndex() *memdb.IndexSchema {
-	return &memdb.IndexSchema{Name: "session", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "Session"}}
+	return &memdb.IndexSchema{Name: "session", AllowMissing: true, Indexer: byString(func(e *ConfigEntry) string { return e.Session })}
 }
 
 // ---- validation (the proposer validates; Apply validates again) ----

@@ -41,9 +41,9 @@ func schema() *memdb.DBSchema {
 		// through the instances' id index, in (service, id) order: paged,
 		// without an index entry per instance for the type.
 		tableServices: {Name: tableServices, Indexes: map[string]*memdb.IndexSchema{
-			"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Name"}},
+			"id": {Name: "id", Unique: true, Indexer: byString(func(s *Service) string { return s.Name })},
 			"type": {Name: "type", Unique: true, Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{
-				&memdb.StringFieldIndex{Field: "Type"}, &memdb.StringFieldIndex{Field: "Name"},
+				byString(func(s *Service) string { return s.Type }), byString(func(s *Service) string { return s.Name }),
 			}}},
 		}},
 		// Instances have as few indexes as their queries need: an index
@@ -56,22 +56,22 @@ func schema() *memdb.DBSchema {
 		// them, not a write.
 		tableInstances: {Name: tableInstances, Indexes: map[string]*memdb.IndexSchema{
 			"id": {Name: "id", Unique: true, Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{
-				&memdb.StringFieldIndex{Field: "Service"}, &memdb.StringFieldIndex{Field: "ID"},
+				byString(func(in *Instance) string { return in.Service }), byString(func(in *Instance) string { return in.ID }),
 			}}},
 			"critical": {Name: "critical", AllowMissing: true, Indexer: criticalIndex{}},
 			// instance_id finds an instance by its id alone (the Consul
 			// agent API names services by id).
-			"instance_id": {Name: "instance_id", Indexer: &memdb.StringFieldIndex{Field: "ID"}},
+			"instance_id": {Name: "instance_id", Indexer: byString(func(in *Instance) string { return in.ID })},
 		}},
 		tableConfig: {Name: tableConfig, Indexes: map[string]*memdb.IndexSchema{
-			"id":      {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Key"}},
+			"id":      {Name: "id", Unique: true, Indexer: byString(func(e *ConfigEntry) string { return e.Key })},
 			"session": configSessionIndex(),
 		}},
 		tableRoutes: {Name: tableRoutes, Indexes: map[string]*memdb.IndexSchema{
-			"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
+			"id": {Name: "id", Unique: true, Indexer: byString(func(r *Route) string { return r.ID })},
 		}},
 		tableIndex: {Name: tableIndex, Indexes: map[string]*memdb.IndexSchema{
-			"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Key"}},
+			"id": {Name: "id", Unique: true, Indexer: byString(func(e *indexEntry) string { return e.Key })},
 		}},
 		tableMeta: {Name: tableMeta, Indexes: map[string]*memdb.IndexSchema{
 			"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Key"}},
