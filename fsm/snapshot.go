@@ -151,22 +151,30 @@ func (f *FSM) WriteSnapshot(w io.Writer) error {
 type frameWriter struct {
 	w     *bufio.Writer
 	codec *command.Codec
-	buf   bytes.Buffer
+	buf   []byte
 	lenb  [binary.MaxVarintLen64]byte
 }
 
 func (fw *frameWriter) frame(kind byte, records any) error {
-	fw.buf.Reset()
-	if err := fw.codec.EncodeValue(&fw.buf, records); err != nil {
-		return err
+	switch v := records.(type) {
+	case []*registry.ConfigEntry:
+		fw.buf = appendConfigEntries(fw.buf[:0], v)
+	case []*registry.AuditRecord:
+		fw.buf = appendAuditRecords(fw.buf[:0], v)
+	default:
+		b := bytes.NewBuffer(fw.buf[:0])
+		if err := fw.codec.EncodeValue(b, records); err != nil {
+			return err
+		}
+		fw.buf = b.Bytes()
 	}
 	if err := fw.w.WriteByte(kind); err != nil {
 		return err
 	}
-	if _, err := fw.w.Write(fw.lenb[:binary.PutUvarint(fw.lenb[:], uint64(fw.buf.Len()))]); err != nil {
+	if _, err := fw.w.Write(fw.lenb[:binary.PutUvarint(fw.lenb[:], uint64(len(fw.buf)))]); err != nil {
 		return err
 	}
-	_, err := fw.w.Write(fw.buf.Bytes())
+	_, err := fw.w.Write(fw.buf)
 	return err
 }
 
@@ -364,10 +372,14 @@ func readFrame(codec *command.Codec, br *bufio.Reader, at func() int64) *decoded
 		err = codec.DecodePayload(payload, &fr.part.Instances)
 		fr.kind, fr.n = "instances", len(fr.part.Instances)
 	case frameConfig:
-		err = codec.DecodePayload(payload, &fr.part.Config)
+		if fr.part.Config, err = decodeConfigEntries(payload); err == errSnapShape {
+			err = codec.DecodePayload(payload, &fr.part.Config)
+		}
 		fr.kind, fr.n = "config", len(fr.part.Config)
 	case frameAudit:
-		err = codec.DecodePayload(payload, &fr.part.Audit)
+		if fr.part.Audit, err = decodeAuditRecords(payload); err == errSnapShape {
+			err = codec.DecodePayload(payload, &fr.part.Audit)
+		}
 		fr.kind, fr.n = "audit", len(fr.part.Audit)
 	default:
 		err = fmt.Errorf("unknown frame kind %d", kind)
