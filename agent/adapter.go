@@ -62,7 +62,7 @@ func (a *clusterAdapter) Contact() (bool, time.Duration) { return a.node.Contact
 
 // Leave deregisters the instances this node owns, removes the node from Raft
 // and gossip, and then stops the agent.
-func (a *clusterAdapter) Leave(ctx context.Context) error {
+func (a *clusterAdapter) Leave(ctx context.Context, relay api.Relay) error {
 	tx := a.machine.Store().ReadTxn()
 	owned := tx.InstancesByNode(nil, a.node.NodeName())
 	tx.Abort()
@@ -83,7 +83,7 @@ func (a *clusterAdapter) Leave(ctx context.Context) error {
 		}
 	}
 	a.logger.Info("deregistered owned instances before leaving", "count", len(owned))
-	if err := a.node.Leave(ctx); err != nil {
+	if err := a.node.Leave(ctx, cluster.Relay{Forwarded: relay.Forwarded, Headers: relay.Headers}); err != nil {
 		return err
 	}
 	a.leaveOnce.Do(func() {

@@ -98,7 +98,7 @@ func (s *Server) getRaft(ctx *fasthttp.RequestCtx, rc *reqCtx) {
 // POST /cluster/leave
 func (s *Server) postLeave(ctx *fasthttp.RequestCtx, rc *reqCtx) {
 	lctx, cancel := context.WithTimeout(context.Background(), leaveTimeout)
-	err := s.cluster.Leave(lctx)
+	err := s.cluster.Leave(lctx, relayOf(ctx, rc))
 	cancel()
 	if err != nil {
 		e, ok := errorOf("the leave", err)

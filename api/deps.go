@@ -77,7 +77,7 @@ type Cluster interface {
 	// the commit index it learned from it.
 	Ready() bool
 	// Leave makes this node leave the cluster for good (POST /cluster/leave).
-	Leave(ctx context.Context) error
+	Leave(ctx context.Context, relay Relay) error
 	// Contact is cheap (called on every response): whether a leader is
 	// known and how long ago this node heard from it (0 on the leader).
 	Contact() (knownLeader bool, lastContact time.Duration)

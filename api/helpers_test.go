@@ -102,7 +102,7 @@ func (c *fakeCluster) Ready() bool {
 	return true
 }
 
-func (c *fakeCluster) Leave(ctx context.Context) error {
+func (c *fakeCluster) Leave(ctx context.Context, _ Relay) error {
 	if c.leaveFn != nil {
 		return c.leaveFn(ctx)
 	}

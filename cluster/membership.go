@@ -191,7 +191,15 @@ func (n *Node) reconcileAlive(m memberState, cur raft.Server, present bool) {
 // Leave makes this node leave for good: it hands over leadership, tells the
 // cluster it leaves through gossip so that the leader removes it from Raft,
 // and waits until it is out of the configuration.
-func (n *Node) Leave(ctx context.Context) error {
+//
+// The leader removes a leaving server when gossip tells it the server
+// left. Under load the leave can reach the leader as a failure (its meta
+// update, Leaving, came after the dead message), and a failed server is
+// only removed after autopilot's grace; so once the leave has waited
+// leaveRelayAfter, it also asks the leader to remove this node, with the
+// credentials of the leave request (relay), as `nexus raft remove-peer`
+// would. The leader refuses while it still sees this node alive.
+func (n *Node) Leave(ctx context.Context, relay Relay) error {
 	n.mu.Lock()
 	n.leaving = true
 	n.mu.Unlock()
@@ -206,6 +214,7 @@ func (n *Node) Leave(ctx context.Context) error {
 		return err
 	}
 	deadline := time.Now().Add(15 * time.Second)
+	asked := time.Now() // gossip first
 	for time.Now().Before(deadline) {
 		cfg, err := n.configuration()
 		if err == nil {
@@ -219,6 +228,16 @@ func (n *Node) Leave(ctx context.Context) error {
 				n.logger.Info("left the cluster")
 				return nil
 			}
+			// Ask (again) every leaveRelayAfter: the leader refuses while
+			// it still sees this node alive.
+			if time.Since(asked) >= leaveRelayAfter && n.raft.State() != raft.Leader {
+				asked = time.Now()
+				if _, err := n.RemovePeer(ctx, n.cfg.Node, relay); err != nil {
+					n.logger.Warn("asking the leader to remove this leaving node failed; waiting for gossip", "err", err)
+				} else {
+					n.logger.Info("the leader removed this leaving node at its request")
+				}
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -228,6 +247,10 @@ func (n *Node) Leave(ctx context.Context) error {
 	}
 	return errors.New("timed out waiting for the leader to remove this node from raft")
 }
+
+// leaveRelayAfter is how long a leave waits for gossip before it asks
+// the leader directly, and then how long between two asks.
+const leaveRelayAfter = 3 * time.Second
 
 func randomHex(nbytes int) string {
 	b := make([]byte, nbytes)

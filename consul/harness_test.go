@@ -66,9 +66,9 @@ func (c apiCluster) Members() []api.Member {
 func (c apiCluster) Leader() (api.LeaderInfo, bool) {
 	return api.LeaderInfo{Node: c.name, RaftAddr: "127.0.0.1:8300"}, true
 }
-func (c apiCluster) Ready() bool                    { return true }
-func (c apiCluster) Leave(context.Context) error    { return errors.New("not in tests") }
-func (c apiCluster) Contact() (bool, time.Duration) { return true, 0 }
+func (c apiCluster) Ready() bool                            { return true }
+func (c apiCluster) Leave(context.Context, api.Relay) error { return errors.New("not in tests") }
+func (c apiCluster) Contact() (bool, time.Duration)         { return true, 0 }
 func (c apiCluster) RemovePeer(context.Context, string, api.Relay) (uint64, error) {
 	return 0, errors.New("not in tests")
 }
