@@ -95,7 +95,7 @@ func TestAgentStartFailureStopsWhatStarted(t *testing.T) {
 }
 
 // `nexus leave` (POST /cluster/leave) on a follower deregisters the
-// instances it owns, takes it out of Raft, and ends the agent on its own:
+// instances it owns (100, concurrently), takes it out of Raft, and ends the agent on its own:
 // Done closes with no error.
 func TestAgentLeaveEndsTheAgent(t *testing.T) {
 	if testing.Short() {
@@ -129,13 +129,17 @@ func TestAgentLeaveEndsTheAgent(t *testing.T) {
 	}
 	// 503 and 504: no leader at that moment (a loaded machine sees
 	// elections); both requests are idempotent.
-	for _, rq := range []struct {
+	type request struct {
 		path, body string
 		want       int
-	}{
-		{"/services/register", `{"name":"web","type":"http","address":"10.0.0.1","port":80}`, http.StatusCreated},
-		{"/cluster/leave", "", http.StatusOK},
-	} {
+	}
+	// 100 instances: the leave deregisters them concurrently.
+	var requests []request
+	for i := range 100 {
+		requests = append(requests, request{"/services/register",
+			fmt.Sprintf(`{"name":"web","id":"web-%d","type":"http","address":"10.0.0.1","port":%d}`, i, 1000+i), http.StatusCreated})
+	}
+	for _, rq := range append(requests, request{"/cluster/leave", "", http.StatusOK}) {
 		retry.Run(t, func(r *retry.R) {
 			switch code, body := post(leaving, rq.path, rq.body); {
 			case code == rq.want, code == http.StatusOK:
