@@ -26,8 +26,11 @@ func mustNewFSM(t testing.TB) *fsm.FSM {
 }
 
 // fsmWritingFormat returns an FSM whose snapshots are in format.
-func fsmWritingFormat(format int) *fsm.FSM {
-	return fsm.New(fsm.Deps{Store: registry.NewStore(), Codec: command.NewCodec(), SnapshotFormat: func() int { return format }})
+func fsmWritingFormat(format int) *fsm.FSM { return writerOf(registry.NewStore(), format) }
+
+// writerOf returns an FSM over store whose snapshots are in format.
+func writerOf(store *registry.Store, format int) *fsm.FSM {
+	return fsm.New(fsm.Deps{Store: store, Codec: command.NewCodec(), SnapshotFormat: func() int { return format }})
 }
 
 func u64(n uint64) *uint64 { return &n }

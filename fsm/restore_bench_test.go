@@ -70,7 +70,7 @@ func BenchmarkSnapshotRestore(b *testing.B) {
 	src := snapshotFSM(b, instances, keys)
 	for _, format := range []int{fsm.SnapshotFormat1, fsm.SnapshotFormat2} {
 		b.Run(fmt.Sprintf("format=%d", format), func(b *testing.B) {
-			w := fsm.New(fsm.Deps{Store: src.Store(), Codec: command.NewCodec(), SnapshotFormat: func() int { return format }})
+			w := writerOf(src.Store(), format)
 			var buf bytes.Buffer
 			if err := w.WriteSnapshot(&buf); err != nil {
 				b.Fatal(err)
@@ -95,7 +95,7 @@ func BenchmarkSnapshotWrite(b *testing.B) {
 	src := snapshotFSM(b, instances, keys)
 	for _, format := range []int{fsm.SnapshotFormat1, fsm.SnapshotFormat2} {
 		b.Run(fmt.Sprintf("format=%d", format), func(b *testing.B) {
-			w := fsm.New(fsm.Deps{Store: src.Store(), Codec: command.NewCodec(), SnapshotFormat: func() int { return format }})
+			w := writerOf(src.Store(), format)
 			var n countWriter
 			b.ResetTimer()
 			for range b.N {

@@ -66,7 +66,7 @@ func TestSnapshotFormatsRoundTrip(t *testing.T) {
 	snaps := map[int][]byte{}
 	for _, format := range []int{fsm.SnapshotFormat1, fsm.SnapshotFormat2} {
 		var buf bytes.Buffer
-		w := fsm.New(fsm.Deps{Store: src.Store(), Codec: command.NewCodec(), SnapshotFormat: func() int { return format }})
+		w := writerOf(src.Store(), format)
 		if err := w.WriteSnapshot(&buf); err != nil {
 			t.Fatal(err)
 		}

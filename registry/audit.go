@@ -207,6 +207,13 @@ type auditRow struct {
 	log auditLog
 }
 
+// popOldest removes the oldest record of the backlog and counts it out.
+func (row *auditRow) popOldest() {
+	r := row.log.pop()
+	row.Records--
+	row.Bytes -= r.Size()
+}
+
 func auditTables() map[string]*memdb.TableSchema {
 	return map[string]*memdb.TableSchema{
 		tableAuditState: {Name: tableAuditState, Indexes: map[string]*memdb.IndexSchema{
@@ -291,9 +298,7 @@ func enforceAuditBounds(row *auditRow) (dropped, evicted int) {
 		return 0, 0
 	}
 	for s.over() && row.log.Len() > 0 {
-		r := row.log.pop()
-		s.Records--
-		s.Bytes -= r.Size()
+		row.popOldest()
 		if archiving {
 			dropped++
 			s.Dropped++
@@ -318,9 +323,7 @@ func (tx *Tx) SetAuditWatermark(k AuditKey, attach bool) (bool, error) {
 	if s.Watermark.Less(k) {
 		s.Watermark, changed = k, true
 		for row.log.Len() > 0 && !k.Less(row.log.at(0).Key()) {
-			r := row.log.pop()
-			s.Records--
-			s.Bytes -= r.Size()
+			row.popOldest()
 		}
 	}
 	if !changed {
