@@ -47,9 +47,19 @@ func NewClient(cfg Config) *Client {
 		MaxIdleConnDuration:      30 * time.Second,
 		NoDefaultUserAgentHeader: true,
 		TLSConfig:                cfg.TLS,
-		RetryIf:                  func(*fasthttp.Request) bool { return false },
+		DialTimeout:              dial,
+		// Never again a request that may have been sent (a write must not
+		// be applied twice); only one that a closed pooled connection
+		// refused before writing it (conn.go), on another connection.
+		RetryIfErr:                retryStale,
+		MaxIdemponentCallAttempts: staleAttempts,
 	}}
 }
+
+// staleAttempts bounds the tries of one request when pooled connections
+// turn out closed one after another (a restarted peer leaves as many dead
+// ones as were idle); the last try's error is the answer.
+const staleAttempts = 16
 
 // Close closes the idle connections.
 func (c *Client) Close() { c.c.CloseIdleConnections() }
@@ -157,6 +167,9 @@ func (c *Client) exchange(ctx context.Context, addr string, r request, timeout t
 }
 
 func isDialError(err error) bool {
+	if errors.Is(err, errStaleConn) { // refused before writing: not sent
+		return true
+	}
 	if errors.Is(err, fasthttp.ErrDialTimeout) || errors.Is(err, fasthttp.ErrNoFreeConns) {
 		return true
 	}

@@ -339,3 +339,55 @@ func TestHeartbeat(t *testing.T) {
 		t.Fatalf("Heartbeat of an unknown instance: %v", err)
 	}
 }
+
+// A leader killed and restarted at the same address: the client's pooled
+// connections to the old process are closed at the other end. A write
+// must go out on a new connection, not on a dead one whose loss of the
+// answer would make the write's outcome unknown (it never reached the
+// leader). Several pooled connections die at once, as under load.
+func TestForwardAfterThePeerRestarted(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	n := &node{forwardRes: &command.Result{Index: 5}}
+	svc := peerproto.NewService(n, 2*time.Second)
+	handler := func(ctx *fasthttp.RequestCtx) { svc.Serve(ctx) }
+	first := &fasthttp.Server{Handler: handler}
+	go func() { _ = first.Serve(ln) }()
+	c := peerproto.NewClient(peerproto.Config{})
+	defer c.Close()
+	// Fill the pool with several connections.
+	const conns = 4
+	errs := make(chan error, conns)
+	for range conns {
+		go func() {
+			_, err := c.Forward(context.Background(), addr, secret, "n2", []byte("cmd"), 2*time.Second)
+			errs <- err
+		}()
+	}
+	for range conns {
+		if err := <-errs; err != nil {
+			t.Fatalf("Forward to the first process: %v", err)
+		}
+	}
+	// The "kill": the old process's sockets close (FIN) and a new process
+	// listens on the same address.
+	if err := first.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	ln2, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := &fasthttp.Server{Handler: handler}
+	go func() { _ = second.Serve(ln2) }()
+	defer second.Shutdown()
+	for i := range conns + 2 {
+		res, err := c.Forward(context.Background(), addr, secret, "n2", []byte("cmd"), 2*time.Second)
+		if err != nil || res.Index != 5 {
+			t.Fatalf("Forward %d after the restart = %+v, %v; want it sent on a live connection", i, res, err)
+		}
+	}
+}

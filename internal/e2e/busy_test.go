@@ -18,7 +18,8 @@ import (
 
 // TestRegistrationsSurviveElections: a leader that stops answering for
 // about as long as the election timeout (SIGSTOP for 450 ms, inside the
-// 300-600 ms randomized timeout: what CPU starvation does to a node) causes
+// 300-600 ms randomized timeout: what CPU starvation does to a node; 100 ms
+// longer after each stall that caused no election, up to 900 ms) causes
 // an election, and resumes while the others still name it leader while clients register
 // instances on every node. A write that reached no leader (this node or the
 // one it asked was no longer leader) was not dispatched: the node waits for
@@ -78,6 +79,7 @@ func TestRegistrationsSurviveElections(t *testing.T) {
 	}()
 
 	elections := 0
+	stall := 450 * time.Millisecond
 	for round := 0; round < 10 && elections < 2; round++ {
 		before := ok.Load()
 		retry.Run(t, func(r *retry.R) {
@@ -90,7 +92,7 @@ func TestRegistrationsSurviveElections(t *testing.T) {
 		if err := c.Pause(leader); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(450 * time.Millisecond) // the fault: a stall as long as an election timeout
+		time.Sleep(stall) // the fault: a stall as long as an election timeout
 		if err := c.Resume(leader); err != nil {
 			t.Fatal(err)
 		}
@@ -98,6 +100,11 @@ func TestRegistrationsSurviveElections(t *testing.T) {
 		// may step down and be elected again.
 		if next := mustLeader(t, ctx, c); raftTerm(t, ctx, a, next) > term {
 			elections++
+		} else {
+			// Both followers' randomized timeouts outlasted the stall (the
+			// pre-vote needs a majority that lost the leader): stall
+			// longer, up to past the largest timeout.
+			stall = min(stall+100*time.Millisecond, 900*time.Millisecond)
 		}
 	}
 	before := ok.Load()
