@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"time"
 	"unsafe"
+
+	"github.com/nexus/nexus/internal/sockpeek"
 )
 
 // rawConn is a TCP connection whose reads and writes enter the kernel with
@@ -155,19 +157,7 @@ func (c *rawConn) Close() error {
 }
 
 // hasUnread reports whether bytes the peer sent are waiting to be read.
-func hasUnread(c lingerable) bool {
-	sc, err := c.SyscallConn()
-	if err != nil {
-		return false
-	}
-	unread := false
-	_ = sc.Control(func(fd uintptr) {
-		var b [1]byte
-		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		unread = err == nil && n > 0
-	})
-	return unread
-}
+func hasUnread(c lingerable) bool { return sockpeek.Peek(c) == sockpeek.Data }
 
 // Read behaves as net.Conn's: io.EOF at the end of the stream, errors
 // wrapped in a *net.OpError with Op "read".

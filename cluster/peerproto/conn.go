@@ -3,9 +3,12 @@ package peerproto
 import (
 	"errors"
 	"net"
+	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/nexus/nexus/internal/sockpeek"
 )
 
 // errStaleConn: a pooled connection was closed by the peer while it sat
@@ -37,7 +40,7 @@ func (c *checkedConn) Read(p []byte) (int, error) {
 func (c *checkedConn) Write(p []byte) (int, error) {
 	if c.used {
 		c.used = false
-		if peerClosed(c.Conn) {
+		if sc, ok := c.Conn.(syscall.Conn); ok && sockpeek.Peek(sc) == sockpeek.Closed {
 			return 0, errStaleConn
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +22,7 @@ const secret = "cluster-secret"
 // node is the Node behind the real Service: it checks MACs as the cluster
 // does and answers what the test sets.
 type node struct {
+	mu         sync.Mutex // concurrent forwards write got and from
 	forwardErr error
 	forwardRes *command.Result
 	readErr    error
@@ -33,6 +35,8 @@ func (n *node) Forwarded(_ context.Context, mac, from string, cmd []byte) (*comm
 	if !peerproto.Verify(secret, mac, cmd) {
 		return nil, peerproto.ErrBadMAC
 	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
 	n.got = cmd
 	n.from = from
 	return n.forwardRes, n.forwardErr
