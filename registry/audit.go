@@ -231,6 +231,9 @@ func (tx *Tx) AuditState(ws memdb.WatchSet) AuditState {
 // auditRow returns a copy of the audit row (the state and the backlog's
 // version) and adds its watch to ws.
 func (tx *Tx) auditRow(ws memdb.WatchSet) auditRow {
+	if tx.audit != nil {
+		return *tx.audit
+	}
 	ch, raw, err := tx.txn.FirstWatch(tableAuditState, "id", auditStateKey)
 	if err == nil {
 		ws.Add(ch)
@@ -241,8 +244,11 @@ func (tx *Tx) auditRow(ws memdb.WatchSet) auditRow {
 	return *raw.(*auditRow)
 }
 
+// putAuditRow replaces the audit row; the transaction writes it when it
+// commits (flush).
 func (tx *Tx) putAuditRow(row auditRow) error {
-	return tx.txn.Insert(tableAuditState, &row)
+	tx.audit = &row
+	return nil
 }
 
 // AuditAdmit decides whether a write may add audit records: a user write

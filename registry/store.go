@@ -116,6 +116,12 @@ type Tx struct {
 	txn   *memdb.Txn
 	index uint64 // the Raft index of a write transaction
 	store *Store // of a write transaction: its listeners hear of the commit
+	// Rows a write transaction rewrites on every entry of a batch, of which
+	// only the last value is ever read outside it: kept here and written
+	// once, when the transaction commits (a go-memdb insert of each on every
+	// entry was a sixth of the Apply of a config write).
+	audit   *auditRow         // the audit state row, when changed
+	indexes map[string]uint64 // table indexes moved (bumpIndex)
 }
 
 // ReadTxn returns a consistent read-only view.
@@ -162,6 +168,10 @@ func (s *Store) Restore(fill func(tx *Tx) error) error {
 		tx.Abort()
 		return err
 	}
+	if err := tx.flush(); err != nil {
+		tx.Abort()
+		return err
+	}
 	tx.txn.Commit()
 	s.mu.Lock()
 	old := s.abandon
@@ -176,6 +186,10 @@ func (s *Store) Restore(fill func(tx *Tx) error) error {
 // Commit makes a write transaction visible, fires watches and tells the
 // store's listeners what changed.
 func (tx *Tx) Commit() {
+	if err := tx.flush(); err != nil {
+		// Both rows are literal tables of the schema.
+		panic("registry: commit: " + err.Error())
+	}
 	changes := tx.txn.Changes()
 	if err := tx.applyCounts(changes); err != nil {
 		// The counts row is a literal table of the schema.
@@ -196,11 +210,31 @@ func (tx *Tx) SetIndex(idx uint64) { tx.index = idx }
 // Index returns the Raft index of a write transaction.
 func (tx *Tx) Index() uint64 { return tx.index }
 
+// bumpIndex moves the named tables' indexes to this entry's; they are
+// written when the transaction commits (flush).
 func (tx *Tx) bumpIndex(keys ...string) error {
+	if tx.indexes == nil {
+		tx.indexes = make(map[string]uint64, 4)
+	}
 	for _, k := range keys {
-		if err := tx.txn.Insert(tableIndex, &indexEntry{Key: k, Value: tx.index}); err != nil {
+		tx.indexes[k] = tx.index
+	}
+	return nil
+}
+
+// flush writes the rows a write transaction kept pending.
+func (tx *Tx) flush() error {
+	for k, v := range tx.indexes {
+		if err := tx.txn.Insert(tableIndex, &indexEntry{Key: k, Value: v}); err != nil {
 			return err
 		}
+	}
+	tx.indexes = nil
+	if tx.audit != nil {
+		if err := tx.txn.Insert(tableAuditState, tx.audit); err != nil {
+			return err
+		}
+		tx.audit = nil
 	}
 	return nil
 }
@@ -208,6 +242,9 @@ func (tx *Tx) bumpIndex(keys ...string) error {
 // TableIndex returns the highest Raft index that changed the named table
 // ("services", "config", "routes"), and adds its watch to ws.
 func (tx *Tx) TableIndex(ws memdb.WatchSet, table string) uint64 {
+	if v, ok := tx.indexes[table]; ok {
+		return v
+	}
 	ch, raw, err := tx.txn.FirstWatch(tableIndex, "id", table)
 	if err != nil {
 		return 0
