@@ -109,6 +109,7 @@ func (n *Node) applyLocal(ctx context.Context, cmd []byte) (*command.Result, err
 			timeout = d
 		}
 	}
+	deadline := time.Now().Add(timeout)
 	f := n.raft.Apply(cmd, timeout)
 	err := waitFuture(ctx, f, timeout+time.Second)
 	switch {
@@ -116,9 +117,12 @@ func (n *Node) applyLocal(ctx context.Context, cmd []byte) (*command.Result, err
 	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress), errors.Is(err, raft.ErrEnqueueTimeout):
 		// Refused before it reached the log: surely not applied.
 		return nil, ErrNoLeader
+	case errors.Is(err, raft.ErrLeadershipLost):
+		// In the log, not committed: the next leader decides (lost.go).
+		return n.resolveLost(ctx, f.Index(), cmd, deadline)
 	default:
-		// ErrLeadershipLost, ErrRaftShutdown, timeouts: the entry may be in
-		// the log and may still commit.
+		// ErrRaftShutdown, timeouts: the entry may be in the log and may
+		// still commit.
 		return nil, fmt.Errorf("%w: %v", ErrOutcomeUnknown, err)
 	}
 	res, _ := f.Response().(*command.Result)

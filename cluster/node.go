@@ -33,6 +33,9 @@ type FSM interface {
 	raft.BatchingFSM
 	AppliedIndex() uint64
 	WaitApplied(ctx context.Context, idx uint64) error
+	// Result returns the result this replica computed for the command
+	// entry at idx, while it is among the latest applied (lost.go).
+	Result(idx uint64) (*command.Result, bool)
 }
 
 // Hooks are the few domain facts the cluster needs without importing the

@@ -229,6 +229,7 @@ type metrics struct {
 	commitNotices       *prometheus.CounterVec
 	commitNoticeSeconds prometheus.Histogram
 	noLeaderRetries     prometheus.Counter
+	leadershipLost      *prometheus.CounterVec
 	snapshotThreshold   prometheus.Gauge
 	leaderChanges       prometheus.Counter
 	applyLatency        *prometheus.HistogramVec
@@ -268,12 +269,19 @@ func newMetrics(reg prometheus.Registerer, n *Node) *metrics {
 		Name: "nexus_write_no_leader_retries_total",
 		Help: "Writes tried again because the node they went to was no longer leader or unreachable, before anything was dispatched (an election).",
 	})
+	m.leadershipLost = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "nexus_write_leadership_lost_total",
+		Help: "Writes in flight on this node when it lost leadership, by what became of them: applied (the next leader committed them; answered with their result), not_applied (replaced; sent again to the next leader), unknown (answered 504 outcome_unknown).",
+	}, []string{"outcome"})
+	for _, o := range []string{lostApplied, lostNotApplied, lostUnknown} {
+		m.leadershipLost.WithLabelValues(o)
+	}
 	m.snapshotThreshold = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "nexus_raft_snapshot_threshold",
 		Help: "Log entries after which this node snapshots: the configured threshold, or a quarter of the objects in its state when that is more.",
 	})
 	reg.MustRegister(m.leaderChanges, m.duties, m.applyLatency, m.consistentReads, m.readIndexRounds, m.commitNudges, m.commitNotices, m.commitNoticeSeconds, m.noLeaderRetries,
-		m.snapshotThreshold, &memberStatusCollector{
+		m.leadershipLost, m.snapshotThreshold, &memberStatusCollector{
 			n:    n,
 			desc: prometheus.NewDesc("nexus_gossip_members", "Gossip members by status (alive, suspect, failed, left), as this node sees them.", []string{"status"}, nil),
 		})

@@ -41,6 +41,7 @@ type FSM struct {
 	snapshotFormat func() int
 
 	applied atomic.Uint64
+	results results       // of the latest applied entries, for Result
 	term    atomic.Uint64 // Raft term of the last applied entry (snapshot header)
 	mu      sync.Mutex
 	advance chan struct{} // closed and replaced whenever applied moves
@@ -119,6 +120,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 		}
 	}
 	tx.Commit()
+	f.results.putBatch(logs, out) // before setApplied: a waiter woken by it finds them
 	f.term.Store(logs[len(logs)-1].Term)
 	f.setApplied(logs[len(logs)-1].Index)
 	if st.dropped > 0 {
