@@ -145,34 +145,32 @@ func TestRegistrationsSurviveElections(t *testing.T) {
 
 // instanceCount is the number of instances node i holds (GET /status).
 func instanceCount(t *testing.T, ctx context.Context, a *api, i int) int {
-	t.Helper()
-	r, err := a.do(ctx, i, "GET", "/status", nil, 10*time.Second)
-	if err != nil || r.status != 200 {
-		t.Fatalf("GET /status on %s: %v %v", a.c.Node(i).Name, r, err)
-	}
 	var st struct {
 		Instances int `json:"instances"`
 	}
-	if err := json.Unmarshal(r.body, &st); err != nil {
-		t.Fatalf("GET /status on %s: %v", a.c.Node(i).Name, err)
-	}
+	getJSON(t, ctx, a, i, "/status", &st)
 	return st.Instances
 }
 
 // raftTerm is the Raft term node i knows.
 func raftTerm(t *testing.T, ctx context.Context, a *api, i int) uint64 {
-	t.Helper()
-	r, err := a.do(ctx, i, "GET", "/cluster/raft", nil, 10*time.Second)
-	if err != nil || r.status != 200 {
-		t.Fatalf("GET /cluster/raft on %s: %v %v", a.c.Node(i).Name, r, err)
-	}
 	var v struct {
 		Term uint64 `json:"term"`
 	}
-	if err := json.Unmarshal(r.body, &v); err != nil {
-		t.Fatalf("GET /cluster/raft on %s: %v", a.c.Node(i).Name, err)
-	}
+	getJSON(t, ctx, a, i, "/cluster/raft", &v)
 	return v.Term
+}
+
+// getJSON decodes node i's 200 answer to GET path into out.
+func getJSON(t *testing.T, ctx context.Context, a *api, i int, path string, out any) {
+	t.Helper()
+	r, err := a.do(ctx, i, "GET", path, nil, 10*time.Second)
+	if err != nil || r.status != 200 {
+		t.Fatalf("GET %s on %s: %v %v", path, a.c.Node(i).Name, r, err)
+	}
+	if err := json.Unmarshal(r.body, out); err != nil {
+		t.Fatalf("GET %s on %s: %v", path, a.c.Node(i).Name, err)
+	}
 }
 
 // metricValue sums the samples of a metric on node i's /metrics.
