@@ -369,9 +369,9 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	return 0
 }
 
-// TestSnapshotThresholdFollowsState: once the state holds more than four
+// TestSnapshotThresholdFollowsState: once the state holds more than eight
 // objects per entry of the configured threshold, the node snapshots after
-// a quarter of its objects in entries (snapshotpolicy.go), and shows it in
+// an eighth of its objects in entries (snapshotpolicy.go), and shows it in
 // nexus_raft_snapshot_threshold.
 func TestSnapshotThresholdFollowsState(t *testing.T) {
 	if testing.Short() {
@@ -407,7 +407,7 @@ func TestSnapshotThresholdFollowsState(t *testing.T) {
 	if objects < 2000 {
 		t.Fatalf("state counts %d objects after 2,000 keys", objects)
 	}
-	want := float64(objects / 4)
+	want := float64(objects / 8)
 	retry.Run(t, retry.Cond(fmt.Sprintf("threshold %v for %d objects", want, objects), func() bool {
 		return threshold() == want
 	}), retry.Timeout(20*time.Second))

@@ -3,22 +3,24 @@ package cluster
 import "time"
 
 // A snapshot of this FSM encodes the whole state: its cost grows with the
-// catalog (1,000,000 config keys: ~13 s of CPU and 350 MiB per snapshot on
-// the reference machine), while Raft's SnapshotThreshold counts log
-// entries. With a fixed threshold of 8,192 entries a node under 2,000
-// writes/s snapshotted every 30 s, spent ~40% of a core encoding, and the
-// CPU it took from the Raft loop cost leader elections and 504s
+// catalog (1,000,000 config keys: 350 MiB per snapshot, ~13 s of CPU in
+// snapshot format 1, 3-5 s of wall time in format 2 under load on the
+// reference machine), while Raft's SnapshotThreshold counts log entries.
+// With a fixed threshold of 8,192 entries a node under 2,000 writes/s
+// snapshotted every 30 s, spent ~40% of a core encoding, and the CPU it
+// took from the Raft loop cost leader elections and 504s
 // (docs/benchmarks.md, "Full-size run"). Like Redis's
 // auto-aof-rewrite-percentage, the threshold follows the state: a node
-// snapshots once the entries since its last snapshot number a quarter of
+// snapshots once the entries since its last snapshot number an eighth of
 // the objects it holds (never fewer than the configured threshold), so the
 // snapshot cost per write stays constant at any size. The log between
-// snapshots grows with the state in proportion, which is what a restart
-// replays after loading the snapshot.
+// snapshots grows with the state in proportion, and a restart replays it
+// after loading the snapshot: an eighth (a quarter until format 2 made a
+// snapshot 3x cheaper) keeps that replay at ~2 s for a million keys.
 const (
 	// snapshotObjectsPerEntry: one log entry between snapshots per this
 	// many objects of state.
-	snapshotObjectsPerEntry = 4
+	snapshotObjectsPerEntry = 8
 	// snapshotPolicyEvery is how often the state size is looked at.
 	snapshotPolicyEvery = 5 * time.Second
 )

@@ -278,7 +278,7 @@ func newMetrics(reg prometheus.Registerer, n *Node) *metrics {
 	}
 	m.snapshotThreshold = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "nexus_raft_snapshot_threshold",
-		Help: "Log entries after which this node snapshots: the configured threshold, or a quarter of the objects in its state when that is more.",
+		Help: "Log entries after which this node snapshots: the configured threshold, or an eighth of the objects in its state when that is more.",
 	})
 	reg.MustRegister(m.leaderChanges, m.duties, m.applyLatency, m.consistentReads, m.readIndexRounds, m.commitNudges, m.commitNotices, m.commitNoticeSeconds, m.noLeaderRetries,
 		m.leadershipLost, m.snapshotThreshold, &memberStatusCollector{
