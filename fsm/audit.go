@@ -1,11 +1,9 @@
 package fsm
 
 import (
-	"encoding/base64"
 	"encoding/json"
 
 	"github.com/nexus/nexus/fsm/command"
-	"github.com/nexus/nexus/internal/jsonenc"
 	"github.com/nexus/nexus/registry"
 )
 
@@ -92,39 +90,7 @@ func configDocOf(x *registry.ConfigEntry) auditConfigDoc {
 // not JSON: the API never proposes one); the caller then takes Marshal's
 // path, so every replica writes the same document.
 func appendConfigDoc(dst []byte, x *registry.ConfigEntry) ([]byte, bool) {
-	dst = append(dst, `{"key":`...)
-	dst = jsonenc.AppendString(dst, x.Key)
-	dst = append(dst, `,"value":`...)
-	if x.Raw {
-		dst = append(dst, `{"raw_base64":"`...)
-		dst = base64.StdEncoding.AppendEncode(dst, x.Value)
-		dst = append(dst, `"}`...)
-	} else {
-		var ok bool
-		if dst, ok = jsonenc.AppendRaw(dst, x.Value); !ok {
-			return nil, false
-		}
-	}
-	dst = append(dst, `,"create_index":`...)
-	dst = jsonenc.AppendUint(dst, x.CreateIndex)
-	dst = append(dst, `,"modify_index":`...)
-	dst = jsonenc.AppendUint(dst, x.ModifyIndex)
-	if x.Session != "" {
-		dst = append(dst, `,"session":`...)
-		dst = jsonenc.AppendString(dst, x.Session)
-	}
-	if x.LockIndex != 0 {
-		dst = append(dst, `,"lock_index":`...)
-		dst = jsonenc.AppendUint(dst, x.LockIndex)
-	}
-	if x.Raw {
-		dst = append(dst, `,"raw":true`...)
-	}
-	if x.Flags != 0 {
-		dst = append(dst, `,"flags":`...)
-		dst = jsonenc.AppendUint(dst, x.Flags)
-	}
-	return append(dst, '}'), true
+	return x.AppendRecordJSON(dst)
 }
 
 // clusterDoc is the audit document of the cluster identity (never the

@@ -2,12 +2,15 @@
 // configuration store and gateway routes, their validation, and the in-memory
 // state store (go-memdb) that the Raft FSM mutates and every reader queries.
 //
-// It needs only the standard library and go-memdb: no network, no Raft, no clock.
+// It needs only the standard library, go-memdb and internal/jsonenc: no
+// network, no Raft, no clock.
 package registry
 
 import (
 	"encoding/base64"
 	"encoding/json"
+
+	"github.com/nexus/nexus/internal/jsonenc"
 )
 
 // Health statuses of an instance or a check, from best to worst.
@@ -115,8 +118,72 @@ func (e *ConfigEntry) JSONValue() json.RawMessage {
 
 // MarshalJSON shows a raw value as JSON (JSONValue); every other field as
 // its tag says.
-func (e ConfigEntry) MarshalJSON() ([]byte, error) {
-	type plain ConfigEntry // the same fields without this method
+func (e ConfigEntry) MarshalJSON() ([]byte, error) { return e.AppendJSON(nil) }
+
+// AppendJSON appends e's JSON, byte for byte MarshalJSON's, without
+// reflection and without encoding/json compacting the value twice (once
+// in the entry, once more around a Marshaler's output): a config write's
+// answer is this document, on the leader and again in a forwarded write's
+// answer. Anything the fast paths do not prove takes encoding/json's path.
+func (e ConfigEntry) AppendJSON(dst []byte) ([]byte, error) {
+	if out, ok := e.appendDoc(dst, false); ok {
+		return out, nil
+	}
+	b, err := e.marshalReflect()
+	return append(dst, b...), err
+}
+
+// AppendRecordJSON appends e's JSON with its create_index after the value,
+// the document an audit record keeps of an entry, byte for byte what
+// encoding/json gives for it; ok is false, and dst unchanged, where
+// encoding/json would fail (a value that is not JSON).
+func (e *ConfigEntry) AppendRecordJSON(dst []byte) ([]byte, bool) { return e.appendDoc(dst, true) }
+
+// appendDoc appends e's JSON by hand (internal/jsonenc), with create_index
+// if asked.
+func (e *ConfigEntry) appendDoc(dst []byte, createIndex bool) ([]byte, bool) {
+	start := len(dst)
+	dst = append(dst, `{"key":`...)
+	dst = jsonenc.AppendString(dst, e.Key)
+	dst = append(dst, `,"value":`...)
+	if e.Raw {
+		dst = append(dst, `{"raw_base64":"`...)
+		dst = base64.StdEncoding.AppendEncode(dst, e.Value)
+		dst = append(dst, `"}`...)
+	} else {
+		var ok bool
+		if dst, ok = jsonenc.AppendRaw(dst, e.Value); !ok {
+			return dst[:start], false
+		}
+	}
+	if createIndex {
+		dst = append(dst, `,"create_index":`...)
+		dst = jsonenc.AppendUint(dst, e.CreateIndex)
+	}
+	dst = append(dst, `,"modify_index":`...)
+	dst = jsonenc.AppendUint(dst, e.ModifyIndex)
+	if e.Session != "" {
+		dst = append(dst, `,"session":`...)
+		dst = jsonenc.AppendString(dst, e.Session)
+	}
+	if e.LockIndex != 0 {
+		dst = append(dst, `,"lock_index":`...)
+		dst = jsonenc.AppendUint(dst, e.LockIndex)
+	}
+	if e.Raw {
+		dst = append(dst, `,"raw":true`...)
+	}
+	if e.Flags != 0 {
+		dst = append(dst, `,"flags":`...)
+		dst = jsonenc.AppendUint(dst, e.Flags)
+	}
+	return append(dst, '}'), true
+}
+
+// marshalReflect is MarshalJSON through encoding/json's reflection: the
+// fallback of AppendJSON and what its tests hold it to.
+func (e ConfigEntry) marshalReflect() ([]byte, error) {
+	type plain ConfigEntry // the same fields without the methods
 	p := plain(e)
 	p.Value = e.JSONValue()
 	return json.Marshal(p)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -101,7 +102,14 @@ func (s *Service) forward(ctx *fasthttp.RequestCtx, mac string) uint64 {
 		writeError(ctx, ForwardError(err))
 		return 0
 	}
-	writeJSON(ctx, fasthttp.StatusOK, res)
+	b, err := res.AppendJSON(nil)
+	if err != nil {
+		writeError(ctx, ForwardError(fmt.Errorf("%w: cannot encode the result: %v", command.ErrOutcomeUnknown, err)))
+		return 0
+	}
+	ctx.SetStatusCode(fasthttp.StatusOK)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(b)
 	return res.Index
 }
 

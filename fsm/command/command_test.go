@@ -462,3 +462,59 @@ func TestCodec_ValueHelpers(t *testing.T) {
 		}
 	}
 }
+
+// TestResult_AppendJSONAsMarshal: a forwarded write's answer (AppendJSON)
+// is json.Marshal's document for the Result, whatever the value, and the
+// value appends itself when it can (a config entry) with the same bytes.
+func TestResult_AppendJSONAsMarshal(t *testing.T) {
+	t.Parallel()
+	entry := registry.ConfigEntry{Key: "a<b>", Value: []byte(`{"x":[1,2]}`), CreateIndex: 4, ModifyIndex: 5, Flags: 7}
+	cases := []struct {
+		name string
+		r    command.Result
+	}{
+		{"empty", command.Result{}},
+		{"index only", command.Result{Index: 12}},
+		{"created", command.Result{Index: 3, Created: true, Value: map[string]string{"id": "x"}}},
+		{"config entry", command.Result{Index: 5, Value: entry}},
+		{"config entry pointer", command.Result{Index: 5, Value: &entry}},
+		{"nil config entry pointer", command.Result{Index: 5, Value: (*registry.ConfigEntry)(nil)}},
+		{"raw config entry", command.Result{Index: 5, Value: registry.ConfigEntry{Key: "r", Value: []byte{0, 1}, Raw: true}}},
+		{"raw message", command.Result{Index: 6, Value: json.RawMessage(`{"already":"json"}`)}},
+		{"nil raw message", command.Result{Index: 6, Value: json.RawMessage(nil)}},
+		{"business error", command.Result{Index: 8, Err: &command.Error{Code: command.CodeCASConflict, Message: `k has "modify_index" 3 <not 2>`}}},
+		{"list", command.Result{Index: 9, Value: []registry.ConfigEntry{entry, entry}}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			want, err := json.Marshal(c.r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := c.r.AppendJSON([]byte("x"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != "x"+string(want) {
+				t.Fatalf("got  %s\nwant x%s", got, want)
+			}
+			if c.r.Value == nil {
+				return
+			}
+			raw, err := c.r.RawValue()
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantValue, _ := json.Marshal(c.r.Value)
+			if _, ok := c.r.Value.(json.RawMessage); ok && c.r.Value.(json.RawMessage) == nil {
+				wantValue = nil // RawValue passes a raw message through as it is
+			}
+			if !bytes.Equal(raw, wantValue) {
+				t.Fatalf("RawValue %s, want %s", raw, wantValue)
+			}
+		})
+	}
+	if _, err := (&command.Result{Value: func() {}}).AppendJSON(nil); err == nil {
+		t.Fatal("AppendJSON of a func value should fail")
+	}
+}

@@ -3,6 +3,7 @@ package command
 import (
 	"encoding/json"
 	"errors"
+	"strconv"
 
 	"github.com/nexus/nexus/registry"
 )
@@ -58,5 +59,64 @@ func (r *Result) RawValue() ([]byte, error) {
 	if raw, ok := r.Value.(json.RawMessage); ok {
 		return raw, nil
 	}
-	return json.Marshal(r.Value)
+	return r.appendValue(nil)
+}
+
+// jsonAppender is a value that appends its own JSON, exactly what
+// json.Marshal gives for it, faster (registry.ConfigEntry).
+type jsonAppender interface {
+	AppendJSON(dst []byte) ([]byte, error)
+}
+
+// appendValue appends the value's JSON to dst.
+func (r *Result) appendValue(dst []byte) ([]byte, error) {
+	switch v := r.Value.(type) {
+	case json.RawMessage:
+		if v == nil {
+			return append(dst, "null"...), nil
+		}
+		return append(dst, v...), nil
+	case *registry.ConfigEntry:
+		if v == nil {
+			return append(dst, "null"...), nil
+		}
+		return v.AppendJSON(dst)
+	case jsonAppender:
+		return v.AppendJSON(dst)
+	}
+	b, err := json.Marshal(r.Value)
+	if err != nil {
+		return dst, err
+	}
+	if dst == nil {
+		return b, nil
+	}
+	return append(dst, b...), nil
+}
+
+// AppendJSON appends the JSON of r, json.Marshal's document for it (a
+// forwarded write's answer), without marshalling the value through
+// reflection when it can append itself, nor compacting it again.
+func (r *Result) AppendJSON(dst []byte) ([]byte, error) {
+	dst = append(dst, `{"index":`...)
+	dst = strconv.AppendUint(dst, r.Index, 10)
+	if r.Created {
+		dst = append(dst, `,"created":true`...)
+	}
+	if r.Value != nil {
+		var err error
+		dst = append(dst, `,"value":`...)
+		if dst, err = r.appendValue(dst); err != nil {
+			return dst, err
+		}
+	}
+	if r.Err != nil {
+		b, err := json.Marshal(r.Err)
+		if err != nil {
+			return dst, err
+		}
+		dst = append(dst, `,"error":`...)
+		dst = append(dst, b...)
+	}
+	return append(dst, '}'), nil
 }
