@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -147,11 +148,7 @@ func benchAB(ctx context.Context, cfg abConfig) (*ABReport, error) {
 			order = []string{"B", "A"}
 		}
 		for _, which := range order {
-			rc := cfg.raft
-			rc.nexus = cfg.candidate
-			if which == "A" {
-				rc.nexus, rc.args = base, knownArgs
-			}
+			rc := roundConfig(cfg, round, which, base, knownArgs)
 			progress("round %d/%d: %s (%s)", round+1, cfg.rounds, which, rc.nexus)
 			r, err := benchRaft(ctx, rc)
 			if err != nil {
@@ -167,6 +164,23 @@ func benchAB(ctx context.Context, cfg abConfig) (*ABReport, error) {
 	rep.summarize()
 	rep.Elapsed = time.Since(started).Round(time.Second).String()
 	return rep, nil
+}
+
+// roundConfig is the benchmark of one side (A: the baseline binary base,
+// with the arguments it knows; B: the candidate) in one round. With --dir,
+// every round has an empty directory of its own under it, like the first:
+// a round on the data of the one before would measure a grown catalog,
+// and a baseline could not even open what a newer build wrote.
+func roundConfig(cfg abConfig, round int, which, base string, knownArgs func(int, []string) []string) raftConfig {
+	rc := cfg.raft
+	rc.nexus = cfg.candidate
+	if which == "A" {
+		rc.nexus, rc.args = base, knownArgs
+	}
+	if rc.dir != "" {
+		rc.dir = filepath.Join(cfg.raft.dir, fmt.Sprintf("round%d-%s", round+1, which))
+	}
+	return rc
 }
 
 // summarize fills Rows and Failover from the rounds.

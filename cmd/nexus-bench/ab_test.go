@@ -1,6 +1,7 @@
 package main
 
 import (
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -74,5 +75,34 @@ func TestABSummarize(t *testing.T) {
 	out := formatAB(r)
 	if !strings.Contains(out, "| config write | 64 | 1000 | 2000 | 2.00x |") {
 		t.Fatalf("table:\n%s", out)
+	}
+}
+
+// TestABRoundConfig: each side of each round runs its own binary, and with
+// --dir on an empty directory of its own (a reused one carried the data of
+// the round before into the next: a grown catalog, which the first
+// release could not open).
+func TestABRoundConfig(t *testing.T) {
+	t.Parallel()
+	var cfg abConfig
+	cfg.candidate = "/bin/candidate"
+	cfg.raft.dir = "/tmp/bench"
+	seen := map[string]bool{}
+	for round := range 3 {
+		for _, which := range []string{"A", "B"} {
+			rc := roundConfig(cfg, round, which, "/bin/base", nil)
+			want := map[string]string{"A": "/bin/base", "B": "/bin/candidate"}[which]
+			if rc.nexus != want {
+				t.Errorf("round %d %s runs %s, want %s", round+1, which, rc.nexus, want)
+			}
+			if filepath.Dir(rc.dir) != cfg.raft.dir || seen[rc.dir] {
+				t.Errorf("round %d %s: dir %s is not a new directory under %s", round+1, which, rc.dir, cfg.raft.dir)
+			}
+			seen[rc.dir] = true
+		}
+	}
+	cfg.raft.dir = ""
+	if rc := roundConfig(cfg, 1, "B", "/bin/base", nil); rc.dir != "" {
+		t.Errorf("without --dir: dir %q, want a temporary one (empty)", rc.dir)
 	}
 }
