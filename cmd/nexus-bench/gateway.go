@@ -316,7 +316,62 @@ func gatewayMarkdown(cfg gatewayConfig, targets []*target) string {
 		fmt.Fprintf(&b, "| %s | %.0f | %v | %v | %s | %s | %v | %s | %s |\n", t.name, m.rps, m.p50, m.p99, ratio, p99r, m.cpuPerReq,
 			schedText(m.schedSlow, "", ""), strings.Join(each, ", "))
 	}
+	b.WriteString(roundRatiosMarkdown(targets))
 	return b.String()
+}
+
+// roundRatiosMarkdown compares each target with nginx round by round. The
+// machine's speed moves between rounds (and nginx moves less than a Go
+// process): a ratio of two medians may pair a fast round of one with a
+// slow round of the other, the ratio within a round does not. Empty
+// without nginx.
+func roundRatiosMarkdown(targets []*target) string {
+	var nginx *target
+	for _, t := range targets {
+		if t.name == "nginx" {
+			nginx = t
+		}
+	}
+	if nginx == nil || len(nginx.results) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n### Against nginx in the same round (each round's ratio; median of the rounds' ratios)\n\n")
+	fmt.Fprintln(&b, "| target | req/s vs nginx by round | median | CPU/req vs nginx by round | median | p99 vs nginx by round | median |")
+	fmt.Fprintln(&b, "|---|---|---:|---|---:|---|---:|")
+	for _, t := range targets {
+		if t == nginx {
+			continue
+		}
+		var rps, cpu, p99 []float64
+		for i, r := range t.results {
+			if i >= len(nginx.results) {
+				break
+			}
+			n := nginx.results[i]
+			if n.rps <= 0 || n.cpuPerReq <= 0 || n.p99 <= 0 {
+				continue
+			}
+			rps = append(rps, r.rps/n.rps)
+			cpu = append(cpu, float64(r.cpuPerReq)/float64(n.cpuPerReq))
+			p99 = append(p99, float64(r.p99)/float64(n.p99))
+		}
+		if len(rps) == 0 {
+			continue
+		}
+		fmt.Fprintf(&b, "| %s | %s | %.2fx | %s | %.2fx | %s | %.2fx |\n", t.name,
+			ratiosText(rps), median(rps), ratiosText(cpu), median(cpu), ratiosText(p99), median(p99))
+	}
+	return b.String()
+}
+
+// ratiosText lists ratios in round order.
+func ratiosText(rs []float64) string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = fmt.Sprintf("%.2f", r)
+	}
+	return strings.Join(out, " / ")
 }
 
 // medianResult takes the median of each figure separately.

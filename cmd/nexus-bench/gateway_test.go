@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseVariants(t *testing.T) {
@@ -82,5 +83,34 @@ func TestSlowShare(t *testing.T) {
 		if got := slowShare(tc.before, tc.after); got < tc.want-1e-9 || got > tc.want+1e-9 {
 			t.Errorf("%s: slowShare = %v, want %v", tc.name, got, tc.want)
 		}
+	}
+}
+
+// TestRoundRatios: each target is compared with nginx's run of the same
+// round, and the median is taken over those ratios, not from two medians
+// of different rounds.
+func TestRoundRatios(t *testing.T) {
+	t.Parallel()
+	ms := time.Millisecond
+	nginx := &target{name: "nginx", results: []wrkResult{
+		{rps: 40000, cpuPerReq: 20 * time.Microsecond, p99: 4 * ms},
+		{rps: 30000, cpuPerReq: 30 * time.Microsecond, p99: 5 * ms},
+		{rps: 40000, cpuPerReq: 20 * time.Microsecond, p99: 4 * ms},
+	}}
+	nexus := &target{name: "nexus", results: []wrkResult{
+		{rps: 36000, cpuPerReq: 26 * time.Microsecond, p99: 6 * ms},
+		{rps: 27000, cpuPerReq: 33 * time.Microsecond, p99: 5 * ms},
+		{rps: 20000, cpuPerReq: 40 * time.Microsecond, p99: 12 * ms},
+	}}
+	got := roundRatiosMarkdown([]*target{nexus, nginx})
+	want := "| nexus | 0.90 / 0.90 / 0.50 | 0.90x | 1.30 / 1.10 / 2.00 | 1.30x | 1.50 / 1.00 / 3.00 | 1.50x |"
+	if !strings.Contains(got, want) {
+		t.Fatalf("got\n%s\nwant a row\n%s", got, want)
+	}
+	if strings.Contains(got, "| nginx |") {
+		t.Fatalf("nginx compared with itself:\n%s", got)
+	}
+	if s := roundRatiosMarkdown([]*target{nexus}); s != "" {
+		t.Fatalf("without nginx: %q, want nothing", s)
 	}
 }
