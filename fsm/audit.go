@@ -52,7 +52,10 @@ func auditJSON(v any) json.RawMessage {
 		if x == nil {
 			return nil
 		}
-		if b, ok := appendConfigDoc(make([]byte, 0, 128+len(x.Key)+len(x.Session)+len(x.Value)*4/3), x); ok {
+		// The same bytes as Marshal of configDocOf(x), without its
+		// reflection or its scan of the value (a third of the Apply of a
+		// config write); a value that is not JSON takes Marshal's path.
+		if b, ok := x.AppendRecordJSON(make([]byte, 0, 128+len(x.Key)+len(x.Session)+len(x.Value)*4/3)); ok {
 			return b
 		}
 		v = configDocOf(x)
@@ -82,15 +85,6 @@ type auditConfigDoc struct {
 func configDocOf(x *registry.ConfigEntry) auditConfigDoc {
 	return auditConfigDoc{Key: x.Key, Value: x.JSONValue(), CreateIndex: x.CreateIndex, ModifyIndex: x.ModifyIndex,
 		Session: x.Session, LockIndex: x.LockIndex, Raw: x.Raw, Flags: x.Flags}
-}
-
-// appendConfigDoc appends what json.Marshal gives for configDocOf(x),
-// without its reflection or its scan of the value (a third of the Apply of
-// a config write). ok is false where Marshal would fail (a value that is
-// not JSON: the API never proposes one); the caller then takes Marshal's
-// path, so every replica writes the same document.
-func appendConfigDoc(dst []byte, x *registry.ConfigEntry) ([]byte, bool) {
-	return x.AppendRecordJSON(dst)
 }
 
 // clusterDoc is the audit document of the cluster identity (never the

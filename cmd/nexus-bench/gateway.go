@@ -297,10 +297,8 @@ func gatewayMarkdown(cfg gatewayConfig, targets []*target) string {
 	fmt.Fprintln(&b, "| target | req/s | p50 | p99 | req/s vs nginx | p99 vs nginx | server CPU/req | sched > 0.9 ms | rounds req/s |")
 	fmt.Fprintln(&b, "|---|---:|---:|---:|---:|---:|---:|---:|---|")
 	var nginx wrkResult
-	for _, t := range targets {
-		if t.name == "nginx" {
-			nginx = medianResult(t.results)
-		}
+	if t := findTarget(targets, "nginx"); t != nil {
+		nginx = medianResult(t.results)
 	}
 	for _, t := range targets {
 		m := medianResult(t.results)
@@ -326,12 +324,7 @@ func gatewayMarkdown(cfg gatewayConfig, targets []*target) string {
 // slow round of the other, the ratio within a round does not. Empty
 // without nginx.
 func roundRatiosMarkdown(targets []*target) string {
-	var nginx *target
-	for _, t := range targets {
-		if t.name == "nginx" {
-			nginx = t
-		}
-	}
+	nginx := findTarget(targets, "nginx")
 	if nginx == nil || len(nginx.results) == 0 {
 		return ""
 	}
@@ -363,6 +356,17 @@ func roundRatiosMarkdown(targets []*target) string {
 			ratiosText(rps), median(rps), ratiosText(cpu), median(cpu), ratiosText(p99), median(p99))
 	}
 	return b.String()
+}
+
+// findTarget is the target named name, nil if none (the last of that name).
+func findTarget(targets []*target, name string) *target {
+	var found *target
+	for _, t := range targets {
+		if t.name == name {
+			found = t
+		}
+	}
+	return found
 }
 
 // ratiosText lists ratios in round order.

@@ -62,12 +62,6 @@ func (r *Result) RawValue() ([]byte, error) {
 	return r.appendValue(nil)
 }
 
-// jsonAppender is a value that appends its own JSON, exactly what
-// json.Marshal gives for it, faster (registry.ConfigEntry).
-type jsonAppender interface {
-	AppendJSON(dst []byte) ([]byte, error)
-}
-
 // appendValue appends the value's JSON to dst.
 func (r *Result) appendValue(dst []byte) ([]byte, error) {
 	switch v := r.Value.(type) {
@@ -76,12 +70,12 @@ func (r *Result) appendValue(dst []byte) ([]byte, error) {
 			return append(dst, "null"...), nil
 		}
 		return append(dst, v...), nil
+	case registry.ConfigEntry: // a config write's answer: appended by hand
+		return v.AppendJSON(dst)
 	case *registry.ConfigEntry:
 		if v == nil {
 			return append(dst, "null"...), nil
 		}
-		return v.AppendJSON(dst)
-	case jsonAppender:
 		return v.AppendJSON(dst)
 	}
 	b, err := json.Marshal(r.Value)
