@@ -98,6 +98,7 @@ type Agent struct {
 	pilot     *cluster.Autopilot
 	arch      *archive.Service
 	srv       *api.Server
+	peerSvc   *peerproto.Service // the /internal/ handlers, forwarding streams
 	gw        *gateway.Gateway
 	dns       *dns.Server
 	adminAddr net.Addr
@@ -253,6 +254,7 @@ func (a *Agent) build(opts Options) error {
 	}
 
 	adapter := &clusterAdapter{node: node, machine: a.machine, codec: a.codec, left: a.left, logger: logger}
+	a.peerSvc = peerproto.NewService(node, cfg.ApplyTimeout, cfg.MaxBodyBytes)
 	a.srv, err = api.New(api.Deps{
 		Writer: node, Reader: a.machine, Cluster: adapter, Codec: a.codec,
 		Logger: logger.With("component", "api"), Registry: a.reg, Gatherer: a.reg,
@@ -260,7 +262,7 @@ func (a *Agent) build(opts Options) error {
 		Consistency: node, Heartbeats: heartbeats, AuditArchive: auditArchive,
 		Guard: adminGuard(cfg, a.sec), Keyring: keyringAdapter{node: node}, ACL: aclOpts,
 		EnableDebug: cfg.EnableDebug,
-		Peers:       peerproto.NewService(node, cfg.ApplyTimeout),
+		Peers:       a.peerSvc,
 	})
 	if err != nil {
 		a.srv = nil
@@ -413,6 +415,9 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 			if err := a.srv.Shutdown(apiCtx); err != nil {
 				a.logger.Warn("admin API shutdown", "err", err)
 			}
+		}
+		if a.peerSvc != nil {
+			a.peerSvc.Close(apiCtx)
 		}
 		cancel()
 		if a.stopHealth != nil {

@@ -133,6 +133,11 @@ func TestForwardingOverTLS(t *testing.T) {
 	if got := configValue(follower.store, "tls/k"); got != `"v"` {
 		t.Fatalf("follower reads %q", got)
 	}
+	// It went over the forwarding stream (TLS, client certificate), not
+	// over the per-request HTTPS path.
+	if n := metricValue(t, follower.metrics, "nexus_forwarded_writes_total", "stream"); n != 1 {
+		t.Fatalf("writes forwarded over the stream: %v, want 1", n)
+	}
 	if err := follower.node.ConsistentRead(ctx); err != nil {
 		t.Fatalf("read index over TLS: %v", err)
 	}

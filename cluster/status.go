@@ -281,7 +281,7 @@ func newMetrics(reg prometheus.Registerer, n *Node) *metrics {
 		Help: "Log entries after which this node snapshots: the configured threshold, or an eighth of the objects in its state when that is more.",
 	})
 	reg.MustRegister(m.leaderChanges, m.duties, m.applyLatency, m.consistentReads, m.readIndexRounds, m.commitNudges, m.commitNotices, m.commitNoticeSeconds, m.noLeaderRetries,
-		m.leadershipLost, m.snapshotThreshold, &memberStatusCollector{
+		m.leadershipLost, m.snapshotThreshold, newForwardCollector(n.peers.ForwardStats), &memberStatusCollector{
 			n:    n,
 			desc: prometheus.NewDesc("nexus_gossip_members", "Gossip members by status (alive, suspect, failed, left), as this node sees them.", []string{"status"}, nil),
 		})

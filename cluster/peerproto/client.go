@@ -31,8 +31,9 @@ type Config struct {
 // sent twice); every call is bounded by its timeout and its context's
 // deadline, whichever comes first.
 type Client struct {
-	scheme string
-	c      *fasthttp.Client
+	scheme  string
+	c       *fasthttp.Client
+	streams *streams // forwarded writes (stream.go)
 }
 
 // NewClient returns the client of one node.
@@ -41,7 +42,14 @@ func NewClient(cfg Config) *Client {
 	if scheme == "" {
 		scheme = "http"
 	}
-	return &Client{scheme: scheme, c: &fasthttp.Client{
+	ss := &streams{slots: map[string]*streamSlot{}, http: map[string]time.Time{}}
+	if scheme == "https" {
+		ss.tls = cfg.TLS
+		if ss.tls == nil {
+			ss.tls = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+	}
+	return &Client{scheme: scheme, streams: ss, c: &fasthttp.Client{
 		Name:                     "nexus-peer",
 		MaxConnsPerHost:          512,
 		MaxIdleConnDuration:      30 * time.Second,
@@ -61,8 +69,25 @@ func NewClient(cfg Config) *Client {
 // ones as were idle); the last try's error is the answer.
 const staleAttempts = 16
 
-// Close closes the idle connections.
-func (c *Client) Close() { c.c.CloseIdleConnections() }
+// Close closes the idle connections and the forwarding streams.
+func (c *Client) Close() {
+	c.c.CloseIdleConnections()
+	c.streams.close()
+}
+
+// ForwardStats counts what Forward did: writes forwarded over a stream and
+// over HTTP (to a leader without streams), streams opened, and streams open
+// now.
+type ForwardStats struct {
+	Stream, HTTP, Opened uint64
+	Open                 int
+}
+
+// ForwardStats reports the client's forwarding so far.
+func (c *Client) ForwardStats() ForwardStats {
+	return ForwardStats{Stream: c.streams.viaFrame.Load(), HTTP: c.streams.viaHTTP.Load(),
+		Opened: c.streams.opened.Load(), Open: c.streams.open()}
+}
 
 // URL is the URL of path on the admin listener at addr (HOST:PORT).
 func (c *Client) URL(addr, path string) string { return c.scheme + "://" + addr + path }
@@ -193,8 +218,16 @@ type forwardAnswer struct {
 // command.ErrOutcomeUnknown: the answer was lost, or the leader answered
 // 504 or an unexpected status.
 func (c *Client) Forward(ctx context.Context, addr, secret, from string, cmd []byte, timeout time.Duration) (*command.Result, error) {
-	ans, err := c.exchange(ctx, addr, request{method: fasthttp.MethodPost, path: PathForward, body: cmd,
-		contentType: "application/octet-stream", secret: secret, from: from}, timeout)
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, time.Until(dl))
+	}
+	if timeout <= 0 {
+		return nil, fmt.Errorf("%w: forwarding to %s: %v", command.ErrNoLeader, addr, context.DeadlineExceeded)
+	}
+	ans, err := c.forwardOnce(ctx, addr, secret, from, cmd, timeout)
+	for try := 1; try < staleAttempts && errors.Is(err, errStaleConn); try++ {
+		ans, err = c.forwardOnce(ctx, addr, secret, from, cmd, timeout)
+	}
 	if err != nil {
 		if errors.Is(err, ErrNotSent) {
 			return nil, fmt.Errorf("%w: forwarding to %s: %v", command.ErrNoLeader, addr, err)
@@ -219,6 +252,29 @@ func (c *Client) Forward(ctx context.Context, addr, secret, from string, cmd []b
 		res.Value = fa.Value
 	}
 	return &res, nil
+}
+
+// forwardOnce sends a write once: over the stream to addr, or over
+// PathForward to a leader without streams. A stream the leader had closed
+// is errStaleConn (with ErrNotSent): the write may go out again.
+func (c *Client) forwardOnce(ctx context.Context, addr, secret, from string, cmd []byte, timeout time.Duration) (answer, error) {
+	s, useHTTP, err := c.streams.get(ctx, addr, from, timeout)
+	switch {
+	case useHTTP:
+		ans, err := c.exchange(ctx, addr, request{method: fasthttp.MethodPost, path: PathForward, body: cmd,
+			contentType: "application/octet-stream", secret: secret, from: from}, timeout)
+		if err == nil {
+			c.streams.viaHTTP.Add(1)
+		}
+		return ans, err
+	case err != nil:
+		return answer{}, fmt.Errorf("%w: %v", ErrNotSent, err)
+	}
+	a := s.do(ctx, Sign(secret, cmd), cmd, timeout)
+	if a.err == nil {
+		c.streams.viaFrame.Add(1)
+	}
+	return answer{status: a.status, body: a.body}, a.err
 }
 
 // ReadIndex asks the leader at addr for a read index (nonce signed with

@@ -7,6 +7,7 @@
 //
 //	path                      method  who calls          authenticated by
 //	/internal/forward         POST    follower → leader  MAC of the body (+ HeaderForwardFrom)
+//	/internal/forward-stream  POST    follower → leader  upgraded to frames, each with the MAC of its write
 //	/internal/read-index      POST    follower → leader  MAC of the nonce
 //	/internal/raft-stats      GET     leader → server    (read only)
 //	/internal/keyring         POST    node → node        MAC of the body
@@ -37,6 +38,9 @@ const (
 	Prefix = "/internal/"
 	// PathForward takes a write a follower forwards to the leader.
 	PathForward = "/internal/forward"
+	// PathForwardStream upgrades a connection to a forwarding stream: many
+	// forwarded writes in flight, as frames (stream.go).
+	PathForwardStream = "/internal/forward-stream"
 	// PathReadIndex gives a follower the leader's read index.
 	PathReadIndex = "/internal/read-index"
 	// PathRaftStats reports a server's Raft progress to the leader's

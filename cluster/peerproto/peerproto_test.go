@@ -85,7 +85,7 @@ func serve(t *testing.T, handler fasthttp.RequestHandler) string {
 
 // start serves the real Service of n the way the admin listener mounts it.
 func start(t *testing.T, n *node) (string, *peerproto.Client) {
-	svc := peerproto.NewService(n, 2*time.Second)
+	svc := peerproto.NewService(n, 2*time.Second, 0)
 	addr := serve(t, func(ctx *fasthttp.RequestCtx) {
 		if !peerproto.IsInternal(string(ctx.Path())) {
 			ctx.SetStatusCode(404)
@@ -245,7 +245,7 @@ func TestReadIndexStatsKeyring(t *testing.T) {
 // Wrong methods and unknown paths under /internal/ are refused in the
 // API's error shape, with a bounded route label.
 func TestServiceRefusals(t *testing.T) {
-	svc := peerproto.NewService(&node{}, time.Second)
+	svc := peerproto.NewService(&node{}, time.Second, 0)
 	for _, tc := range []struct {
 		method, path string
 		status       int
@@ -356,9 +356,8 @@ func TestForwardAfterThePeerRestarted(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	n := &node{forwardRes: &command.Result{Index: 5}}
-	svc := peerproto.NewService(n, 2*time.Second)
-	handler := func(ctx *fasthttp.RequestCtx) { svc.Serve(ctx) }
-	first := &fasthttp.Server{Handler: handler}
+	svc := peerproto.NewService(n, 2*time.Second, 0)
+	first := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) { svc.Serve(ctx) }}
 	go func() { _ = first.Serve(ln) }()
 	c := peerproto.NewClient(peerproto.Config{})
 	defer c.Close()
@@ -376,18 +375,23 @@ func TestForwardAfterThePeerRestarted(t *testing.T) {
 			t.Fatalf("Forward to the first process: %v", err)
 		}
 	}
-	// The "kill": the old process's sockets close (FIN) and a new process
-	// listens on the same address.
+	// The "kill": the old process's sockets close (FIN), its forwarding
+	// stream too, and a new process listens on the same address.
 	if err := first.Shutdown(); err != nil {
 		t.Fatal(err)
 	}
+	closed, cancel := context.WithCancel(context.Background())
+	cancel()
+	svc.Close(closed)
 	ln2, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	second := &fasthttp.Server{Handler: handler}
+	svc2 := peerproto.NewService(n, 2*time.Second, 0)
+	second := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) { svc2.Serve(ctx) }}
 	go func() { _ = second.Serve(ln2) }()
 	defer second.Shutdown()
+	defer svc2.Close(closed)
 	for i := range conns + 2 {
 		res, err := c.Forward(context.Background(), addr, secret, "n2", []byte("cmd"), 2*time.Second)
 		if err != nil || res.Index != 5 {

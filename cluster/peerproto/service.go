@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -31,17 +33,27 @@ type Node interface {
 
 // Service serves the /internal/ paths on the admin listener.
 type Service struct {
-	node    Node
-	timeout time.Duration
+	node     Node
+	timeout  time.Duration
+	maxFrame int
+
+	mu      sync.Mutex
+	conns   map[net.Conn]struct{} // forwarding streams (streamserve.go)
+	streams sync.WaitGroup
+	closed  bool
 }
 
 // NewService returns the handlers of node; timeout bounds a forwarded
-// write and a read-index request (the apply timeout).
-func NewService(node Node, timeout time.Duration) *Service {
+// write and a read-index request (the apply timeout), maxBody a forwarded
+// command (the admin listener's body limit; 1 MiB if 0).
+func NewService(node Node, timeout time.Duration, maxBody int) *Service {
 	if timeout <= 0 {
 		timeout = 10 * time.Second
 	}
-	return &Service{node: node, timeout: timeout}
+	if maxBody <= 0 {
+		maxBody = 1 << 20
+	}
+	return &Service{node: node, timeout: timeout, maxFrame: reqHeadSize + 255 + maxBody, conns: map[net.Conn]struct{}{}}
 }
 
 // Serve answers a request under Prefix. It returns the route (a fixed
@@ -52,7 +64,7 @@ func (s *Service) Serve(ctx *fasthttp.RequestCtx) (route string, index uint64) {
 	method := string(ctx.Method())
 	want := fasthttp.MethodPost
 	switch path {
-	case PathForward, PathReadIndex, PathKeyring:
+	case PathForward, PathForwardStream, PathReadIndex, PathKeyring:
 	case PathRaftStats:
 		want = fasthttp.MethodGet
 	default:
@@ -69,6 +81,9 @@ func (s *Service) Serve(ctx *fasthttp.RequestCtx) (route string, index uint64) {
 	switch path {
 	case PathForward:
 		return path, s.forward(ctx, mac)
+	case PathForwardStream:
+		s.forwardStream(ctx)
+		return path, 0
 	case PathReadIndex:
 		return path, s.readIndex(ctx, mac)
 	case PathRaftStats:
@@ -92,25 +107,28 @@ func (s *Service) forward(ctx *fasthttp.RequestCtx, mac string) uint64 {
 	// Raft keeps the command after this handler returns: never hand it
 	// fasthttp's reused body buffer.
 	cmd := bytes.Clone(ctx.PostBody())
-	fctx, cancel := context.WithTimeout(context.Background(), s.timeout)
-	res, err := s.node.Forwarded(fctx, mac, string(ctx.Request.Header.Peek(HeaderForwardFrom)), cmd)
-	cancel()
+	status, body, index := s.applyForwarded(mac, string(ctx.Request.Header.Peek(HeaderForwardFrom)), cmd)
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(body)
+	return index
+}
+
+// forwardAnswerOf is the answer to a forwarded write, over HTTP or a
+// stream: 200 and the Result's JSON, or ForwardError's status and body.
+func forwardAnswerOf(res *command.Result, err error) (status int, body []byte, index uint64) {
 	if err == nil && res == nil {
 		err = errors.New("the forwarded write returned no result")
 	}
-	if err != nil {
-		writeError(ctx, ForwardError(err))
-		return 0
+	if err == nil {
+		var b []byte
+		if b, err = res.AppendJSON(nil); err == nil {
+			return fasthttp.StatusOK, b, res.Index
+		}
+		err = fmt.Errorf("%w: cannot encode the result: %v", command.ErrOutcomeUnknown, err)
 	}
-	b, err := res.AppendJSON(nil)
-	if err != nil {
-		writeError(ctx, ForwardError(fmt.Errorf("%w: cannot encode the result: %v", command.ErrOutcomeUnknown, err)))
-		return 0
-	}
-	ctx.SetStatusCode(fasthttp.StatusOK)
-	ctx.SetContentType("application/json")
-	ctx.SetBody(b)
-	return res.Index
+	e := ForwardError(err)
+	return e.Status, errorJSON(e), 0
 }
 
 // ForwardError is the answer to a forwarded write that failed, written so
@@ -185,9 +203,20 @@ type errorBody struct {
 
 // writeError writes e in the admin API's error shape.
 func writeError(ctx *fasthttp.RequestCtx, e *Error) {
+	ctx.SetStatusCode(e.Status)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(errorJSON(e))
+}
+
+// errorJSON is e in the admin API's error shape.
+func errorJSON(e *Error) []byte {
 	var b errorBody
 	b.Error.Code, b.Error.Message = e.Code, e.Message
-	writeJSON(ctx, e.Status, b)
+	out, err := json.Marshal(b)
+	if err != nil {
+		return []byte(`{"error":{"code":"internal","message":"cannot encode the answer"}}`)
+	}
+	return out
 }
 
 func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
