@@ -357,6 +357,23 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name, reason string) fl
 	return 0
 }
 
+// histogramOf reads a histogram without labels from reg: its count and sum.
+func histogramOf(t *testing.T, reg *prometheus.Registry, name string) (uint64, float64) {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			h := mf.GetMetric()[0].GetHistogram()
+			return h.GetSampleCount(), h.GetSampleSum()
+		}
+	}
+	t.Fatalf("no histogram %s", name)
+	return 0, 0
+}
+
 // snapshotIndex is the index a snapshot's header records (0 if invalid).
 func snapshotIndex(data []byte) uint64 {
 	scratch := fsm.New(fsm.Deps{Store: registry.NewStore(), Codec: command.NewCodec()})

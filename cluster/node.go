@@ -268,7 +268,7 @@ func (n *Node) startRaft() error {
 	// msgpack decode per entry per follower, 8% of a busy leader's CPU
 	// (docs/benchmarks.md). The latest entries are kept in memory, as
 	// Consul does.
-	logs, err := raft.NewLogCache(logCacheEntries, n.cfg.DataDir.Store)
+	logs, err := raft.NewLogCache(logCacheEntries, newMeasuredLogStore(n.cfg.DataDir.Store, n.cfg.Registerer))
 	if err != nil {
 		trans.Close()
 		return fmt.Errorf("raft log cache: %w", err)

@@ -138,6 +138,10 @@ func TestForwardingOverTLS(t *testing.T) {
 	if n := metricValue(t, follower.metrics, "nexus_forwarded_writes_total", "stream"); n != 1 {
 		t.Fatalf("writes forwarded over the stream: %v, want 1", n)
 	}
+	// The follower appended the write to its log: measured.
+	if n, entries := histogramOf(t, follower.metrics, "nexus_raft_log_append_entries"); n == 0 || entries == 0 {
+		t.Fatalf("log appends measured: %d appends, %v entries", n, entries)
+	}
 	if err := follower.node.ConsistentRead(ctx); err != nil {
 		t.Fatalf("read index over TLS: %v", err)
 	}
