@@ -192,7 +192,9 @@ func (a *Agent) build(opts Options) error {
 	}
 	logACL(logger, cfg, aclOpts)
 	// One client makes every call of this node to the others.
-	a.peers = peerproto.NewClient(a.sec.peer)
+	peerCfg := a.sec.peer
+	peerCfg.Logger = logger.With("component", "peers")
+	a.peers = peerproto.NewClient(peerCfg)
 
 	ccfg := cluster.Config{
 		Node: cfg.Node, BindAddr: cfg.Bind, AdvertiseAddr: cfg.Advertise,

@@ -360,18 +360,8 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name, reason string) fl
 // histogramOf reads a histogram without labels from reg: its count and sum.
 func histogramOf(t *testing.T, reg *prometheus.Registry, name string) (uint64, float64) {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
-			h := mf.GetMetric()[0].GetHistogram()
-			return h.GetSampleCount(), h.GetSampleSum()
-		}
-	}
-	t.Fatalf("no histogram %s", name)
-	return 0, 0
+	h := onlySeries(t, reg, name).GetHistogram()
+	return h.GetSampleCount(), h.GetSampleSum()
 }
 
 // snapshotIndex is the index a snapshot's header records (0 if invalid).

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"strconv"
 	"time"
@@ -24,6 +25,8 @@ import (
 type Config struct {
 	Scheme string // "http" (default) or "https"
 	TLS    *tls.Config
+	// Logger logs the forwarding streams' lifecycle; nil logs nothing.
+	Logger *slog.Logger
 }
 
 // Client makes every call of one node to the others, over one pool of
@@ -42,7 +45,11 @@ func NewClient(cfg Config) *Client {
 	if scheme == "" {
 		scheme = "http"
 	}
-	ss := &streams{slots: map[string]*streamSlot{}, http: map[string]time.Time{}}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	ss := &streams{slots: map[string]*streamSlot{}, http: map[string]time.Time{}, log: logger}
 	if scheme == "https" {
 		ss.tls = cfg.TLS
 		if ss.tls == nil {

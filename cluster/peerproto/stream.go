@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"sync"
@@ -57,6 +58,7 @@ type stream struct {
 	addr string
 	w    *frameWriter
 	br   *bufio.Reader
+	log  *slog.Logger
 
 	mu      sync.Mutex
 	pending map[uint64]*call // nil once the stream failed
@@ -80,7 +82,7 @@ type streamAnswer struct {
 // openStream dials addr and upgrades the connection. A dial that fails is
 // a *net.OpError; unsupported reports a leader that does not know
 // PathForwardStream.
-func openStream(ctx context.Context, addr, from string, tlsCfg *tls.Config, timeout time.Duration) (s *stream, unsupported bool, err error) {
+func openStream(ctx context.Context, addr, from string, tlsCfg *tls.Config, timeout time.Duration, log *slog.Logger) (s *stream, unsupported bool, err error) {
 	deadline := time.Now().Add(min(timeout, streamHandshake))
 	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
 		deadline = dl
@@ -122,6 +124,7 @@ func openStream(ctx context.Context, addr, from string, tlsCfg *tls.Config, time
 		addr:    addr,
 		w:       &frameWriter{conn: conn, timeout: timeout},
 		br:      br,
+		log:     log,
 		pending: map[uint64]*call{},
 		lastUse: time.Now(),
 	}
@@ -161,6 +164,17 @@ func (s *stream) fail(err error) {
 	pending := s.pending
 	s.pending = nil
 	s.mu.Unlock()
+	if pending == nil {
+		return // failed before
+	}
+	switch {
+	case errors.Is(err, errStreamIdle):
+		s.log.Debug("forwarding stream closed: idle", "leader", s.addr)
+	case len(pending) > 0:
+		s.log.Warn("forwarding stream lost with writes in flight", "leader", s.addr, "in_flight", len(pending), "error", err)
+	default:
+		s.log.Info("forwarding stream closed", "leader", s.addr, "error", err)
+	}
 	for _, c := range pending {
 		if b := c.batch.Load(); b != 0 && b <= started {
 			c.done <- streamAnswer{err: fmt.Errorf("%w: forwarding stream to %s: %v", ErrNoAnswer, s.addr, err)}
@@ -274,6 +288,7 @@ type streams struct {
 	// http: leaders that answered 404 to the upgrade, and when.
 	http map[string]time.Time
 
+	log      *slog.Logger
 	opened   atomic.Uint64
 	viaHTTP  atomic.Uint64
 	viaFrame atomic.Uint64
@@ -320,21 +335,24 @@ func (ss *streams) get(ctx context.Context, addr, from string, timeout time.Dura
 	}
 	ss.mu.Unlock()
 	if dial {
-		s, unsupported, err := openStream(ctx, addr, from, ss.tls, timeout)
+		s, unsupported, err := openStream(ctx, addr, from, ss.tls, timeout, ss.log)
 		var op *net.OpError
 		switch {
 		case err == nil:
 			ss.opened.Add(1)
 			sl.s = s
+			ss.log.Info("forwarding stream opened", "leader", addr)
 		case unsupported:
 			ss.mu.Lock()
 			ss.http[addr] = time.Now()
 			ss.mu.Unlock()
 			sl.useHTTP = true
+			ss.log.Info("the leader takes no forwarding stream (an older build): forwarding over HTTP", "leader", addr, "retry_after", streamRetryAfter)
 		case errors.As(err, &op) && op.Op == "dial":
 			sl.err = err // unreachable: nothing was sent
 		default:
 			sl.useHTTP = true // the upgrade failed: this write goes over HTTP
+			ss.log.Warn("forwarding stream not opened: this write goes over HTTP", "leader", addr, "error", err)
 		}
 		close(sl.ready)
 	}

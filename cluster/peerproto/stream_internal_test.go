@@ -2,6 +2,7 @@ package peerproto
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"testing"
 	"time"
@@ -41,7 +42,7 @@ func TestStreamCloseIfIdle(t *testing.T) {
 		cancel()
 		svc.Close(ctx)
 	})
-	ss := &streams{slots: map[string]*streamSlot{}, http: map[string]time.Time{}}
+	ss := &streams{slots: map[string]*streamSlot{}, http: map[string]time.Time{}, log: slog.New(slog.DiscardHandler)}
 	defer ss.close()
 	ctx := context.Background()
 	s, useHTTP, err := ss.get(ctx, ln.Addr().String(), "n2", time.Second)

@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -119,7 +121,8 @@ func TestForwardStreamFallback(t *testing.T) {
 func TestForwardStreamBrokenInFlight(t *testing.T) {
 	n := &echoNode{release: make(chan struct{})}
 	addr, svc := startService(t, n)
-	c := peerproto.NewClient(peerproto.Config{})
+	var logs syncBuffer
+	c := peerproto.NewClient(peerproto.Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	defer c.Close()
 	const writers = 4
 	n.calls.Add(writers)
@@ -140,6 +143,11 @@ func TestForwardStreamBrokenInFlight(t *testing.T) {
 		}
 	}
 	close(n.release)
+	for _, want := range []string{`msg="forwarding stream opened"`, `msg="forwarding stream lost with writes in flight"`, "in_flight=4"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Fatalf("the log lacks %s:\n%s", want, logs.String())
+		}
+	}
 	// A new service at another address (the next leader) takes writes.
 	n2 := &echoNode{}
 	addr2, _ := startService(t, n2)
@@ -147,6 +155,24 @@ func TestForwardStreamBrokenInFlight(t *testing.T) {
 	if res, err := c.Forward(context.Background(), addr2, secret, "n2", []byte("7"), time.Second); err != nil || res.Index != 7 {
 		t.Fatalf("Forward to the next leader = %+v, %v", res, err)
 	}
+}
+
+// syncBuffer is a log destination for concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // A write whose answer does not come in time may still be applied: outcome
