@@ -357,13 +357,6 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name, reason string) fl
 	return 0
 }
 
-// histogramOf reads a histogram without labels from reg: its count and sum.
-func histogramOf(t *testing.T, reg *prometheus.Registry, name string) (uint64, float64) {
-	t.Helper()
-	h := onlySeries(t, reg, name).GetHistogram()
-	return h.GetSampleCount(), h.GetSampleSum()
-}
-
 // snapshotIndex is the index a snapshot's header records (0 if invalid).
 func snapshotIndex(data []byte) uint64 {
 	scratch := fsm.New(fsm.Deps{Store: registry.NewStore(), Codec: command.NewCodec()})

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/nexus/nexus/agent"
 	"github.com/nexus/nexus/agent/agenttest"
@@ -357,23 +356,17 @@ func TestNodeOfAnotherClusterIsRefused(t *testing.T) {
 // counterValue reads a counter without labels from reg.
 func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
-	return onlySeries(t, reg, name).GetCounter().GetValue()
-}
-
-// onlySeries is the one series of the metric name (without labels) in reg.
-func onlySeries(t *testing.T, reg *prometheus.Registry, name string) *dto.Metric {
-	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, mf := range mfs {
 		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
-			return mf.GetMetric()[0]
+			return mf.GetMetric()[0].GetCounter().GetValue()
 		}
 	}
-	t.Fatalf("no metric %s with one series", name)
-	return nil
+	t.Fatalf("no counter %s", name)
+	return 0
 }
 
 // TestSnapshotThresholdFollowsState: once the state holds more than eight
